@@ -1,0 +1,51 @@
+"""Helpers shared by CLI commands: consoles, errors, formats and exit codes.
+
+Rules: human output goes to stdout through `out`; progress, warnings and errors go to stderr
+through `err`. A bad input ends the command with `fail()`, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+class ReportFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print `netprobe: error: message` on stderr and exit with `code`."""
+    err.print(f"[bold red]netprobe: error:[/] {escape(message)}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]netprobe: warning:[/] {escape(message)}", markup=True, highlight=False)
+
+
+def print_json(data: object) -> None:
+    """Write JSON to stdout without rich markup or wrapping (safe for jq)."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
