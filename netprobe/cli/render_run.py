@@ -1,0 +1,35 @@
+"""Rendering of `netprobe run`'s closing summary (rich)."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+from netprobe.runsummary import LAYERS, RunSummary
+
+MAX_ROWS = 60
+
+
+def run_table(summary: RunSummary) -> Table:
+    """One row per target: what each layer saw. Long runs show the first rows and a count."""
+    table = Table(title="Reachability seen in this run (verdicts: netprobe report FILE)")
+    table.add_column("target")
+    table.add_column("group")
+    table.add_column("role")
+    for layer in LAYERS:
+        table.add_column(layer)
+    rows = list(summary.targets.values())
+    for target in rows[:MAX_ROWS]:
+        cells = [_cell(target.layers[layer].state()) if layer in target.layers else "-" for layer in LAYERS]
+        table.add_row(escape(target.target_id), escape(target.group), target.role, *cells)
+    if len(rows) > MAX_ROWS:
+        table.caption = f"{len(rows) - MAX_ROWS} more targets not shown; use --format json for all"
+    return table
+
+
+def _cell(state: str) -> str:
+    if state.startswith("ok"):
+        return f"[green]{state}[/]"
+    if state.startswith("fail"):
+        return f"[red]{state}[/]"
+    return state

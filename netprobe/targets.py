@@ -1,0 +1,353 @@
+"""Target lists: YAML files naming what to probe, validated on load (format: docs/DESIGN.md).
+
+Rules:
+- `parse_targets(text, filename)` is pure: it never touches the filesystem. `load_targets(path)`
+  reads the bytes, parses them and records their sha256.
+- Every problem is a `TargetError` naming the file, the line and the field, and saying what was
+  expected. Unknown keys are errors (with a "did you mean" when one is close).
+- The same target may be listed once: duplicate domains, duplicate explicit endpoints and
+  overlapping ranges are errors. Range samples that hit an explicit endpoint are dropped
+  silently (the explicit entry wins), so iteration never yields one target_id twice.
+- Ranges are sampled deterministically (seeded by the normalised CIDR string), so two runs
+  probe the same addresses; `sample: all` is iterated lazily, never built as a list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from netprobe import _targets_yaml as ty
+from netprobe._targets_yaml import TargetError
+
+__all__ = [
+    "TargetError",
+    "Endpoint",
+    "Domain",
+    "RangeSpec",
+    "Group",
+    "Controls",
+    "TargetList",
+    "parse_targets",
+    "load_targets",
+    "bundled_targets_path",
+    "endpoint_id",
+    "domain_id",
+    "DEFAULT_PORTS",
+    "DEFAULT_MAX_ADDRESSES_PER_DOMAIN",
+]
+
+DEFAULT_PORTS: tuple[int, ...] = (443,)
+DEFAULT_MAX_ADDRESSES_PER_DOMAIN = 4
+DNS_QUERY_TYPES = ("A", "AAAA")
+
+
+def endpoint_id(ip: str, port: int) -> str:
+    """`endpoint:1.2.3.4:443`, `endpoint:[2001:db8::1]:443` (address in compressed form)."""
+    address = ipaddress.ip_address(ip)
+    host = f"[{address.compressed}]" if address.version == 6 else address.compressed
+    return f"endpoint:{host}:{port}"
+
+
+def domain_id(name: str) -> str:
+    """`domain:telegram.org` (lower-case, no trailing dot)."""
+    return f"domain:{name.lower().rstrip('.')}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    port: int
+    sni: str | None
+    target_id: str
+    group: str
+    role: str  # "target" | "control"
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    ports: tuple[int, ...]
+    target_id: str
+    group: str
+    role: str  # "target" | "control"
+    expected: str | None
+
+
+@lru_cache(maxsize=256)
+def _sample_offsets(seed: str, population: int, count: int) -> tuple[int, ...]:
+    # Floyd's algorithm: `count` distinct offsets in O(count) time and memory, even when the
+    # population (a v6 /32 has 2**96 addresses) is far too big for random.sample(range(...)).
+    rng = random.Random(seed)
+    chosen: set[int] = set()
+    for upper in range(population - count, population):
+        pick = rng.randrange(upper + 1)
+        chosen.add(upper if pick in chosen else pick)
+    return tuple(sorted(chosen))
+
+
+@dataclass(frozen=True)
+class RangeSpec:
+    cidr: str  # normalised, e.g. "91.108.56.0/22"
+    ports: tuple[int, ...]
+    sample: int | None  # None means every address ("sample: all")
+    group: str
+    sni: str | None = None
+
+    def _network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.cidr)
+
+    def _first_host_and_population(self) -> tuple[int, int]:
+        network = self._network()
+        # Network and broadcast addresses of v4 prefixes shorter than /31 are not hosts.
+        if network.version == 4 and network.prefixlen < 31:
+            return int(network.network_address) + 1, network.num_addresses - 2
+        return int(network.network_address), network.num_addresses
+
+    def size(self) -> int:
+        """How many addresses `addresses()` yields."""
+        _, population = self._first_host_and_population()
+        return population if self.sample is None else min(self.sample, population)
+
+    def _offsets(self) -> Iterator[int] | tuple[int, ...]:
+        _, population = self._first_host_and_population()
+        if self.sample is None or self.sample >= population:
+            return iter(range(population))
+        return _sample_offsets(self.cidr, population, self.sample)
+
+    def addresses(self) -> Iterator[str]:
+        """The sampled addresses in ascending order (all of them, lazily, for `sample: all`)."""
+        first, _ = self._first_host_and_population()
+        make = ipaddress.IPv4Address if self._network().version == 4 else ipaddress.IPv6Address
+        for offset in self._offsets():
+            yield make(first + offset).compressed
+
+    def contains(self, ip: str) -> bool:
+        """Whether `addresses()` yields `ip` (without iterating a whole `all` range)."""
+        address = ipaddress.ip_address(ip)
+        first, population = self._first_host_and_population()
+        if address.version != self._network().version:
+            return False
+        offset = int(address) - first
+        if not 0 <= offset < population:
+            return False
+        if self.sample is None or self.sample >= population:
+            return True
+        return offset in set(_sample_offsets(self.cidr, population, self.sample))
+
+
+@dataclass
+class Group:
+    name: str
+    label: str
+    domains: list[Domain] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
+    ranges: list[RangeSpec] = field(default_factory=list)
+    expected: str | None = None
+
+    @property
+    def kind(self) -> str:
+        kinds = [
+            kind
+            for kind, items in (
+                ("domain", self.domains),
+                ("endpoint", self.endpoints),
+                ("range", self.ranges),
+            )
+            if items
+        ]
+        return kinds[0] if len(kinds) == 1 else "mixed"
+
+
+@dataclass
+class Controls:
+    domains: list[Domain] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
+    sni: str | None = None
+    resolvers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TargetList:
+    name: str
+    description: str
+    filename: str
+    sha256: str | None
+    groups: dict[str, Group]
+    expected_ranges: dict[str, list[str]]
+    controls: Controls
+    settings: dict[str, Any]
+
+    def domains(self) -> list[Domain]:
+        """All group domains in file order, then the control domains."""
+        found = [domain for group in self.groups.values() for domain in group.domains]
+        return found + list(self.controls.domains)
+
+    def _explicit_endpoints(self) -> list[Endpoint]:
+        return [endpoint for group in self.groups.values() for endpoint in group.endpoints]
+
+    def _ranges(self) -> list[RangeSpec]:
+        return [spec for group in self.groups.values() for spec in group.ranges]
+
+    def iter_endpoints(self) -> Iterator[Endpoint]:
+        """Explicit endpoints, then range samples x ports (lazily), then control endpoints.
+
+        Each target_id appears once: a range sample equal to an explicit endpoint is skipped.
+        (Duplicate explicit endpoints, overlapping ranges and controls inside target ranges are
+        rejected by the parser, so the explicit ids are the only ones worth remembering.)
+        """
+        explicit = self._explicit_endpoints()
+        seen = {endpoint.target_id for endpoint in explicit}
+        yield from explicit
+        for spec in self._ranges():
+            for ip in spec.addresses():
+                for port in spec.ports:
+                    target_id = endpoint_id(ip, port)
+                    if target_id not in seen:
+                        yield Endpoint(ip, port, spec.sni, target_id, spec.group, "target")
+        yield from self.controls.endpoints
+
+    def _range_endpoint_count(self) -> int:
+        total = sum(spec.size() * len(spec.ports) for spec in self._ranges())
+        overlaps = sum(
+            1
+            for endpoint in self._explicit_endpoints()
+            for spec in self._ranges()
+            if endpoint.port in spec.ports and spec.contains(endpoint.ip)
+        )
+        return total - overlaps
+
+    def counts(self) -> dict[str, int]:
+        """What one run probes, computed without iterating `sample: all` ranges.
+
+        `dns_queries_per_resolver` = every domain (targets and controls) x A and AAAA x repeat.
+        `endpoint_probes` = TCP connects to every endpoint x repeat (TLS handshakes come on top
+        for endpoints with an SNI and for resolved domain addresses).
+        """
+        repeat = int(self.settings.get("repeat", 1))
+        domains = sum(len(group.domains) for group in self.groups.values())
+        endpoints = len(self._explicit_endpoints())
+        range_endpoints = self._range_endpoint_count()
+        control_domains = len(self.controls.domains)
+        control_endpoints = len(self.controls.endpoints)
+        all_endpoints = endpoints + range_endpoints + control_endpoints
+        return {
+            "groups": len(self.groups),
+            "domains": domains,
+            "endpoints": endpoints,
+            "ranges": len(self._ranges()),
+            "range_endpoints": range_endpoints,
+            "control_domains": control_domains,
+            "control_endpoints": control_endpoints,
+            "targets": domains + endpoints + range_endpoints,
+            "dns_queries_per_resolver": (domains + control_domains)
+            * len(DNS_QUERY_TYPES)
+            * repeat,
+            "endpoint_probes": all_endpoints * repeat,
+        }
+
+    def group_info(self) -> dict[str, dict[str, Any]]:
+        """Per-group label, kind and expected-range key, for the result header."""
+        return {
+            name: {"label": group.label, "kind": group.kind, "expected": group.expected}
+            for name, group in self.groups.items()
+        }
+
+
+def parse_targets(text: str, filename: str) -> TargetList:
+    """Parse and validate a target list from YAML text; `filename` is only used in messages."""
+    parsed = ty.parse_document(text, filename)
+    settings = dict(parsed.settings)
+    settings.setdefault("max_addresses_per_domain", DEFAULT_MAX_ADDRESSES_PER_DOMAIN)
+    groups: dict[str, Group] = {}
+    for raw in parsed.groups:
+        group = Group(name=raw.name, label=raw.label, expected=raw.expected)
+        group.domains = [
+            Domain(name, raw.ports, domain_id(name), raw.name, "target", raw.expected)
+            for name in raw.domains
+        ]
+        group.endpoints = [
+            Endpoint(ip, port, sni, endpoint_id(ip, port), raw.name, "target")
+            for ip, port, sni in raw.endpoints
+        ]
+        group.ranges = [
+            RangeSpec(cidr, ports, sample, raw.name, sni) for cidr, ports, sample, sni in raw.ranges
+        ]
+        groups[raw.name] = group
+    controls = Controls(
+        domains=[
+            Domain(name, parsed.default_ports, domain_id(name), "control", "control", None)
+            for name in parsed.control_domains
+        ],
+        endpoints=[
+            Endpoint(ip, port, sni, endpoint_id(ip, port), "control", "control")
+            for ip, port, sni in parsed.control_endpoints
+        ],
+        sni=parsed.control_sni,
+        resolvers=list(parsed.control_resolvers),
+    )
+    target_list = TargetList(
+        name=parsed.name or Path(filename).stem,
+        description=parsed.description,
+        filename=filename,
+        sha256=None,
+        groups=groups,
+        expected_ranges={key: list(cidrs) for key, cidrs in parsed.expected_ranges.items()},
+        controls=controls,
+        settings=settings,
+    )
+    _check_controls_outside_ranges(target_list, parsed)
+    return target_list
+
+
+def _check_controls_outside_ranges(target_list: TargetList, parsed: ty.ParsedDocument) -> None:
+    # A control is evidence the vantage works; if it were also a target, one record would have
+    # to carry two roles.
+    for endpoint, line in zip(target_list.controls.endpoints, parsed.control_endpoint_lines):
+        for spec in target_list._ranges():
+            if endpoint.port in spec.ports and spec.contains(endpoint.ip):
+                raise TargetError(
+                    target_list.filename,
+                    line,
+                    "controls.endpoints",
+                    f"{endpoint.target_id.removeprefix('endpoint:')} is also probed by range "
+                    f"{spec.cidr} of group {spec.group!r}; a control cannot also be a target",
+                )
+
+
+def load_targets(path: str | Path) -> TargetList:
+    """Read, parse and validate a target list file; unreadable files raise TargetError too."""
+    filename = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise TargetError(filename, None, None, "no such file") from None
+    except IsADirectoryError:
+        raise TargetError(filename, None, None, "is a directory, expected a YAML file") from None
+    except OSError as exc:
+        raise TargetError(filename, None, None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TargetError(filename, line, None, "not valid UTF-8 text") from None
+    target_list = parse_targets(text, filename)
+    target_list.sha256 = hashlib.sha256(data).hexdigest()
+    return target_list
+
+
+def bundled_targets_path() -> Path:
+    """Path of the bundled Telegram list (package data `netprobe/data/telegram.yaml`)."""
+    from importlib.resources import as_file, files
+
+    resource = files("netprobe").joinpath("data", "telegram.yaml")
+    # Installed packages are plain directories, so as_file() returns the real path and the
+    # context exit deletes nothing; a zipped install would need the caller to keep the copy.
+    with as_file(resource) as path:
+        return Path(path)
