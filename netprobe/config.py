@@ -94,6 +94,10 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "keep_days": _positive_number,
     "quiet": _boolean,
     "deadline": _positive_number,
+    # Also accepted because `netprobe run` has these flags too (extension of the issue's list).
+    "udp_wait": _positive_number,
+    "checkpoint_every": _positive_int,
+    "checkpoint_seconds": _positive_number,
 }
 ALLOWED_KEYS = frozenset(VALIDATORS)
 
@@ -107,7 +111,7 @@ def parse_config(text: str, filename: str) -> dict[str, Any]:
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
-    if root is None:
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
         return {}
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError(
@@ -163,11 +167,14 @@ def default_config_path() -> Path:
 def load_config(path: Path | None) -> dict[str, Any]:
     """Read and validate a config file.
 
-    `path=None` means the default location, where a missing file is simply no config ({}).
-    An explicit path that does not exist is a `ConfigError`. $NETPROBE_CONFIG counts as explicit.
+    `path=None` (or the default path itself) means the default location, where a missing file is
+    simply no config ({}). Any other path that does not exist is a `ConfigError`, and so is a
+    missing $NETPROBE_CONFIG.
     """
-    explicit = path is not None or bool(os.environ.get("NETPROBE_CONFIG"))
-    path = Path(path) if path is not None else default_config_path()
+    default = default_config_path()
+    path = Path(path) if path is not None else default
+    # Passing the default location explicitly still counts as "no config asked for".
+    explicit = path != default or bool(os.environ.get("NETPROBE_CONFIG"))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

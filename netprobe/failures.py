@@ -3,8 +3,9 @@
 Rules:
 - This is the only module that turns an exception into a failure string (docs/DESIGN.md rule 2).
   The strings are OONI's (probe-cli netxlite, spec df-007); see /work/shared/REFERENCE.md §2.
-- A wrapped exception (httpx -> httpcore -> OSError, asyncio.wait_for -> TimeoutError) is classified
-  by its root cause first: the innermost exception that has a known mapping wins.
+- A wrapped exception is classified by the outermost exception that has a known mapping, then its
+  causes in turn: httpx.ConnectError (unknown) -> httpcore.ConnectError (unknown) -> ssl error
+  (known) gives the ssl failure, while asyncio's TimeoutError wins over whatever it interrupted.
 - Anything unknown becomes `unknown_failure: <message>`, and every message is scrubbed so that no
   IP address (in particular the volunteer's own) ever reaches a result file.
 - Pure: no I/O. dnspython is imported for its exception classes; httpx/httpcore are recognised by
@@ -56,7 +57,9 @@ SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
 UNKNOWN_FAILURE_PREFIX = "unknown_failure: "
 
 # The three verification outcomes after which a probe still fetches the certificates.
-CERTIFICATE_FAILURES = frozenset({SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE})
+CERTIFICATE_FAILURES = frozenset(
+    {SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE}
+)
 
 _ERRNO_FAILURES: dict[int, str] = {
     errno.ECONNREFUSED: CONNECTION_REFUSED,
@@ -100,8 +103,8 @@ def rcode_failure(rcode: str) -> str | None:
 
 
 def classify(exc: BaseException) -> str:
-    """The OONI failure string for a network exception (root cause first, see module rules)."""
-    for cause in reversed(_exception_chain(exc)):
+    """The OONI failure string for a network exception (outermost known first, see module rules)."""
+    for cause in _exception_chain(exc):
         failure = _classify_one(cause)
         if failure is not None:
             return failure
@@ -139,7 +142,9 @@ def _classify_one(exc: BaseException) -> str | None:
     return _classify_http_client(exc)
 
 
-def _classify_ssl(exc: ssl.SSLError) -> str:
+def _classify_ssl(exc: ssl.SSLError) -> str | None:
+    if isinstance(exc, ssl.SSLWantReadError | ssl.SSLWantWriteError):
+        return None  # "try again later": only ever the context of the real failure
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = getattr(exc, "verify_code", None)
         if code in _VERIFY_HOSTNAME_MISMATCH:
@@ -163,8 +168,11 @@ def _classify_dns(exc: dns.exception.DNSException) -> str | None:
         return DNS_SERVFAIL  # every server failed; dnspython's stub reports SERVFAIL this way
     if isinstance(
         exc,
-        dns.exception.FormError | dns.message.ShortHeader | dns.message.TrailingJunk
-        | dns.query.BadResponse | dns.exception.SyntaxError,
+        dns.exception.FormError
+        | dns.message.ShortHeader
+        | dns.message.TrailingJunk
+        | dns.query.BadResponse
+        | dns.exception.SyntaxError,
     ):
         return DNS_SERVER_MISBEHAVING
     return None
@@ -194,13 +202,15 @@ def scrub(message: str) -> str:
 
     def replace_ipv6(match: re.Match[str]) -> str:
         text = match.group(0)
-        address = text.split("%", 1)[0].strip(".:") if text.count(":") > 2 else text.split("%")[0]
-        for candidate in (text.split("%", 1)[0], address):
+        address = text.split("%", 1)[0]
+        # A sentence may glue punctuation to the address ("... 2001:db8::1: refused").
+        trimmed = address.rstrip(".:")
+        for candidate, rest in ((address, ""), (trimmed, address[len(trimmed) :])):
             try:
                 ipaddress.IPv6Address(candidate)
             except ValueError:
                 continue
-            return SCRUBBED
+            return SCRUBBED + rest
         return text
 
     def replace_ipv4(match: re.Match[str]) -> str:

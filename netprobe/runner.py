@@ -253,7 +253,10 @@ class Runner:
         opts = self.options
         queries = [
             (resolver, role, qtype)
-            for role, resolvers in (("probe", self.probe_resolvers), ("control", self.control_resolvers))
+            for role, resolvers in (
+                ("probe", self.probe_resolvers),
+                ("control", self.control_resolvers),
+            )
             for resolver in resolvers
             for qtype in QUERY_TYPES
         ]
@@ -298,7 +301,9 @@ class Runner:
 
     async def _endpoint_job(self, endpoint: Endpoint, attempt: int) -> None:
         ctx = self._ctx(endpoint.target_id, endpoint.group, endpoint.role, attempt)
-        probes = [self._limited(probe_tcp(ctx, endpoint.ip, endpoint.port, timeout=self.options.timeout))]
+        probes = [
+            self._limited(probe_tcp(ctx, endpoint.ip, endpoint.port, timeout=self.options.timeout))
+        ]
         if endpoint.sni:
             for sni, sni_role in self._snis(endpoint.sni):
                 probes.append(

@@ -104,8 +104,14 @@ class RunSummary:
             "targets": len(self.targets),
             "failures": dict(sorted(self.failures.items())),
             "controls": {
-                "resolver": {"ok": self.control_resolver.ok, "attempts": self.control_resolver.attempts},
-                "endpoints": {"ok": self.control_endpoints.ok, "attempts": self.control_endpoints.attempts},
+                "resolver": {
+                    "ok": self.control_resolver.ok,
+                    "attempts": self.control_resolver.attempts,
+                },
+                "endpoints": {
+                    "ok": self.control_endpoints.ok,
+                    "attempts": self.control_endpoints.attempts,
+                },
                 "sni": {"ok": self.control_sni.ok, "attempts": self.control_sni.attempts},
             },
         }
@@ -132,4 +138,3 @@ def _count(count: LayerCount, failure: str | None) -> None:
         count.failures[failure] += 1
     else:
         count.ok += 1
-

@@ -144,7 +144,9 @@ def systemd_instructions(system_wide: bool) -> str:
         folder, ctl = "/etc/systemd/system", "systemctl"
     else:
         folder, ctl = "~/.config/systemd/user", "systemctl --user"
-    note = "" if system_wide else "\nTo keep user timers running after logout: loginctl enable-linger"
+    note = (
+        "" if system_wide else "\nTo keep user timers running after logout: loginctl enable-linger"
+    )
     return (
         f"To install: save the two files above in {folder}/, then run\n"
         f"  {ctl} daemon-reload && {ctl} enable --now netprobe.timer\n"

@@ -42,7 +42,7 @@ def _string(data: bytes) -> bytes:
 
 
 def public_key_blob(public_key: Ed25519PublicKey) -> bytes:
-    """The SSH wire encoding of an Ed25519 public key (what `ssh-ed25519 AAAA...` base64-encodes)."""
+    """SSH wire encoding of an Ed25519 key (what `ssh-ed25519 AAAA...` base64-encodes)."""
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     return _string(KEY_TYPE.encode()) + _string(raw)
 

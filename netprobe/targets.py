@@ -213,27 +213,41 @@ class TargetList:
                         yield Endpoint(ip, port, spec.sni, target_id, spec.group, "target")
         yield from self.controls.endpoints
 
-    def _range_endpoint_count(self) -> int:
-        total = sum(spec.size() * len(spec.ports) for spec in self._ranges())
+    def _range_endpoint_count(self, spec: RangeSpec) -> int:
+        # Arithmetic, not iteration: `sample: all` on a /8 must stay cheap to count.
         overlaps = sum(
             1
             for endpoint in self._explicit_endpoints()
-            for spec in self._ranges()
             if endpoint.port in spec.ports and spec.contains(endpoint.ip)
         )
-        return total - overlaps
+        return spec.size() * len(spec.ports) - overlaps
+
+    def group_counts(self) -> dict[str, dict[str, int]]:
+        """Per group: how many domains, explicit endpoints, ranges and range endpoints."""
+        return {
+            name: {
+                "domains": len(group.domains),
+                "endpoints": len(group.endpoints),
+                "ranges": len(group.ranges),
+                "range_endpoints": sum(self._range_endpoint_count(s) for s in group.ranges),
+            }
+            for name, group in self.groups.items()
+        }
 
     def counts(self) -> dict[str, int]:
         """What one run probes, computed without iterating `sample: all` ranges.
 
+        `targets` = domains + endpoints + range_endpoints (controls not included).
         `dns_queries_per_resolver` = every domain (targets and controls) x A and AAAA x repeat.
-        `endpoint_probes` = TCP connects to every endpoint x repeat (TLS handshakes come on top
-        for endpoints with an SNI and for resolved domain addresses).
+        `endpoint_probes` = TCP connects to every endpoint (targets, range samples, controls)
+        x repeat; TLS handshakes come on top for endpoints with an SNI and for the resolved
+        addresses of domains (at most `max_addresses_per_domain` per name and resolver).
         """
         repeat = int(self.settings.get("repeat", 1))
-        domains = sum(len(group.domains) for group in self.groups.values())
-        endpoints = len(self._explicit_endpoints())
-        range_endpoints = self._range_endpoint_count()
+        per_group = self.group_counts().values()
+        domains = sum(c["domains"] for c in per_group)
+        endpoints = sum(c["endpoints"] for c in per_group)
+        range_endpoints = sum(c["range_endpoints"] for c in per_group)
         control_domains = len(self.controls.domains)
         control_endpoints = len(self.controls.endpoints)
         all_endpoints = endpoints + range_endpoints + control_endpoints
@@ -241,14 +255,12 @@ class TargetList:
             "groups": len(self.groups),
             "domains": domains,
             "endpoints": endpoints,
-            "ranges": len(self._ranges()),
+            "ranges": sum(c["ranges"] for c in per_group),
             "range_endpoints": range_endpoints,
             "control_domains": control_domains,
             "control_endpoints": control_endpoints,
             "targets": domains + endpoints + range_endpoints,
-            "dns_queries_per_resolver": (domains + control_domains)
-            * len(DNS_QUERY_TYPES)
-            * repeat,
+            "dns_queries_per_resolver": (domains + control_domains) * len(DNS_QUERY_TYPES) * repeat,
             "endpoint_probes": all_endpoints * repeat,
         }
 
@@ -309,7 +321,9 @@ def parse_targets(text: str, filename: str) -> TargetList:
 def _check_controls_outside_ranges(target_list: TargetList, parsed: ty.ParsedDocument) -> None:
     # A control is evidence the vantage works; if it were also a target, one record would have
     # to carry two roles.
-    for endpoint, line in zip(target_list.controls.endpoints, parsed.control_endpoint_lines):
+    for endpoint, line in zip(
+        target_list.controls.endpoints, parsed.control_endpoint_lines, strict=True
+    ):
         for spec in target_list._ranges():
             if endpoint.port in spec.ports and spec.contains(endpoint.ip):
                 raise TargetError(

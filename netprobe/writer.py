@@ -58,7 +58,9 @@ class ResultWriter:
         self.partial_path = out_dir / f".{stem}.jsonl.partial"
         self.sig_path = out_dir / f"{stem}.jsonl.sig"
         if self.path.exists():
-            raise FileExistsError(f"{self.path} already exists; refusing to overwrite a result file")
+            raise FileExistsError(
+                f"{self.path} already exists; refusing to overwrite a result file"
+            )
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
@@ -118,7 +120,9 @@ class ResultWriter:
         Does nothing for an unsigned file.
         """
         if reason not in CHECKPOINT_REASONS:
-            raise ValueError(f"checkpoint reason must be one of {CHECKPOINT_REASONS}, not {reason!r}")
+            raise ValueError(
+                f"checkpoint reason must be one of {CHECKPOINT_REASONS}, not {reason!r}"
+            )
         self._require_header()
         if self.signer is None:
             return

@@ -10,7 +10,9 @@ from netprobe.cli.app import app
 
 def _load_commands() -> None:
     # Importing a command module registers its commands on `app`; new families need no edits here.
-    for module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_")):
+    for module in sorted(
+        m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_")
+    ):
         importlib.import_module(f"{__name__}.{module}")
 
 

@@ -34,7 +34,14 @@ from netprobe.cli.common import (
 log = logging.getLogger("netprobe.run")
 
 # The keys a target list's `settings:` may set for a run.
-SETTINGS_KEYS = ("timeout", "concurrency", "repeat", "udp_wait", "max_addresses_per_domain", "deadline")
+SETTINGS_KEYS = (
+    "timeout",
+    "concurrency",
+    "repeat",
+    "udp_wait",
+    "max_addresses_per_domain",
+    "deadline",
+)
 
 
 @app.command()
@@ -44,7 +51,9 @@ def run(
         help="Target list YAML files. Default: the bundled Telegram list (targets/telegram.yaml).",
         show_default=False,
     ),
-    out_dir: Path = typer.Option(None, "--out", "-o", help="Folder for result files. [default: results]"),
+    out_dir: Path = typer.Option(
+        None, "--out", "-o", help="Folder for result files. [default: results]"
+    ),
     resolvers: list[str] = typer.Option(
         None,
         "--resolver",
@@ -64,22 +73,64 @@ def run(
         help="PEM file of CA certificates to trust instead of the system store (SSL_CERT_FILE also works).",
     ),
     timeout: float = typer.Option(None, "--timeout", "-t", help="Seconds per probe. [default: 5]"),
-    concurrency: int = typer.Option(None, "--concurrency", "-c", help="Probes in flight at once. [default: 64]"),
-    repeat: int = typer.Option(None, "--repeat", help="Run every probe N times; all attempts are recorded. [default: 1]"),
-    deadline: float = typer.Option(None, "--deadline", help="Stop the whole run after S seconds (file stays valid). [default: 1800]"),
-    udp_wait: float = typer.Option(None, "--udp-wait", help="Seconds to keep listening after a UDP DNS reply, to catch injected second replies. [default: 0.5]"),
-    vantage: str = typer.Option(None, "--vantage", help="A name for this vantage point, e.g. hanoi-vnpt-1 (goes into the file name). [default: unnamed]"),
-    asn: str = typer.Option(None, "--asn", help="The network's ASN, e.g. AS7552. Never looked up by netprobe. [default: AS0]"),
+    concurrency: int = typer.Option(
+        None, "--concurrency", "-c", help="Probes in flight at once. [default: 64]"
+    ),
+    repeat: int = typer.Option(
+        None, "--repeat", help="Run every probe N times; all attempts are recorded. [default: 1]"
+    ),
+    deadline: float = typer.Option(
+        None,
+        "--deadline",
+        help="Stop the whole run after S seconds (file stays valid). [default: 1800]",
+    ),
+    udp_wait: float = typer.Option(
+        None,
+        "--udp-wait",
+        help="Seconds to keep listening after a UDP DNS reply, to catch injected second replies. [default: 0.5]",
+    ),
+    vantage: str = typer.Option(
+        None,
+        "--vantage",
+        help="A name for this vantage point, e.g. hanoi-vnpt-1 (goes into the file name). [default: unnamed]",
+    ),
+    asn: str = typer.Option(
+        None,
+        "--asn",
+        help="The network's ASN, e.g. AS7552. Never looked up by netprobe. [default: AS0]",
+    ),
     cc: str = typer.Option(None, "--cc", help="The country code, e.g. VN. [default: ZZ]"),
-    key: Path = typer.Option(None, "--key", help="Ed25519 OpenSSH private key to sign with. [default: created on first run in the user's data folder]"),
+    key: Path = typer.Option(
+        None,
+        "--key",
+        help="Ed25519 OpenSSH private key to sign with. [default: created on first run in the user's data folder]",
+    ),
     no_sign: bool = typer.Option(False, "--no-sign", help="Write an explicitly unsigned file."),
-    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Signed checkpoint every N records. [default: 256]"),
-    checkpoint_seconds: float = typer.Option(None, "--checkpoint-seconds", help="Signed checkpoint at least every S seconds. [default: 10]"),
-    config: Path = typer.Option(None, "--config", help="YAML config file; flags override it. [default: $NETPROBE_CONFIG or ~/.config/netprobe/config.yaml]"),
-    log_file: Path = typer.Option(None, "--log", help="Append a log of the run to this file (for cron)."),
-    keep_days: float = typer.Option(None, "--keep-days", help="After the run, delete result files older than N days from --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the result file's path; no progress."),
-    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Summary as a table or as JSON."),
+    checkpoint_every: int = typer.Option(
+        None, "--checkpoint-every", help="Signed checkpoint every N records. [default: 256]"
+    ),
+    checkpoint_seconds: float = typer.Option(
+        None,
+        "--checkpoint-seconds",
+        help="Signed checkpoint at least every S seconds. [default: 10]",
+    ),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        help="YAML config file; flags override it. [default: $NETPROBE_CONFIG or ~/.config/netprobe/config.yaml]",
+    ),
+    log_file: Path = typer.Option(
+        None, "--log", help="Append a log of the run to this file (for cron)."
+    ),
+    keep_days: float = typer.Option(
+        None, "--keep-days", help="After the run, delete result files older than N days from --out."
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print only the result file's path; no progress."
+    ),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", "-f", help="Summary as a table or as JSON."
+    ),
 ) -> None:
     """Probe the targets (DNS, TCP, TLS) and write results/<UTC time>_<vantage>.jsonl.
 
@@ -122,8 +173,15 @@ def run(
     options.out_dir.mkdir(parents=True, exist_ok=True)
     try:
         with run_lock(default_lock_path(options.out_dir)):
-            log.info("run started: vantage=%s targets=%s", options.vantage, settings.get("targets") or "bundled")
-            with _progress(enabled=not quiet and err.is_terminal, total=count_jobs(target_lists, options.repeat)) as on_progress:
+            log.info(
+                "run started: vantage=%s targets=%s",
+                options.vantage,
+                settings.get("targets") or "bundled",
+            )
+            with _progress(
+                enabled=not quiet and err.is_terminal,
+                total=count_jobs(target_lists, options.repeat),
+            ) as on_progress:
                 result = run_targets(target_lists, options, signer=signer, on_progress=on_progress)
     except LockBusy as exc:
         log.warning("%s", exc)
@@ -136,7 +194,12 @@ def run(
         log.error("run failed: %s", exc)
         fail(f"cannot write results in {options.out_dir}: {exc}", EXIT_FAILURE)
 
-    log.info("run finished: %s (%d measurements, interrupted=%s)", result.path, result.summary.measurements, result.interrupted)
+    log.info(
+        "run finished: %s (%d measurements, interrupted=%s)",
+        result.path,
+        result.summary.measurements,
+        result.interrupted,
+    )
     _prune(settings.get("keep_days"), options.out_dir, quiet)
     _render(result, output_format, quiet)
     raise typer.Exit(_exit_code(result.interrupted))
@@ -159,7 +222,9 @@ def _setup_log(path: str | None) -> None:
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot open log file {path}: {exc.strerror}")
-    handler.setFormatter(logging.Formatter("%(asctime)s netprobe[%(process)d] %(levelname)s %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s netprobe[%(process)d] %(levelname)s %(message)s")
+    )
     root = logging.getLogger("netprobe")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -250,10 +315,21 @@ class _progress:
     def __enter__(self) -> Any:
         if not self.enabled:
             return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._bar = Progress(
-            TextColumn("probing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+            TextColumn("probing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
         )
         self._bar.start()
         task = self._bar.add_task("probing", total=self.total)
@@ -273,7 +349,10 @@ def _prune(keep_days: float | None, out_dir: Path, quiet: bool) -> None:
     for path in removed:
         log.info("deleted old result file %s", path)
     if removed and not quiet:
-        err.print(f"netprobe: deleted {len(removed)} result file(s) older than {keep_days:g} days", highlight=False)
+        err.print(
+            f"netprobe: deleted {len(removed)} result file(s) older than {keep_days:g} days",
+            highlight=False,
+        )
 
 
 def _render(result: Any, output_format: OutputFormat, quiet: bool) -> None:
@@ -281,14 +360,22 @@ def _render(result: Any, output_format: OutputFormat, quiet: bool) -> None:
     if quiet:
         sys.stdout.write(f"{result.path}\n")
     elif output_format is OutputFormat.json:
-        print_json({"path": str(result.path), "interrupted": result.interrupted, **result.summary.to_dict()})
+        print_json(
+            {
+                "path": str(result.path),
+                "interrupted": result.interrupted,
+                **result.summary.to_dict(),
+            }
+        )
     else:
         from netprobe.cli.render_run import run_table
 
         out.print(run_table(result.summary))
         out.print(f"results: {result.path}", highlight=False)
     if result.interrupted == "deadline":
-        warn("the run reached its --deadline before every probe finished; the file holds what was measured")
+        warn(
+            "the run reached its --deadline before every probe finished; the file holds what was measured"
+        )
     elif result.interrupted:
         warn(f"stopped by {result.interrupted}; the file is closed and signed up to the stop")
     if problem:

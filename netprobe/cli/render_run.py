@@ -20,7 +20,10 @@ def run_table(summary: RunSummary) -> Table:
         table.add_column(layer)
     rows = list(summary.targets.values())
     for target in rows[:MAX_ROWS]:
-        cells = [_cell(target.layers[layer].state()) if layer in target.layers else "-" for layer in LAYERS]
+        cells = [
+            _cell(target.layers[layer].state()) if layer in target.layers else "-"
+            for layer in LAYERS
+        ]
         table.add_row(escape(target.target_id), escape(target.group), target.role, *cells)
     if len(rows) > MAX_ROWS:
         table.caption = f"{len(rows) - MAX_ROWS} more targets not shown; use --format json for all"

@@ -1,0 +1,257 @@
+"""Verdicts for one run: is each target ok, blocked (and how), down, or inconclusive?
+
+Rules:
+- Pure: `analyse(header, records)` reads only the stored records; re-analysing an old file gives the
+  same answer. It never touches the network (no ASN lookups, no re-probing).
+- Output is deterministic: verdicts sorted by target id, groups in header order, evidence sorted.
+- The decision rules live in `layers` (signs per attempt), `verdict` (repeats, layer order) and
+  `summary` (one sentence per group); docs/readme/analysis.md explains them to users.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netprobe.analysis.common import BLOCKED, DOWN, INCONCLUSIVE, OK, family, phrase
+from netprobe.analysis.context import RunContext, build_context, hostname_of
+from netprobe.analysis.summary import GroupItem, group_line, group_status
+from netprobe.analysis.verdict import judge_target
+
+STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE)
+METHODS = ("dns", "ip", "sni", "tls", "mitm")
+MEASUREMENT_TYPES = frozenset({"dns", "tcp", "tls"})
+RUN_FIELDS = (
+    "run_id",
+    "vantage",
+    "started_at",
+    "software_name",
+    "software_version",
+    "probe_asn",
+    "probe_cc",
+    "target_list_name",
+    "target_files",
+    "resolvers",
+    "control_resolvers",
+    "system_resolver_ip",
+)
+
+
+@dataclass
+class Verdict:
+    target_id: str
+    group: str
+    role: str
+    status: str
+    method: str | None
+    evidence: list[str]
+    notes: list[str]
+    layers: dict[str, str]
+    scores: dict[str, float | None]
+
+    def to_dict(self) -> dict:
+        return {
+            "target_id": self.target_id,
+            "group": self.group,
+            "role": self.role,
+            "status": self.status,
+            "method": self.method,
+            "layers": dict(self.layers),
+            "scores": dict(self.scores),
+            "evidence": list(self.evidence),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class GroupSummary:
+    group: str
+    label: str
+    status: str
+    method: str | None
+    line: str
+
+    def to_dict(self) -> dict:
+        return {
+            "group": self.group,
+            "label": self.label,
+            "status": self.status,
+            "method": self.method,
+            "line": self.line,
+        }
+
+
+@dataclass
+class RunAnalysis:
+    header: dict
+    verdicts: dict[str, Verdict]
+    groups: list[GroupSummary]
+    vantage: dict
+    records: list[dict] = field(default_factory=list, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        counts = Counter(v.status for v in self.verdicts.values())
+        return {
+            "run": run_metadata(self.header),
+            "vantage": dict(self.vantage),
+            "counts": {status: counts.get(status, 0) for status in STATUSES},
+            "groups": [g.to_dict() for g in self.groups],
+            "verdicts": [self.verdicts[key].to_dict() for key in sorted(self.verdicts)],
+        }
+
+
+def run_metadata(header: dict) -> dict[str, Any]:
+    """The header fields a reader needs to know which run this is (stable key order)."""
+    meta: dict[str, Any] = {key: header.get(key) for key in RUN_FIELDS}
+    options = header.get("options") or {}
+    meta["repeat"] = options.get("repeat") if isinstance(options, dict) else None
+    signer = header.get("signer")
+    meta["signer_fingerprint"] = signer.get("fingerprint") if isinstance(signer, dict) else None
+    return meta
+
+
+def check_records(records: Iterable[dict]) -> str | None:
+    """The first measurement record the analysis cannot use, named with its field, else None."""
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or record.get("type") not in MEASUREMENT_TYPES:
+            continue
+        where = f"measurement record {number} ({record.get('type')} {record.get('target_id')!r})"
+        if not isinstance(record.get("target_id"), str) or not record["target_id"]:
+            return f"{where}: field 'target_id' must be a non-empty string"
+        if not isinstance(record.get("attempt", 0), int):
+            return f"{where}: field 'attempt' must be an integer, got {record.get('attempt')!r}"
+        failure = record.get("failure")
+        if failure is not None and not isinstance(failure, str):
+            return f"{where}: field 'failure' must be null or a string, got {failure!r}"
+        if record["type"] in ("tcp", "tls"):
+            if not isinstance(record.get("ip"), str):
+                return f"{where}: field 'ip' must be a string, got {record.get('ip')!r}"
+            port = record.get("port")
+            if not isinstance(port, int) or isinstance(port, bool):
+                return f"{where}: field 'port' must be an integer, got {port!r}"
+        for name in ("answers", "late_replies", "address_sources", "peer_certificates"):
+            if record.get(name) is not None and not isinstance(record[name], list):
+                return f"{where}: field {name!r} must be a list, got {record[name]!r}"
+    return None
+
+
+def analyse(header: dict, records: Iterable[dict]) -> RunAnalysis:
+    """Verdicts, group sentences and vantage health for one run. Pure."""
+    measurements = [
+        r for r in records if isinstance(r, dict) and r.get("type") in MEASUREMENT_TYPES
+    ]
+    ctx = build_context(header, measurements)
+    by_target: dict[str, list[dict]] = defaultdict(list)
+    for record in measurements:
+        by_target[str(record.get("target_id"))].append(record)
+
+    verdicts: dict[str, Verdict] = {}
+    items: dict[str, list[GroupItem]] = defaultdict(list)
+    for target_id in sorted(by_target):
+        target_records = by_target[target_id]
+        group = str(target_records[0].get("group") or "")
+        role = str(target_records[0].get("role") or "target")
+        judged = judge_target(target_records, ctx, group)
+        verdicts[target_id] = Verdict(
+            target_id=target_id,
+            group=group,
+            role=role,
+            status=judged.status,
+            method=judged.method,
+            evidence=judged.evidence,
+            notes=judged.notes,
+            layers={name: layer.status for name, layer in judged.layers.items()},
+            scores={name: layer.score for name, layer in judged.layers.items()},
+        )
+        deciding = [
+            s
+            for layer in judged.layers.values()
+            if layer.status == judged.status
+            for s in layer.deciding
+        ]
+        failures = Counter(phrase(s.failure) for s in deciding if s.failure)
+        items[group].append(
+            GroupItem(
+                target_id=target_id,
+                name=_short_name(target_id, target_records),
+                port=_endpoint_port(target_id),
+                status=judged.status,
+                method=judged.method,
+                failure_phrase=min(failures, key=lambda w: (-failures[w], w)) if failures else None,
+            )
+        )
+
+    return RunAnalysis(
+        header=header,
+        verdicts=verdicts,
+        groups=_group_summaries(header, items),
+        vantage=_vantage(ctx, measurements),
+        records=measurements,
+    )
+
+
+def _group_summaries(header: dict, items: dict[str, list[GroupItem]]) -> list[GroupSummary]:
+    declared = header.get("groups") or {}
+    order = [name for name in declared if name in items]
+    order += sorted(name for name in items if name not in declared)
+    summaries = []
+    for name in order:
+        info = declared.get(name) if isinstance(declared.get(name), dict) else {}
+        label = str(info.get("label") or ("Controls" if name == "control" else name))
+        status, method = group_status(items[name])
+        summaries.append(GroupSummary(name, label, status, method, group_line(label, items[name])))
+    return summaries
+
+
+def _vantage(ctx: RunContext, records: list[dict]) -> dict:
+    notes = []
+    if not ctx.has_controls:
+        notes.append(
+            "the run has no control measurements: failures cannot be told from an outage here"
+        )
+    else:
+        if not ctx.control_resolver_ok:
+            notes.append("no control-resolver lookup succeeded: DNS tampering cannot be confirmed")
+        if not ctx.control_endpoints_ok:
+            notes.append("no control endpoint answered: IP/SNI blocking cannot be confirmed")
+    families = {
+        family(str(r["ip"])) for r in records if r.get("type") in ("tcp", "tls") and r.get("ip")
+    }
+    for fam in sorted(families - ctx.families_ok):
+        notes.append(f"nothing connected over {fam}: {fam} failures are inconclusive")
+    return {
+        "healthy": ctx.healthy,
+        "control_resolver_ok": ctx.control_resolver_ok,
+        "control_endpoints_ok": ctx.control_endpoints_ok,
+        "notes": notes,
+    }
+
+
+def _endpoint_port(target_id: str) -> int | None:
+    if not target_id.startswith("endpoint:"):
+        return None
+    try:
+        return int(target_id.rsplit(":", 1)[1])
+    except ValueError:
+        return None
+
+
+def _short_name(target_id: str, records: list[dict]) -> str:
+    if target_id.startswith("domain:"):
+        return target_id.split(":", 1)[1]
+    if target_id.startswith("endpoint:"):
+        return target_id.split(":", 1)[1]
+    return hostname_of(records[0]) or target_id
+
+
+__all__ = [
+    "GroupSummary",
+    "RunAnalysis",
+    "Verdict",
+    "analyse",
+    "run_metadata",
+    "STATUSES",
+    "METHODS",
+]

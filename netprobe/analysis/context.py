@@ -1,0 +1,144 @@
+"""What a whole run says about the vantage point and about every name, before judging any target.
+
+Rules:
+- Pure: built from the header and the measurement records only; never uses the network.
+- "Control resolver healthy": some dns record from a control resolver succeeded.
+  "Control endpoints healthy": some tcp/tls record of a control target succeeded.
+- An address family (IPv4/IPv6) works at the vantage if any tcp/tls record over it succeeded,
+  control or target: a failure over a family that never works anywhere proves nothing.
+- A DNS answer is genuine if it equals a control answer for the name, lies inside the expected
+  ranges of the target's group (all declared ranges when the group names none), or completes a TLS
+  handshake valid for the name. ASNs are not compared: that needs data from outside the file.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from netprobe.analysis.common import (
+    CERTIFICATE_FAILURES,
+    answer_ips,
+    duration,
+    family,
+    in_networks,
+    parse_networks,
+)
+
+
+@dataclass
+class ControlLookup:
+    """Everything the control resolvers said about one (name, query type)."""
+
+    ips: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunContext:
+    expected_all: list
+    expected_by_group: dict[str, list]
+    control_lookups: dict[tuple[str, str], ControlLookup]
+    tls_valid: set[tuple[str, str]]  # (hostname, ip) with a valid target-SNI handshake
+    tls_target_failures: dict[tuple[str, str], str]  # (hostname, ip) -> a failure, never valid
+    control_resolver_ok: bool
+    control_endpoints_ok: bool
+    families_ok: set[str]
+    control_median: dict[str, float]  # record type -> median seconds of successful controls
+    has_controls: bool
+
+    @property
+    def healthy(self) -> bool:
+        return self.control_resolver_ok or self.control_endpoints_ok
+
+    def expected_for(self, group: str) -> list:
+        return self.expected_by_group.get(group) or self.expected_all
+
+    def control_ips(self, hostname: str) -> set[str]:
+        ips: set[str] = set()
+        for (name, _qtype), lookup in self.control_lookups.items():
+            if name == hostname:
+                ips |= lookup.ips
+        return ips
+
+    def genuine_reason(self, hostname: str, ip: str, group: str) -> str | None:
+        """Why an address is a real answer for the name, or None if nothing vouches for it."""
+        if ip in self.control_ips(hostname):
+            return "same as the control resolver"
+        if in_networks(ip, self.expected_for(group)):
+            return "inside the expected ranges"
+        if (hostname, ip) in self.tls_valid:
+            return "completes a valid TLS handshake for the name"
+        return None
+
+
+def _hostname(record: dict) -> str:
+    return str(record.get("hostname") or record.get("server_name") or "").rstrip(".").lower()
+
+
+def build_context(header: dict, records: list[dict]) -> RunContext:
+    expected_ranges = header.get("expected_ranges") or {}
+    expected_all: list = []
+    for cidrs in expected_ranges.values() if isinstance(expected_ranges, dict) else []:
+        expected_all.extend(parse_networks(cidrs))
+    expected_by_group: dict[str, list] = {}
+    for name, info in (header.get("groups") or {}).items():
+        key = info.get("expected") if isinstance(info, dict) else None
+        if key and isinstance(expected_ranges, dict) and key in expected_ranges:
+            expected_by_group[name] = parse_networks(expected_ranges[key])
+
+    lookups: dict[tuple[str, str], ControlLookup] = defaultdict(ControlLookup)
+    tls_valid: set[tuple[str, str]] = set()
+    tls_failures: dict[tuple[str, str], str] = {}
+    control_resolver_ok = False
+    control_endpoints_ok = False
+    has_controls = False
+    families_ok: set[str] = set()
+    control_seconds: dict[str, list[float]] = defaultdict(list)
+
+    for record in records:
+        kind = record.get("type")
+        failure = record.get("failure")
+        if kind == "dns" and record.get("resolver_role") == "control":
+            has_controls = True
+            lookup = lookups[(_hostname(record), str(record.get("query_type")))]
+            if failure is None:
+                control_resolver_ok = True
+                lookup.ips.update(answer_ips(record.get("answers")))
+                control_seconds["dns"].append(duration(record))
+            else:
+                lookup.failures.append(str(failure))
+        if kind in ("tcp", "tls"):
+            if failure is None and record.get("ip"):
+                families_ok.add(family(str(record["ip"])))
+            if record.get("role") == "control":
+                has_controls = True
+                if failure is None:
+                    control_endpoints_ok = True
+                    control_seconds[str(kind)].append(duration(record))
+        if kind == "tls" and record.get("sni_role") == "target" and record.get("ip"):
+            key = (_hostname(record), str(record["ip"]))
+            if failure is None:
+                tls_valid.add(key)
+            elif failure in CERTIFICATE_FAILURES or record.get("failed_operation") != "connect":
+                tls_failures.setdefault(key, str(failure))
+    for key in tls_valid:
+        tls_failures.pop(key, None)
+
+    return RunContext(
+        expected_all=expected_all,
+        expected_by_group=expected_by_group,
+        control_lookups=dict(lookups),
+        tls_valid=tls_valid,
+        tls_target_failures=tls_failures,
+        control_resolver_ok=control_resolver_ok,
+        control_endpoints_ok=control_endpoints_ok,
+        families_ok=families_ok,
+        control_median={k: statistics.median(v) for k, v in control_seconds.items() if v},
+        has_controls=has_controls,
+    )
+
+
+def hostname_of(record: dict) -> str:
+    return _hostname(record)

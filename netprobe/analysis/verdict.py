@@ -1,0 +1,181 @@
+"""From per-attempt signs to one verdict per target.
+
+Rules:
+- Repeats: a layer is `blocked` when at least two thirds of its attempts show a blocking sign
+  (so 1/1, 2/2, 2/3, 3/4...); `down` likewise; otherwise `ok` if any attempt worked (a lone timeout
+  among successes becomes a note), else `inconclusive`. The layer score is the fraction of attempts
+  with a blocking sign, None when no attempt could be judged.
+- Target status: the first blocked layer in client order (dns, tcp -> `ip`, tls) gives
+  `blocked` and its method; else any `down` layer gives `down`; else the deepest layer with data
+  decides `ok` or `inconclusive`. An unhealthy vantage point makes everything `inconclusive`.
+- "Slow": the deciding layer worked, but its median success took >= 1 s and >= 5x the median of
+  the same kind of control measurement. Slow-but-working stays `ok`, with a note.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+from netprobe.analysis.common import (
+    BLOCKED,
+    DOWN,
+    INCONCLUSIVE,
+    NEUTRAL,
+    NOT_APPLICABLE,
+    OK,
+    UNKNOWN,
+    Sign,
+    phrase,
+)
+from netprobe.analysis.context import RunContext
+from netprobe.analysis.layers import (
+    AttemptSigns,
+    combine_dns,
+    combine_reachability,
+    dns_signs,
+    majority_method,
+    tcp_signs,
+    tls_signs,
+)
+
+SLOW_SECONDS = 1.0
+SLOW_FACTOR = 5.0
+LAYER_METHOD = {"dns": "dns", "tcp": "ip"}
+_KIND_ORDER = {BLOCKED: 0, DOWN: 1, UNKNOWN: 2, OK: 3, NEUTRAL: 4}
+
+
+@dataclass
+class LayerResult:
+    name: str
+    status: str = NOT_APPLICABLE
+    method: str | None = None
+    score: float | None = None
+    evidence: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    deciding: list[Sign] = field(default_factory=list)  # the per-attempt signs that decided
+
+
+def majority(count: int, total: int) -> bool:
+    return total > 0 and 3 * count >= 2 * total
+
+
+def aggregate_layer(name: str, signs: AttemptSigns, combine, ctx: RunContext) -> LayerResult:
+    result = LayerResult(name)
+    if not signs:
+        return result
+    per_attempt = {attempt: combine(items) for attempt, items in sorted(signs.items())}
+    total = len(per_attempt)
+    counts = Counter(sign.kind for sign in per_attempt.values())
+    blocked, down, ok = counts[BLOCKED], counts[DOWN], counts[OK]
+    if majority(blocked, total):
+        result.status = BLOCKED
+        result.method = LAYER_METHOD.get(name) or majority_method(
+            [s.method for s in per_attempt.values() if s.kind == BLOCKED]
+        )
+        result.deciding = [s for s in per_attempt.values() if s.kind == BLOCKED]
+    elif majority(down, total):
+        result.status = DOWN
+        result.deciding = [s for s in per_attempt.values() if s.kind == DOWN]
+    elif ok:
+        result.status = OK
+        result.deciding = [s for s in per_attempt.values() if s.kind == OK]
+    else:
+        result.status = INCONCLUSIVE
+        result.deciding = list(per_attempt.values())
+    judged = blocked + down + ok
+    result.score = round(blocked / total, 4) if judged else None
+
+    failing = [s for s in per_attempt.values() if s.kind in (BLOCKED, DOWN, UNKNOWN)]
+    if result.status == OK and failing:
+        words = Counter(phrase(s.failure) if s.failure else s.kind for s in failing)
+        detail = ", ".join(f"{w}" for w in sorted(words))
+        result.notes.append(
+            f"{name}: {len(failing)}/{total} attempts failed ({detail}); the others worked, so not a block"
+        )
+    if result.status == BLOCKED and ok:
+        result.notes.append(f"{name}: {ok}/{total} attempts worked")
+    result.evidence = _evidence(name, signs, total)
+    return result
+
+
+def _evidence(name: str, signs: AttemptSigns, total: int) -> list[str]:
+    seen: dict[tuple[str, str], set[int]] = {}
+    for attempt, items in signs.items():
+        for sign in items:
+            seen.setdefault((sign.kind, sign.detail), set()).add(attempt)
+    lines = []
+    for kind, detail in sorted(seen, key=lambda kd: (_KIND_ORDER.get(kd[0], 9), kd[1])):
+        attempts = len(seen[(kind, detail)])
+        suffix = f" [{attempts}/{total} attempts]" if total > 1 else ""
+        lines.append(f"{name}: {detail}{suffix}")
+    return lines
+
+
+def slow_note(layer: LayerResult, record_type: str, ctx: RunContext) -> str | None:
+    seconds = [s.seconds for s in layer.deciding if s.kind == OK and s.seconds is not None]
+    if layer.status != OK or not seconds:
+        return None
+    median = statistics.median(seconds)
+    control = ctx.control_median.get(record_type)
+    if median < SLOW_SECONDS or (control is not None and median < SLOW_FACTOR * control):
+        return None
+    versus = f" (controls: {control:.2f} s)" if control is not None else ""
+    return f"slow: {layer.name} takes {median:.2f} s (median){versus}; working, so not a block"
+
+
+@dataclass
+class TargetJudgement:
+    status: str
+    method: str | None
+    layers: dict[str, LayerResult]
+    evidence: list[str]
+    notes: list[str]
+
+
+def judge_target(records: list[dict], ctx: RunContext, group: str) -> TargetJudgement:
+    layers = {
+        "dns": aggregate_layer("dns", dns_signs(records, ctx, group), combine_dns, ctx),
+        "tcp": aggregate_layer("tcp", tcp_signs(records, ctx, group), combine_reachability, ctx),
+        "tls": aggregate_layer("tls", tls_signs(records, ctx, group), combine_reachability, ctx),
+    }
+    evidence = [line for layer in layers.values() for line in layer.evidence]
+    notes = [note for layer in layers.values() for note in layer.notes]
+
+    if not ctx.healthy:
+        for layer in layers.values():
+            if layer.status != NOT_APPLICABLE:
+                layer.status, layer.method, layer.score = INCONCLUSIVE, None, None
+        why = (
+            "no control measurement succeeded"
+            if ctx.has_controls
+            else "the run has no control measurements"
+        )
+        return TargetJudgement(
+            INCONCLUSIVE, None, layers, evidence, [f"vantage unhealthy: {why}", *notes]
+        )
+
+    blocked = [layer for layer in layers.values() if layer.status == BLOCKED]
+    if blocked:
+        first = blocked[0]
+        for other in blocked[1:]:
+            notes.append(f"also blocked at the {other.name} layer ({other.method})")
+        if first.name == "dns" and layers["tls"].status == OK:
+            notes.append("reachable through the control resolver's addresses: a DNS-only block")
+        return TargetJudgement(BLOCKED, first.method, layers, evidence, notes)
+    if any(layer.status == DOWN for layer in layers.values()):
+        return TargetJudgement(DOWN, None, layers, evidence, notes)
+    deepest = next(
+        (layers[n] for n in ("tls", "tcp", "dns") if layers[n].status != NOT_APPLICABLE), None
+    )
+    if deepest is None:
+        return TargetJudgement(
+            INCONCLUSIVE, None, layers, evidence, ["no measurements for this target", *notes]
+        )
+    if deepest.status == OK:
+        note = slow_note(deepest, "dns" if deepest.name == "dns" else deepest.name, ctx)
+        if note:
+            notes.append(note)
+        return TargetJudgement(OK, None, layers, evidence, notes)
+    return TargetJudgement(INCONCLUSIVE, None, layers, evidence, notes)

@@ -1,0 +1,138 @@
+"""`netprobe keygen` and `netprobe verify`: signing keys and result-file verification.
+
+Rules: thin commands over `netprobe.keys` and `netprobe.resultfile`. The private key is never
+printed. verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
+files the most severe wins, in the order COMPLETE < PARTIAL < UNSIGNED < unreadable < INVALID.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from netprobe.cli.app import app
+from netprobe.cli.common import EXIT_USAGE, OutputFormat, fail, out, print_json
+from netprobe.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
+from netprobe.resultfile import ResultFileError, Verification, verify_file
+
+EXIT_PARTIAL = 3
+EXIT_UNSIGNED = 4
+EXIT_INVALID = 5
+UNREADABLE = "UNREADABLE"
+EXIT_CODES = {"COMPLETE": 0, "PARTIAL": EXIT_PARTIAL, "UNSIGNED": EXIT_UNSIGNED}
+EXIT_CODES.update({UNREADABLE: EXIT_USAGE, "INVALID": EXIT_INVALID})
+SEVERITY = ["COMPLETE", "PARTIAL", "UNSIGNED", UNREADABLE, "INVALID"]
+STATUS_STYLE = {"COMPLETE": "green", "PARTIAL": "yellow", "UNSIGNED": "yellow"}
+
+
+@app.command()
+def keygen(
+    out_path: Path = typer.Option(
+        None,
+        "--out",
+        help="Where to write the private key (PATH.pub gets the public key). "
+        "[default: $XDG_DATA_HOME/netprobe/id_ed25519, else ~/.local/share/netprobe/id_ed25519]",
+    ),
+    principal: str = typer.Option(
+        DEFAULT_PRINCIPAL,
+        "--principal",
+        help="Name recorded with the public key and used in the allowed_signers line.",
+    ),
+) -> None:
+    """Create an Ed25519 signing key for result files (never overwrites an existing key).
+
+    Example: netprobe keygen --out /var/lib/netprobe/id_ed25519 --principal hanoi-vnpt-1
+    """
+    path = out_path or default_key_path()
+    try:
+        signer = generate_key(path, principal)
+    except KeyFileError as exc:
+        fail(str(exc))
+    out.print(f"Private key: {escape(str(path))} (mode 0600; keep it secret)", highlight=False)
+    out.print(f"Public key:  {escape(str(path))}.pub", highlight=False)
+    out.print(f"Fingerprint: {signer.fingerprint}", highlight=False)
+    out.print(escape(signer.public_key_line), highlight=False)
+    out.print("\nLine for the verifier's allowed_signers file:", highlight=False)
+    out.print(escape(signer.allowed_signers_line()), highlight=False)
+
+
+@app.command()
+def verify(
+    files: list[Path] = typer.Argument(
+        ..., help="Result files to check (.jsonl, or .partial files left by a killed run)."
+    ),
+    allowed_signers: Path = typer.Option(
+        None,
+        "--allowed-signers",
+        help="OpenSSH allowed_signers file naming the keys you trust. Without it, signatures "
+        "are checked against the key named in each file, which proves nothing about who signed.",
+    ),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", help="table (default) or json."
+    ),
+) -> None:
+    """Check result-file signatures: COMPLETE, PARTIAL, UNSIGNED or INVALID per file.
+
+    Exit codes: 0 all COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable (worst file wins).
+
+    Example: netprobe verify results/*.jsonl --allowed-signers ~/allowed_signers
+    """
+    if allowed_signers is not None and not allowed_signers.is_file():
+        fail(f"--allowed-signers: {allowed_signers} is not a readable file")
+    results: list[Verification | tuple[Path, str]] = []
+    for path in files:
+        try:
+            results.append(verify_file(path, allowed_signers=allowed_signers))
+        except ResultFileError as exc:
+            results.append((path, str(exc)))
+    if output_format == OutputFormat.json:
+        print_json([_as_dict(item) for item in results])
+    else:
+        out.print(_table(results))
+    worst = max((_status(item) for item in results), key=SEVERITY.index)
+    raise typer.Exit(EXIT_CODES[worst])
+
+
+def _status(item: Verification | tuple[Path, str]) -> str:
+    return item.status if isinstance(item, Verification) else UNREADABLE
+
+
+def _as_dict(item: Verification | tuple[Path, str]) -> dict[str, object]:
+    if isinstance(item, Verification):
+        data = item.to_dict()
+        data.pop("covered_sha512", None)
+        return data
+    path, message = item
+    return {"path": str(path), "status": UNREADABLE, "message": message}
+
+
+def _table(results: list[Verification | tuple[Path, str]]) -> Table:
+    table = Table(title="Result file verification")
+    for column in ("file", "status", "signed records", "unsigned records", "signer", "details"):
+        table.add_column(column)
+    for item in results:
+        if not isinstance(item, Verification):
+            path, message = item
+            table.add_row(escape(str(path)), f"[red]{UNREADABLE}[/]", "", "", "", escape(message))
+            continue
+        style = STATUS_STYLE.get(item.status, "red")
+        if item.trusted is False:
+            signer = f"{item.signer_fingerprint} (NOT in allowed signers)"
+        elif item.trusted:
+            signer = f"{item.principal} (trusted)"
+        elif item.signer_fingerprint:
+            signer = f"{item.signer_fingerprint} (NOT TRUSTED: no --allowed-signers)"
+        else:
+            signer = "-"
+        table.add_row(
+            escape(str(item.path)),
+            f"[{style}]{item.status}[/]",
+            str(item.records_covered),
+            str(item.records_uncovered),
+            escape(signer),
+            escape(item.message),
+        )
+    return table

@@ -1,0 +1,268 @@
+"""Compare two analysed runs: which targets changed status or method, and what else moved.
+
+Rules:
+- Pure: works on two `RunAnalysis` objects (and their records); never reads files or the network.
+- Targets are matched by their stable `target_id`. Change kinds, decided from (status, method):
+  `newly_blocked` (-> blocked from anything else), `unblocked` (blocked -> ok),
+  `method_changed` (blocked -> blocked, other method), `became_down` (-> down),
+  `recovered` (down or inconclusive -> ok), `became_inconclusive` (-> inconclusive),
+  `added` / `removed` (target only in the new / old run).
+- `status_changed()` is true when any change other than added/removed exists: it drives exit 1.
+- Notable changes that are not verdicts go to `notable`: DNS answers that moved, certificate
+  fingerprints that changed, resolvers added or removed, a layer that changed while the verdict held.
+- Warnings (different vantage point, target list or software version) never stop the comparison.
+- Output is deterministic: changes sorted by target id, notable by (kind, target, key).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from netprobe.analysis import RunAnalysis, Verdict, run_metadata
+from netprobe.analysis.common import answer_ips
+
+CHANGE_KINDS = (
+    "newly_blocked",
+    "unblocked",
+    "method_changed",
+    "became_down",
+    "recovered",
+    "became_inconclusive",
+    "added",
+    "removed",
+)
+LIST_ONLY_KINDS = frozenset({"added", "removed"})
+
+
+@dataclass
+class Change:
+    target: str
+    kind: str
+    before: dict | None
+    after: dict | None
+    evidence: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "before": self.before,
+            "after": self.after,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass
+class RunDiff:
+    old: dict
+    new: dict
+    changes: list[Change]
+    notable: list[dict]
+    warnings: list[str]
+    summary: dict[str, int]
+
+    def status_changed(self) -> bool:
+        return any(change.kind not in LIST_ONLY_KINDS for change in self.changes)
+
+    def to_dict(self) -> dict:
+        return {
+            "old": self.old,
+            "new": self.new,
+            "status_changed": self.status_changed(),
+            "summary": dict(self.summary),
+            "changes": [change.to_dict() for change in self.changes],
+            "notable": list(self.notable),
+            "warnings": list(self.warnings),
+        }
+
+
+def change_kind(before: Verdict | None, after: Verdict | None) -> str | None:
+    """The kind of change between two verdicts of one target, or None if nothing changed."""
+    if before is None:
+        return "added" if after is not None else None
+    if after is None:
+        return "removed"
+    if (before.status, before.method) == (after.status, after.method):
+        return None
+    if after.status == "blocked":
+        return "method_changed" if before.status == "blocked" else "newly_blocked"
+    if after.status == "down":
+        return "became_down"
+    if after.status == "inconclusive":
+        return "became_inconclusive"
+    # after is ok
+    return "unblocked" if before.status == "blocked" else "recovered"
+
+
+def _state(verdict: Verdict | None) -> dict | None:
+    return None if verdict is None else {"status": verdict.status, "method": verdict.method}
+
+
+def diff_runs(
+    old: RunAnalysis,
+    new: RunAnalysis,
+    old_records: Iterable[dict] | None = None,
+    new_records: Iterable[dict] | None = None,
+) -> RunDiff:
+    """Compare two runs. Records default to the ones kept in each `RunAnalysis`. Pure."""
+    old_records = list(old.records if old_records is None else old_records)
+    new_records = list(new.records if new_records is None else new_records)
+    changes: list[Change] = []
+    notable: list[dict] = []
+    for target in sorted(set(old.verdicts) | set(new.verdicts)):
+        before, after = old.verdicts.get(target), new.verdicts.get(target)
+        kind = change_kind(before, after)
+        if kind is not None:
+            changes.append(
+                Change(
+                    target=target,
+                    kind=kind,
+                    before=_state(before),
+                    after=_state(after),
+                    evidence={
+                        "before": list(before.evidence) if before else [],
+                        "after": list(after.evidence) if after else [],
+                    },
+                )
+            )
+        elif before is not None and after is not None and before.layers != after.layers:
+            notable.append(
+                {
+                    "kind": "layers_changed",
+                    "target": target,
+                    "before": before.layers,
+                    "after": after.layers,
+                }
+            )
+    notable += _dns_moves(old_records, new_records)
+    notable += _certificate_changes(old_records, new_records)
+    notable += _resolver_changes(old.header, new.header)
+    notable.sort(key=lambda n: (n["kind"], n.get("target", ""), str(n.get("key", ""))))
+
+    counts = Counter(change.kind for change in changes)
+    return RunDiff(
+        old=run_metadata(old.header),
+        new=run_metadata(new.header),
+        changes=changes,
+        notable=notable,
+        warnings=run_warnings(old.header, new.header),
+        summary={kind: counts.get(kind, 0) for kind in CHANGE_KINDS},
+    )
+
+
+def run_warnings(old: dict, new: dict) -> list[str]:
+    warnings = []
+    if old.get("vantage") != new.get("vantage"):
+        warnings.append(
+            f"different vantage points: {old.get('vantage')!r} vs {new.get('vantage')!r}"
+        )
+    if (old.get("probe_asn"), old.get("probe_cc")) != (new.get("probe_asn"), new.get("probe_cc")):
+        warnings.append(
+            f"different networks: {old.get('probe_asn')}/{old.get('probe_cc')} vs "
+            f"{new.get('probe_asn')}/{new.get('probe_cc')}"
+        )
+    old_lists = _target_files(old)
+    new_lists = _target_files(new)
+    if old.get("target_list_name") != new.get("target_list_name") or old_lists != new_lists:
+        warnings.append(
+            "different target lists: "
+            f"{old.get('target_list_name')} {sorted(old_lists)} vs {new.get('target_list_name')} {sorted(new_lists)}"
+            "; targets only in one run are listed as added/removed"
+        )
+    if old.get("software_version") != new.get("software_version"):
+        warnings.append(
+            f"different software versions: {old.get('software_version')} vs {new.get('software_version')}"
+        )
+    return warnings
+
+
+def _target_files(header: dict) -> set[str]:
+    files = header.get("target_files") or []
+    return {f"{f.get('name')}@{str(f.get('sha256'))[:12]}" for f in files if isinstance(f, dict)}
+
+
+def _answer_sets(records: list[dict]) -> dict[tuple[str, str, str, str], set[str]]:
+    sets: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    for record in records:
+        if record.get("type") != "dns" or record.get("failure") is not None:
+            continue
+        key = (
+            str(record.get("target_id")),
+            str(record.get("resolver_address")),
+            str(record.get("query_type")),
+            str(record.get("hostname")),
+        )
+        sets[key].update(answer_ips(record.get("answers")))
+    return sets
+
+
+def _dns_moves(old_records: list[dict], new_records: list[dict]) -> list[dict]:
+    old_sets, new_sets = _answer_sets(old_records), _answer_sets(new_records)
+    moves = []
+    for key in sorted(set(old_sets) & set(new_sets)):
+        if old_sets[key] != new_sets[key]:
+            target, resolver, qtype, _host = key
+            moves.append(
+                {
+                    "kind": "dns_answers_changed",
+                    "target": target,
+                    "key": f"{resolver} {qtype}",
+                    "before": sorted(old_sets[key]),
+                    "after": sorted(new_sets[key]),
+                }
+            )
+    return moves
+
+
+def _fingerprints(records: list[dict]) -> dict[tuple[str, str], set[str]]:
+    prints: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for record in records:
+        if record.get("type") != "tls" or record.get("sni_role") != "target":
+            continue
+        certificates = record.get("peer_certificates") or []
+        if certificates and isinstance(certificates[0], dict) and certificates[0].get("sha256"):
+            where = f"{record.get('ip')}:{record.get('port')} SNI {record.get('server_name')}"
+            prints[(str(record.get("target_id")), where)].add(str(certificates[0]["sha256"]))
+    return prints
+
+
+def _certificate_changes(old_records: list[dict], new_records: list[dict]) -> list[dict]:
+    old_prints, new_prints = _fingerprints(old_records), _fingerprints(new_records)
+    found = []
+    for key in sorted(set(old_prints) & set(new_prints)):
+        if old_prints[key] != new_prints[key]:
+            found.append(
+                {
+                    "kind": "certificate_changed",
+                    "target": key[0],
+                    "key": key[1],
+                    "before": sorted(old_prints[key]),
+                    "after": sorted(new_prints[key]),
+                }
+            )
+    return found
+
+
+def _resolver_changes(old: dict, new: dict) -> list[dict]:
+    found = []
+    for field in ("resolvers", "control_resolvers"):
+        before, after = (
+            set(old.get(field) or []),
+            set(new.get(field) or []),
+        )
+        for resolver in sorted(after - before):
+            found.append({"kind": "resolver_added", "key": f"{field}: {resolver}"})
+        for resolver in sorted(before - after):
+            found.append({"kind": "resolver_removed", "key": f"{field}: {resolver}"})
+    if old.get("system_resolver_ip") != new.get("system_resolver_ip"):
+        found.append(
+            {
+                "kind": "system_resolver_changed",
+                "key": "system_resolver_ip",
+                "before": old.get("system_resolver_ip"),
+                "after": new.get("system_resolver_ip"),
+            }
+        )
+    return found

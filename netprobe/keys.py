@@ -1,0 +1,293 @@
+"""Signing keys: generate, load (with OpenSSH's permission rule), allowed_signers files.
+
+Rules:
+- Keys are Ed25519 in OpenSSH format; the private key is written mode 0600 and never appears in
+  any message, repr or log; `<key>.pub` holds `ssh-ed25519 AAAA... principal`.
+- A private key readable or writable by group or others is refused, as OpenSSH does.
+- Every problem with a key file is a `KeyFileError` whose message names the file and the fix.
+- The default principal is "netprobe", not user@host: a volunteer's file should not leak their
+  login or machine name. The researcher names the signer in their own allowed_signers file.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_ssh_private_key,
+    load_ssh_public_key,
+)
+
+from netprobe import sshsig
+
+DEFAULT_PRINCIPAL = "netprobe"
+KEY_FILE_NAME = "id_ed25519"
+
+
+class KeyFileError(Exception):
+    """A key or allowed_signers file is missing, unreadable, malformed or unsafe."""
+
+
+def default_key_path() -> Path:
+    """`$XDG_DATA_HOME/netprobe/id_ed25519`, else `~/.local/share/netprobe/id_ed25519`."""
+    data_home = os.environ.get("XDG_DATA_HOME")
+    base = Path(data_home) if data_home else Path.home() / ".local" / "share"
+    return base / "netprobe" / KEY_FILE_NAME
+
+
+def public_key_text(public_key: Ed25519PublicKey) -> str:
+    """`ssh-ed25519 AAAA...` without a comment."""
+    return f"{sshsig.KEY_TYPE} " + base64.b64encode(sshsig.public_key_blob(public_key)).decode()
+
+
+class Signer:
+    """An Ed25519 private key ready to sign result files in the netprobe namespace."""
+
+    def __init__(
+        self, private_key: Ed25519PrivateKey, principal: str, path: Path | None = None
+    ) -> None:
+        self._private_key = private_key
+        self.namespace = sshsig.NAMESPACE
+        self.principal = principal
+        self.path = path
+        self.public_key = private_key.public_key()
+        self.public_key_line = f"{public_key_text(self.public_key)} {principal}"
+        self.fingerprint = sshsig.fingerprint(self.public_key)
+
+    def __repr__(self) -> str:  # never show key material
+        return f"Signer(principal={self.principal!r}, fingerprint={self.fingerprint!r})"
+
+    def sign_digest(self, sha512_digest: bytes) -> bytes:
+        """A binary SSHSIG blob over a message with this SHA-512 digest."""
+        return sshsig.sign_digest(self._private_key, self.namespace, sha512_digest)
+
+    def header_info(self) -> dict[str, str]:
+        return {
+            "public_key": self.public_key_line,
+            "fingerprint": self.fingerprint,
+            "namespace": self.namespace,
+        }
+
+    def allowed_signers_line(self) -> str:
+        return f'{self.principal} namespaces="{self.namespace}" {public_key_text(self.public_key)}'
+
+
+def _check_principal(principal: str) -> None:
+    if not principal or any(ch.isspace() for ch in principal) or '"' in principal:
+        raise KeyFileError(
+            f"principal {principal!r} must be a non-empty name without spaces or quotes"
+        )
+
+
+def generate_key(path: Path, principal: str = DEFAULT_PRINCIPAL) -> Signer:
+    """Create a new key at `path` (0600) and `path.pub`; never overwrite either."""
+    _check_principal(principal)
+    path = Path(path)
+    pub_path = _pub_path(path)
+    for existing in (path, pub_path):
+        if existing.exists():
+            raise KeyFileError(f"{existing} already exists; refusing to overwrite a key")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise KeyFileError(f"cannot create key directory {path.parent}: {exc.strerror}") from None
+    private_key = Ed25519PrivateKey.generate()
+    signer = Signer(private_key, principal, path)
+    pem = private_key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+    try:
+        _create_file(path, pem, 0o600)
+        _create_file(pub_path, (signer.public_key_line + "\n").encode(), 0o644)
+    except FileExistsError as exc:
+        raise KeyFileError(f"{exc.filename} already exists; refusing to overwrite a key") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot write key {exc.filename or path}: {exc.strerror}") from None
+    return signer
+
+
+def load_signer(path: Path) -> Signer:
+    """Load a private key; refuse loose permissions, explain missing/unreadable/malformed files."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"no key at {path}; create one with: netprobe keygen --out {path}"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
+    if not path.is_file():
+        raise KeyFileError(f"key {path} is not a regular file")
+    if mode & 0o077:
+        raise KeyFileError(
+            f"permissions {mode & 0o777:04o} for '{path}' are too open: a private key must not "
+            f"be accessible by others (fix: chmod 600 {path})"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
+    try:
+        private_key = load_ssh_private_key(data, password=None)
+    except TypeError:
+        raise KeyFileError(
+            f"key {path} is protected by a passphrase; netprobe runs unattended and needs an "
+            f"unencrypted key (create one with: netprobe keygen)"
+        ) from None
+    except (ValueError, Exception) as exc:  # cryptography raises various types on garbage
+        kind = "an OpenSSH private key" if b"PRIVATE KEY" in data else "a private key file"
+        raise KeyFileError(
+            f"key {path} is not a valid OpenSSH private key ({kind}?): {type(exc).__name__}"
+        ) from None
+    if not isinstance(private_key, Ed25519PrivateKey):
+        raise KeyFileError(f"key {path} is not an Ed25519 key; netprobe signs with Ed25519 only")
+    return Signer(private_key, _principal_from_pub(path, private_key), path)
+
+
+def load_or_create_signer(path: Path | None) -> tuple[Signer, bool]:
+    """Load the key at `path` (default: `default_key_path()`); create it there if missing.
+
+    Returns (signer, created). An explicit `path` that does not exist is created too.
+    """
+    path = Path(path) if path is not None else default_key_path()
+    if not path.exists() and not path.is_symlink():
+        return generate_key(path, DEFAULT_PRINCIPAL), True
+    return load_signer(path), False
+
+
+def read_allowed_signers(path: Path) -> list[tuple[str, Ed25519PublicKey]]:
+    """(principal pattern, key) pairs usable for netprobe's namespace.
+
+    Format as in ssh-keygen(1) ALLOWED SIGNERS: `principals [options] keytype base64 [comment]`.
+    Entries whose `namespaces="..."` option excludes netprobe's namespace, non-Ed25519 keys and
+    `cert-authority` entries are skipped (netprobe does not use certificates).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeyFileError(f"cannot read allowed signers file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise KeyFileError(f"allowed signers file {path} is not UTF-8 text") from None
+    entries: list[tuple[str, Ed25519PublicKey]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        fields = _split_outside_quotes(line, " \t", limit=4)
+        if fields is None:
+            raise KeyFileError(f"{where}: unbalanced double quote")
+        if len(fields) < 3:
+            raise KeyFileError(f"{where}: expected 'principals [options] ssh-ed25519 AAAA...'")
+        principals, rest = fields[0], fields[1:]
+        options: dict[str, str | None] = {}
+        if not _looks_like_key_type(rest[0]):
+            options = _parse_options(rest[0])
+            rest = rest[1:]
+        if len(rest) < 2:
+            raise KeyFileError(f"{where}: missing key type or key data")
+        key_type, key_data = rest[0], rest[1]
+        if "cert-authority" in options or key_type != sshsig.KEY_TYPE:
+            continue
+        namespaces = options.get("namespaces")
+        if namespaces is not None and not any(
+            fnmatch.fnmatchcase(sshsig.NAMESPACE, pattern.strip())
+            for pattern in namespaces.split(",")
+        ):
+            continue
+        try:
+            key = load_ssh_public_key(f"{key_type} {key_data}".encode())
+        except (ValueError, Exception):
+            raise KeyFileError(f"{where}: key data is not a valid {key_type} public key") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise KeyFileError(f"{where}: key data is not an Ed25519 public key")
+        for principal in principals.split(","):
+            if principal:
+                entries.append((principal, key))
+    return entries
+
+
+def trusted_principal(
+    allowed: list[tuple[str, Ed25519PublicKey]], public_key: Ed25519PublicKey
+) -> str | None:
+    """The first principal pattern in `allowed` listed with `public_key`, or None."""
+    wanted = sshsig.public_key_blob(public_key)
+    for principal, key in allowed:
+        if sshsig.public_key_blob(key) == wanted:
+            return principal
+    return None
+
+
+def _looks_like_key_type(token: str) -> bool:
+    return token.startswith(("ssh-", "ecdsa-", "sk-", "rsa-"))
+
+
+def _split_outside_quotes(text: str, separators: str, limit: int = 0) -> list[str] | None:
+    """Split on `separators` outside double quotes (quotes kept); None if a quote is unbalanced.
+
+    With `limit`, stop after that many fields (the rest, e.g. a free-form comment, is ignored).
+    """
+    fields: list[str] = []
+    current: list[str] = []
+    in_quote = False
+    for char in text:
+        if char == '"':
+            in_quote = not in_quote
+        if char in separators and not in_quote:
+            if current:
+                fields.append("".join(current))
+                current = []
+                if limit and len(fields) == limit:
+                    return fields
+            continue
+        current.append(char)
+    if in_quote and not (limit and len(fields) >= 3):
+        return None
+    if current:
+        fields.append("".join(current))
+    return fields
+
+
+def _parse_options(text: str) -> dict[str, str | None]:
+    """`namespaces="a,b",cert-authority` -> {"namespaces": "a,b", "cert-authority": None}."""
+    options: dict[str, str | None] = {}
+    for part in _split_outside_quotes(text, ",") or []:
+        name, sep, value = part.partition("=")
+        options[name.lower()] = value.strip('"') if sep else None
+    return options
+
+
+def _pub_path(path: Path) -> Path:
+    return path.with_name(path.name + ".pub")
+
+
+def _create_file(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask must not loosen (or tighten) the mode we chose
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _principal_from_pub(path: Path, private_key: Ed25519PrivateKey) -> str:
+    """The comment of `<key>.pub` when it matches the key, else the default principal."""
+    pub_path = _pub_path(path)
+    try:
+        fields = pub_path.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return DEFAULT_PRINCIPAL
+    if len(fields) < 2:
+        return DEFAULT_PRINCIPAL
+    ours = public_key_text(private_key.public_key())
+    if f"{fields[0]} {fields[1]}" != ours:
+        raise KeyFileError(f"{pub_path} does not belong to the private key {path}")
+    return fields[2] if len(fields) > 2 else DEFAULT_PRINCIPAL

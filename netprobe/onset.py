@@ -1,0 +1,183 @@
+"""State-aware two-sided CUSUM onset detection (docs/REFERENCE.md section 4; OONI's event detector).
+
+Rules:
+- Pure: samples in, change points out. A sample is one blocking score y in [0, 1] per time slot
+  (the timeline feeds hourly medians); times are POSIX seconds.
+- mu0 = score when OK, mu1 = score when blocked, v = mu1 - mu0, threshold h = edd * v / 2
+  (edd = expected detection delay, in samples).
+  State OK:      s+ = max(0, s+ + (y - mu0) - v/2); alarm OK -> BLOCKED when s+ > h.
+  State BLOCKED: s- = max(0, s- - (y - mu1) - v/2); alarm BLOCKED -> OK when s- > h.
+  State UNKNOWN (start of data) runs both; both accumulators reset after every alarm.
+- Before a sample that follows a gap longer than `gap_hours`, both accumulators are multiplied by
+  0.5 ** (gap / half_life_hours): old evidence fades, it does not vanish or jump.
+- The onset is the start of the excursion, not the alarm: the last sample at which the alarming
+  accumulator was 0. The onset interval is (that sample's last run, the next sample's first run].
+  Missing data therefore widens the interval; it never creates a change by itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+OK = "ok"
+BLOCKED = "blocked"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CusumParams:
+    mu0: float = 0.0
+    mu1: float = 0.7
+    edd: float = 10.0
+    gap_hours: float = 24.0
+    half_life_hours: float = 48.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mu0 < self.mu1 <= 1.0:
+            raise ValueError(f"need 0 <= mu0 < mu1 <= 1, got mu0={self.mu0}, mu1={self.mu1}")
+        if not self.edd > 0:
+            raise ValueError(f"edd must be positive, got {self.edd}")
+        if not (self.gap_hours > 0 and self.half_life_hours > 0):
+            raise ValueError("gap_hours and half_life_hours must be positive")
+
+    @property
+    def v(self) -> float:
+        return self.mu1 - self.mu0
+
+    @property
+    def h(self) -> float:
+        return self.edd * self.v / 2
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One time slot of a series: `y` summarises the runs seen between `first_run` and `last_run`."""
+
+    time: float
+    y: float
+    first_run: float
+    last_run: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """A state change. `last_before`/`first_after` bound the onset: it happened in that interval.
+
+    `last_before` is None when the excursion began before the first sample (the series starts in
+    that state). `excess` = evidence beyond the threshold, in units of h, over up to `edd` samples
+    after the alarm; `samples_after` = samples in the new state before the next change or the end.
+    """
+
+    from_state: str
+    to_state: str
+    last_before: float | None
+    first_after: float
+    alarm_at: float
+    start_index: int  # index of the first sample of the excursion
+    alarm_index: int
+    excess: float
+    samples_after: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    state: str  # current state after the last sample: ok | blocked | unknown
+    changes: tuple[Change, ...]
+    samples: int
+
+
+def _increment(to_state: str, y: float, params: CusumParams) -> float:
+    # Per-sample drift of the accumulator that alarms towards `to_state`.
+    if to_state == BLOCKED:
+        return (y - params.mu0) - params.v / 2
+    return -(y - params.mu1) - params.v / 2
+
+
+def detect(samples: Sequence[Sample], params: CusumParams = CusumParams()) -> Detection:
+    """Run the CUSUM over time-ordered `samples` and return the changes it finds."""
+    state = UNKNOWN
+    s_plus = s_minus = 0.0
+    # Index of the last sample after which each accumulator was 0 (-1 = before the first sample).
+    zero_plus = zero_minus = -1
+    raw: list[tuple[str, str, int, int, float]] = []
+    previous_time: float | None = None
+    for index, sample in enumerate(samples):
+        if previous_time is not None:
+            gap_hours = (sample.time - previous_time) / 3600.0
+            if gap_hours > params.gap_hours:
+                fade = 0.5 ** (gap_hours / params.half_life_hours)
+                s_plus *= fade
+                s_minus *= fade
+        previous_time = sample.time
+        if state != BLOCKED:
+            s_plus = max(0.0, s_plus + _increment(BLOCKED, sample.y, params))
+        if state != OK:
+            s_minus = max(0.0, s_minus + _increment(OK, sample.y, params))
+        alarm: str | None = None
+        if state != BLOCKED and s_plus > params.h and (state == OK or s_plus >= s_minus):
+            alarm, start, level = BLOCKED, zero_plus + 1, s_plus
+        elif state != OK and s_minus > params.h:
+            alarm, start, level = OK, zero_minus + 1, s_minus
+        if alarm is not None:
+            raw.append((state, alarm, start, index, level))
+            state = alarm
+            s_plus = s_minus = 0.0
+            zero_plus = zero_minus = index
+            continue
+        if s_plus == 0.0:
+            zero_plus = index
+        if s_minus == 0.0:
+            zero_minus = index
+    changes = []
+    for position, (from_state, to_state, start, alarm_index, level) in enumerate(raw):
+        end = raw[position + 1][3] if position + 1 < len(raw) else len(samples)
+        changes.append(
+            Change(
+                from_state=from_state,
+                to_state=to_state,
+                last_before=samples[start - 1].last_run if start > 0 else None,
+                first_after=samples[start].first_run,
+                alarm_at=samples[alarm_index].last_run,
+                start_index=start,
+                alarm_index=alarm_index,
+                excess=_excess(samples, to_state, alarm_index, end, level, params),
+                samples_after=end - start,
+            )
+        )
+    return Detection(state=state, changes=tuple(changes), samples=len(samples))
+
+
+def _excess(
+    samples: Sequence[Sample], to_state: str, alarm: int, end: int, level: float, p: CusumParams
+) -> float:
+    # Keep accumulating for up to `edd` samples after the alarm (without resetting) to measure how
+    # clearly the new state holds: a clean step gives ~2 h, a borderline one close to 0.
+    horizon = min(end, alarm + 1 + math.ceil(p.edd))
+    for sample in samples[alarm + 1 : horizon]:
+        level = max(0.0, level + _increment(to_state, sample.y, p))
+    return round(max(0.0, level - p.h) / p.h, 3)
+
+
+def confidence(corroborated: bool, excess: float, samples_after: int, edd: float) -> float:
+    """How sure the detector is about one change, in [0, 1].
+
+    40 % corroboration (other targets/layers flipped too, controls healthy), 30 % strength
+    (excess over the threshold, capped at 1 h), 30 % persistence (samples in the new state,
+    capped at edd).
+    """
+    value = (
+        0.4 * corroborated
+        + 0.3 * min(1.0, max(0.0, excess))
+        + 0.3 * min(1.0, samples_after / edd if edd > 0 else 1.0)
+    )
+    return round(value, 2)
+
+
+def confidence_label(value: float) -> str:
+    if value >= 0.75:
+        return "high"
+    if value >= 0.45:
+        return "medium"
+    return "low"

@@ -1,0 +1,399 @@
+"""Many runs -> per-network, per-target, per-layer blocking series, onsets and gaps.
+
+Rules:
+- Runs are grouped by vantage network = (header `probe_asn`, header `vantage`): the same volunteer
+  machine on the same ISP. Changing either starts a new network (a moved laptop is a new series).
+- One series per (network, target_id, layer). Its samples are the per-run blocking scores from
+  `analysis.analyse` (`Verdict.scores[layer]`, None = no evidence), aggregated into hourly medians.
+- A run whose vantage is unhealthy (controls failing) contributes no sample: the hole is a gap,
+  never evidence of a block. Gaps are reported per network (holes in healthy runs).
+- Target lists may change: a series simply starts or stops; the detector sees a longer spacing.
+- Changes come from `onset.detect`. A change is corroborated when another series of the same
+  network flips the same way within `window_hours` of it and >= 80 % of the network's runs in that
+  window had healthy controls.
+- The core (`TimelineBuilder`) is pure and keeps only compact arrays, never records; file reading
+  lives in `netprobe.timeline_files`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from netprobe.onset import (
+    BLOCKED,
+    OK,
+    UNKNOWN,
+    Change,
+    CusumParams,
+    Sample,
+    confidence,
+    confidence_label,
+    detect,
+)
+
+LAYERS = ("dns", "tcp", "tls")
+# Strip codes (the CLI maps them to colours): no data, ok, blocked, mixed.
+STRIP_GAP, STRIP_OK, STRIP_BLOCKED, STRIP_MIXED = ".", "o", "x", "~"
+HEALTHY_CONTROLS_NEEDED = 0.8
+# A sample at or above this score counts as "looks blocked" for strips (halfway between mu0/mu1
+# with the default parameters).
+LOOKS_BLOCKED = 0.35
+# Default method when a verdict carried none: the layer tells what kind of blocking it is.
+LAYER_METHOD = {"dns": "dns", "tcp": "ip", "tls": "tls"}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the timeline keeps from one run (no records)."""
+
+    started_at: float  # POSIX seconds
+    probe_asn: str
+    vantage: str
+    run_id: str
+    healthy: bool
+    scores: dict[tuple[str, str], float]  # (target_id, layer) -> score in [0, 1]
+    methods: dict[str, str] = field(default_factory=dict)  # target_id -> verdict method
+
+    @property
+    def network(self) -> tuple[str, str]:
+        return (self.probe_asn, self.vantage)
+
+
+def summary_from_analysis(header: dict, analysis: object) -> RunSummary:
+    """Reduce a header + `analysis.RunAnalysis` to a `RunSummary` (pure)."""
+    scores: dict[tuple[str, str], float] = {}
+    methods: dict[str, str] = {}
+    for target_id, verdict in getattr(analysis, "verdicts", {}).items():
+        if getattr(verdict, "role", "target") == "control":
+            continue  # controls gate the run (vantage health); they are not series of their own
+        for layer, score in (getattr(verdict, "scores", None) or {}).items():
+            if score is not None:
+                scores[(target_id, layer)] = float(score)
+        method = getattr(verdict, "method", None)
+        if method:
+            methods[target_id] = method
+    vantage_info = getattr(analysis, "vantage", None) or {}
+    return RunSummary(
+        started_at=parse_time(header["started_at"]),
+        probe_asn=str(header.get("probe_asn") or "AS0"),
+        vantage=str(header.get("vantage") or "unknown"),
+        run_id=str(header.get("run_id") or ""),
+        healthy=bool(vantage_info.get("healthy", False)),
+        scores=scores,
+        methods=methods,
+    )
+
+
+def parse_time(text: str) -> float:
+    """ISO-8601 (Z or offset; naive = UTC) -> POSIX seconds. Raises ValueError."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Series:
+    """Compact (time, score) pairs of one (network, target, layer); 16 bytes a sample."""
+
+    __slots__ = ("times", "scores")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.scores = array("d")
+
+
+class _Network:
+    __slots__ = ("run_times", "run_healthy", "series", "methods")
+
+    def __init__(self) -> None:
+        self.run_times = array("d")
+        self.run_healthy = array("b")
+        self.series: dict[tuple[str, str], _Series] = {}
+        # target -> Counter of (hour, method) is too big; keep (time, method) only for blocked runs.
+        self.methods: dict[str, list[tuple[float, str]]] = {}
+
+
+@dataclass
+class TimelineOptions:
+    params: CusumParams = field(default_factory=CusumParams)
+    window_hours: float = 6.0
+    since: float | None = None
+    until: float | None = None
+    target: str | None = None  # only report this target_id (corroboration still sees all)
+    strip_width: int = 48
+
+
+class TimelineBuilder:
+    """Feed `RunSummary`s in any order with `add`, then `build()` the report (a JSON-able dict)."""
+
+    def __init__(self, options: TimelineOptions | None = None) -> None:
+        self.options = options or TimelineOptions()
+        self._networks: dict[tuple[str, str], _Network] = {}
+        self.runs_seen = 0
+        self.runs_outside_range = 0
+
+    def add(self, run: RunSummary) -> None:
+        opts = self.options
+        if (opts.since is not None and run.started_at < opts.since) or (
+            opts.until is not None and run.started_at > opts.until
+        ):
+            self.runs_outside_range += 1
+            return
+        self.runs_seen += 1
+        network = self._networks.setdefault(run.network, _Network())
+        network.run_times.append(run.started_at)
+        network.run_healthy.append(1 if run.healthy else 0)
+        if not run.healthy:
+            return
+        for key, score in run.scores.items():
+            series = network.series.get(key)
+            if series is None:
+                series = network.series[key] = _Series()
+            series.times.append(run.started_at)
+            series.scores.append(min(1.0, max(0.0, score)))
+        for target_id, method in run.methods.items():
+            network.methods.setdefault(target_id, []).append((run.started_at, method))
+
+    def build(self) -> dict:
+        networks = [
+            _build_network(key, network, self.options)
+            for key, network in sorted(self._networks.items())
+        ]
+        return {
+            "parameters": _parameters(self.options),
+            "runs": self.runs_seen,
+            "runs_outside_range": self.runs_outside_range,
+            "networks": networks,
+        }
+
+
+def _parameters(opts: TimelineOptions) -> dict:
+    p = opts.params
+    return {
+        "mu0": p.mu0,
+        "mu1": p.mu1,
+        "edd": p.edd,
+        "h": round(p.h, 6),
+        "gap_hours": p.gap_hours,
+        "half_life_hours": p.half_life_hours,
+        "window_hours": opts.window_hours,
+        "since": iso(opts.since),
+        "until": iso(opts.until),
+        "target": opts.target,
+    }
+
+
+def hourly_samples(times: Iterable[float], scores: Iterable[float]) -> list[Sample]:
+    """Aggregate runs within the same UTC hour into one sample (median score), time-ordered."""
+    buckets: dict[int, list[tuple[float, float]]] = {}
+    for t, y in zip(times, scores, strict=True):
+        buckets.setdefault(int(t // 3600), []).append((t, y))
+    samples = []
+    for hour in sorted(buckets):
+        runs = buckets[hour]
+        samples.append(
+            Sample(
+                time=hour * 3600.0,
+                y=statistics.median(y for _, y in runs),
+                first_run=min(t for t, _ in runs),
+                last_run=max(t for t, _ in runs),
+            )
+        )
+    return samples
+
+
+def find_gaps(run_times: array, run_healthy: array, threshold_hours: float) -> list[dict]:
+    """Holes longer than `threshold_hours` between consecutive healthy runs (sorted input)."""
+    healthy_times = [t for t, ok in zip(run_times, run_healthy, strict=True) if ok]
+    gaps = []
+    for before, after in zip(healthy_times, healthy_times[1:], strict=False):
+        hours = (after - before) / 3600.0
+        if hours > threshold_hours:
+            lo, hi = bisect_right(run_times, before), bisect_left(run_times, after)
+            unhealthy = hi - lo
+            gaps.append(
+                {
+                    "from": iso(before),
+                    "to": iso(after),
+                    "hours": round(hours, 2),
+                    "reason": "controls failing" if unhealthy else "no runs",
+                    "unhealthy_runs": unhealthy,
+                }
+            )
+    return gaps
+
+
+def _gap_threshold_hours(run_times: array) -> float:
+    # Two missed runs in a row at the usual cadence (and at least 1.5 h) make a gap worth reporting.
+    if len(run_times) < 2:
+        return 2.0
+    spacing = statistics.median(b - a for a, b in zip(run_times, run_times[1:], strict=False))
+    return max(1.5, 2 * spacing / 3600.0)
+
+
+def _sorted_network(network: _Network) -> None:
+    order = sorted(range(len(network.run_times)), key=network.run_times.__getitem__)
+    network.run_times = array("d", (network.run_times[i] for i in order))
+    network.run_healthy = array("b", (network.run_healthy[i] for i in order))
+
+
+def _healthy_fraction(network: _Network, center: float, window_s: float) -> float:
+    lo = bisect_left(network.run_times, center - window_s)
+    hi = bisect_right(network.run_times, center + window_s)
+    if hi <= lo:
+        return 0.0
+    return sum(network.run_healthy[lo:hi]) / (hi - lo)
+
+
+def _method_for(network: _Network, target_id: str, layer: str, change: Change) -> str | None:
+    if change.to_state != BLOCKED:
+        return None
+    window_end = change.alarm_at + 1
+    seen = Counter(
+        method
+        for t, method in network.methods.get(target_id, ())
+        if change.first_after <= t <= window_end
+    )
+    return seen.most_common(1)[0][0] if seen else LAYER_METHOD.get(layer, layer)
+
+
+def _strip(samples_by_layer: dict[str, list[Sample]], start: float, end: float, width: int) -> str:
+    # One character per column: the share of hours in that column whose worst layer looks blocked.
+    span = max(end - start, 3600.0)
+    worst: dict[int, float] = {}
+    for samples in samples_by_layer.values():
+        for s in samples:
+            hour = int(s.time // 3600)
+            worst[hour] = max(worst.get(hour, 0.0), s.y)
+    columns: list[list[float]] = [[] for _ in range(width)]
+    for hour, y in worst.items():
+        column = min(width - 1, int((hour * 3600.0 - start) / span * width))
+        if 0 <= column < width:
+            columns[column].append(y)
+    chars = []
+    for values in columns:
+        if not values:
+            chars.append(STRIP_GAP)
+            continue
+        blocked = sum(y >= LOOKS_BLOCKED for y in values) / len(values)
+        chars.append(STRIP_OK if blocked == 0 else STRIP_BLOCKED if blocked == 1 else STRIP_MIXED)
+    return "".join(chars)
+
+
+def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOptions) -> dict:
+    _sorted_network(network)
+    params, window_s = opts.params, opts.window_hours * 3600.0
+    detections: dict[tuple[str, str], tuple[list[Sample], object]] = {}
+    for series_key, series in network.series.items():
+        samples = hourly_samples(series.times, series.scores)
+        detections[series_key] = (samples, detect(samples, params))
+    # Real flips (not the initial state) of every series, for corroboration.
+    flips = [
+        (series_key, change)
+        for series_key, (_, detection) in detections.items()
+        for change in detection.changes
+        if change.from_state != UNKNOWN
+    ]
+    gap_threshold = _gap_threshold_hours(network.run_times)
+    start = opts.since if opts.since is not None else network.run_times[0]
+    end = opts.until if opts.until is not None else network.run_times[-1]
+    targets: dict[str, dict] = {}
+    for (target_id, layer), (samples, detection) in sorted(detections.items()):
+        if opts.target is not None and target_id != opts.target:
+            continue
+        entry = targets.setdefault(target_id, {"target_id": target_id, "_samples": {}})
+        entry["_samples"][layer] = samples
+        entry.setdefault("layers", {})[layer] = detection.state
+        for change in detection.changes:
+            others = [
+                f"{other[0]}/{other[1]}"
+                for other, flip in flips
+                if other != (target_id, layer)
+                and flip.to_state == change.to_state
+                and abs(flip.first_after - change.first_after) <= window_s
+            ]
+            controls = _healthy_fraction(network, change.first_after, window_s)
+            corroborated = bool(others) and controls >= HEALTHY_CONTROLS_NEEDED
+            initial = change.from_state == UNKNOWN
+            value = confidence(corroborated, change.excess, change.samples_after, params.edd)
+            interval = (
+                None
+                if change.last_before is None
+                else round((change.first_after - change.last_before) / 3600.0, 2)
+            )
+            entry.setdefault("changes", []).append(
+                {
+                    "layer": layer,
+                    "from": change.from_state,
+                    "to": change.to_state,
+                    "initial": initial,
+                    "last_before": iso(change.last_before),
+                    "first_after": iso(change.first_after),
+                    "interval_hours": interval,
+                    "spans_gap": interval is not None and interval > gap_threshold,
+                    "alarm_at": iso(change.alarm_at),
+                    "method": _method_for(network, target_id, layer, change),
+                    "corroborated": corroborated,
+                    "corroborating": sorted(others),
+                    "controls_healthy": round(controls, 3),
+                    "excess": change.excess,
+                    "samples_after": change.samples_after,
+                    "confidence": value,
+                    "confidence_label": confidence_label(value),
+                }
+            )
+    target_list = []
+    for target_id in sorted(targets):
+        entry = targets[target_id]
+        samples_by_layer = entry.pop("_samples")
+        layer_states = entry["layers"]
+        changes = sorted(entry.pop("changes", []), key=lambda c: (c["first_after"], c["layer"]))
+        times = [s.time for samples in samples_by_layer.values() for s in samples]
+        blocked_layers = [layer for layer in LAYERS if layer_states.get(layer) == BLOCKED]
+        if blocked_layers:
+            state = BLOCKED
+        elif any(s == OK for s in layer_states.values()):
+            state = OK
+        else:
+            state = UNKNOWN
+        last_block = next((c for c in reversed(changes) if c["to"] == BLOCKED), None)
+        target_list.append(
+            {
+                "target_id": target_id,
+                "state": state,
+                "blocked_layers": blocked_layers,
+                "method": last_block["method"] if state == BLOCKED and last_block else None,
+                "layers": layer_states,
+                "first_seen": iso(min(times)),
+                "last_seen": iso(max(times)),
+                "samples": max(len(s) for s in samples_by_layer.values()),
+                "changes": changes,
+                "strip": _strip(samples_by_layer, start, end, opts.strip_width),
+            }
+        )
+    healthy = sum(network.run_healthy)
+    return {
+        "probe_asn": key[0],
+        "vantage": key[1],
+        "runs": len(network.run_times),
+        "healthy_runs": healthy,
+        "first_run": iso(network.run_times[0]),
+        "last_run": iso(network.run_times[-1]),
+        "strip_start": iso(start),
+        "strip_end": iso(end),
+        "gap_threshold_hours": round(gap_threshold, 2),
+        "gaps": find_gaps(network.run_times, network.run_healthy, gap_threshold),
+        "targets": target_list,
+    }

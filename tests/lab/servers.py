@@ -1,0 +1,254 @@
+"""The lab's server processes: `python -m tests.lab.servers world|isp STATE_DIR`.
+
+Rules:
+- One asyncio process per namespace serves everything that namespace offers; it writes
+  `STATE_DIR/<role>.ready` once every socket is bound, so bring-up waits for readiness, not time.
+- world: authoritative DNS (192.0.2.1) and the control resolver (192.0.2.53, plain DNS and DoH),
+  TLS on :443 for every address (web names, control site, DoH, DC stand-ins, the AnyIP range),
+  plain HTTP on :80, and a bare TCP listener on :5222 (DCs are TCP-probed only).
+- isp: the ISP's resolver, which forwards to the world unless `STATE_DIR/dns-policy.json` says to
+  rewrite a censored name, and the blockpage server (TLS cert valid for the blockpage name only).
+- A client that vanishes mid-handshake is normal here (the censor resets it): errors are logged
+  in one line, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import ssl
+import struct
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rcode
+
+from tests.lab import topology as topo
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- DNS over UDP and TCP -------------------------------------------------------------------
+
+
+class _DnsDatagram(asyncio.DatagramProtocol):
+    def __init__(self, handler) -> None:
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        asyncio.ensure_future(self._reply(data, addr))
+
+    async def _reply(self, data: bytes, addr) -> None:
+        try:
+            query = dns.message.from_wire(data)
+        except dns.exception.DNSException as exc:
+            log(f"dns/udp: bad query from {addr[0]}: {exc}")
+            return
+        response = await self.handler(query)
+        if self.transport is not None:
+            self.transport.sendto(response.to_wire(), addr)
+
+
+async def _dns_stream(handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    try:
+        while True:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+            query = dns.message.from_wire(await reader.readexactly(length))
+            wire = (await handler(query)).to_wire()
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, dns.exception.DNSException):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve_dns(handler, address: str, port: int = 53) -> None:
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    await loop.create_datagram_endpoint(
+        lambda: _DnsDatagram(handler), local_addr=(address, port), family=family
+    )
+    await asyncio.start_server(lambda r, w: _dns_stream(handler, r, w), address, port)
+
+
+# --- HTTP/1.1 (plain or inside TLS) ---------------------------------------------------------
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _version = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            key, value = line.split(":", 1)
+            headers[key.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+    return method, target, headers, body
+
+
+def _response(status: str, content_type: str, body: bytes) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+async def _http_session(reader, writer, respond) -> None:
+    try:
+        while True:
+            method, target, headers, body = await _read_request(reader)
+            writer.write(await respond(method, target, headers, body))
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+        pass
+    except ssl.SSLError as exc:
+        log(f"http: tls error: {exc.reason}")
+    finally:
+        writer.close()
+
+
+def page(title: str) -> bytes:
+    return f"<!doctype html><title>{title}</title><h1>{title}</h1>\n".encode()
+
+
+async def world_http(method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+    path = urlsplit(target)
+    if path.path == "/dns-query":
+        if method == "POST":
+            wire = body
+        else:
+            encoded = parse_qs(path.query).get("dns", [""])[0]
+            wire = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        try:
+            answer = topo.answer_query(dns.message.from_wire(wire)).to_wire()
+        except dns.exception.DNSException:
+            return _response("400 Bad Request", "text/plain", b"bad dns message\n")
+        return _response("200 OK", "application/dns-message", answer)
+    if method == "POST":
+        # Telegram's DCs answer a plain HTTP POST with 501 (REFERENCE.md section 1).
+        return _response("501 Not Implemented", "text/plain", b"")
+    host = headers.get("host", "lab")
+    return _response("200 OK", "text/html", page(f"{host} (netprobe lab world)"))
+
+
+async def blockpage_http(method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+    return _response("403 Forbidden", "text/html", page("Blocked by order of the lab ISP"))
+
+
+def tls_context(cert_chain_pem: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_chain_pem)
+    # HTTP/1.1 only: the DoH client falls back to it, and the server stays tiny.
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+async def serve_http(respond, port: int, host=None, context: ssl.SSLContext | None = None):
+    await asyncio.start_server(
+        lambda r, w: _http_session(r, w, respond),
+        host,
+        port,
+        ssl=context,
+        ssl_handshake_timeout=5 if context else None,
+        reuse_address=True,
+    )
+
+
+async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # A DC stand-in on 5222: accept, drain what arrives, close when the client does.
+    try:
+        while await asyncio.wait_for(reader.read(4096), timeout=10):
+            pass
+    except (TimeoutError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+# --- the two roles --------------------------------------------------------------------------
+
+
+async def honest_dns(query: dns.message.Message) -> dns.message.Message:
+    return topo.answer_query(query)
+
+
+async def run_world(state_dir: Path) -> None:
+    context = tls_context(state_dir / "world-cert.pem")
+    for address in (topo.AUTHORITATIVE_V4, topo.CONTROL_RESOLVER_V4):
+        await serve_dns(honest_dns, address)
+    await serve_http(world_http, 443, context=context)
+    await serve_http(world_http, 80)
+    await asyncio.start_server(_hold, None, 5222, reuse_address=True)
+
+
+class IspResolver:
+    """Forwards to the world's authoritative server; rewrites censored names per the policy."""
+
+    def __init__(self, policy_path: Path) -> None:
+        self.policy_path = policy_path
+        self._cache: tuple[float, dict] = (-1.0, {"mode": "forward", "names": []})
+
+    def policy(self) -> dict:
+        try:
+            mtime = self.policy_path.stat().st_mtime
+        except FileNotFoundError:
+            return {"mode": "forward", "names": []}
+        if mtime != self._cache[0]:
+            self._cache = (mtime, json.loads(self.policy_path.read_text()))
+        return self._cache[1]
+
+    async def __call__(self, query: dns.message.Message) -> dns.message.Message:
+        policy = self.policy()
+        name = query.question[0].name.to_text() if query.question else ""
+        if policy["mode"] != "forward" and topo.name_is_censored(name, policy["names"]):
+            return topo.rewritten_answer(query, policy["mode"])
+        try:
+            return await dns.asyncquery.udp(query, topo.AUTHORITATIVE_V4, timeout=2.0)
+        except (dns.exception.DNSException, OSError) as exc:
+            log(f"isp resolver: forwarding {name} failed: {exc!r}")
+            response = dns.message.make_response(query)
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response
+
+
+async def run_isp(state_dir: Path) -> None:
+    resolver = IspResolver(state_dir / "dns-policy.json")
+    for address in (topo.ISP_RESOLVER_V4, topo.ISP_RESOLVER_V6):
+        await serve_dns(resolver, address)
+    context = tls_context(state_dir / "blockpage-cert.pem")
+    for address in (topo.BLOCKPAGE_V4, topo.BLOCKPAGE_V6):
+        await serve_http(blockpage_http, 443, host=address, context=context)
+        await serve_http(blockpage_http, 80, host=address)
+
+
+def _quiet_exceptions(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    # Resets and aborted handshakes are the censor at work, not server bugs.
+    log(f"{context.get('message')}: {context.get('exception')!r}")
+
+
+async def main(role: str, state_dir: Path) -> None:
+    asyncio.get_running_loop().set_exception_handler(_quiet_exceptions)
+    await {"world": run_world, "isp": run_isp}[role](state_dir)
+    (state_dir / f"{role}.ready").write_text("ready\n")
+    log(f"{role}: serving")
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], Path(sys.argv[2])))

@@ -1,0 +1,348 @@
+"""Hand-built headers and records per docs/DESIGN.md, for tests of anything that reads results.
+
+Rules: every helper returns a plain dict shaped exactly like a record the probes write; defaults
+are documentation-range addresses (never real hosts). `write_result` writes an unsigned result file
+with `netprobe.records.encode_line`, readable with `load_result(path, verify=False)`.
+
+Example:
+    recs = [*healthy_controls(), *domain_ok("telegram.org", "203.0.113.10")]
+    write_result(tmp_path / "run.jsonl", header(), recs)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from netprobe.records import encode_line, measurement, new_record
+
+PROBE_RESOLVER = "system"
+CONTROL_RESOLVER = "https://198.51.100.53/dns-query"
+CONTROL_DOMAIN = "control.example"
+CONTROL_IP = "198.51.100.80"
+CONTROL_ENDPOINT = ("198.51.100.81", 443)
+CONTROL_IP6 = "2001:db8:ffff::80"
+CONTROL_SNI = "control.example"
+EXPECTED = {
+    "lab": ["203.0.113.0/24", "2001:db8:100::/48"],
+    "ctl": ["198.51.100.0/24", "2001:db8:ffff::/48"],
+}
+
+
+def header(**overrides: Any) -> dict:
+    """A run header; override any field (e.g. `vantage="other"`)."""
+    fields: dict[str, Any] = {
+        "software_name": "netprobe",
+        "software_version": "0.1.0",
+        "run_id": "0" * 32,
+        "started_at": "2025-05-26T01:00:00.000000Z",
+        "vantage": "lab-1",
+        "probe_asn": "AS0",
+        "probe_cc": "ZZ",
+        "resolvers": [PROBE_RESOLVER],
+        "control_resolvers": [CONTROL_RESOLVER],
+        "system_resolver_ip": "192.0.2.53",
+        "target_files": [{"name": "lab.yaml", "sha256": "a" * 64}],
+        "target_list_name": "lab",
+        "options": {
+            "timeout": 2.0,
+            "concurrency": 8,
+            "repeat": 1,
+            "deadline": 60.0,
+            "udp_wait": 0.5,
+            "ca_bundle": None,
+        },
+        "signer": None,
+        "expected_ranges": EXPECTED,
+        "groups": {
+            "web": {"label": "Web names", "kind": "domain", "expected": "lab"},
+            "dc": {"label": "DC endpoints", "kind": "endpoint", "expected": None},
+            "control": {"label": "Controls", "kind": "mixed", "expected": "ctl"},
+        },
+    }
+    fields.update(overrides)
+    return new_record("header", **fields)
+
+
+def _timing(t0: float, seconds: float) -> dict:
+    return {"t0": t0, "t": t0 + seconds}
+
+
+def _answers(ips: list[str] | None, ttl: int = 300) -> list[dict]:
+    out = []
+    for ip in ips or []:
+        if ":" in ip:
+            out.append({"answer_type": "AAAA", "ipv6": ip, "ttl": ttl})
+        else:
+            out.append({"answer_type": "A", "ipv4": ip, "ttl": ttl})
+    return out
+
+
+def dns(
+    hostname: str,
+    answers: list[str] | None = None,
+    *,
+    failure: str | None = None,
+    resolver: str = PROBE_RESOLVER,
+    resolver_role: str = "probe",
+    qtype: str | None = None,
+    attempt: int = 0,
+    group: str = "web",
+    role: str = "target",
+    late_replies: list[dict] | None = None,
+    t0: float = 0.1,
+    seconds: float = 0.02,
+) -> dict:
+    """A dns record; `qtype` defaults to AAAA when the first answer is IPv6, else A."""
+    if qtype is None:
+        qtype = "AAAA" if answers and ":" in answers[0] else "A"
+    rcode = {
+        "dns_nxdomain_error": "NXDOMAIN",
+        "dns_servfail_error": "SERVFAIL",
+        "dns_refused_error": "REFUSED",
+    }
+    if failure is None and not answers:
+        failure = "dns_no_answer"
+    return measurement(
+        "dns",
+        target_id=f"domain:{hostname}",
+        group=group,
+        role=role,
+        attempt=attempt,
+        **_timing(t0, seconds),
+        failure=failure,
+        failed_operation="resolve",
+        hostname=hostname,
+        query_type=qtype,
+        resolver_address=resolver,
+        resolver_role=resolver_role,
+        engine="doh" if resolver.startswith("https://") else "udp",
+        resolver_ip="192.0.2.53",
+        rcode=rcode.get(failure or "", "NOERROR" if failure in (None, "dns_no_answer") else None),
+        answers=_answers(answers),
+        late_replies=late_replies or [],
+    )
+
+
+def late_reply(ips: list[str], rcode: str = "NOERROR", t: float = 0.01) -> dict:
+    return {"t": t, "rcode": rcode, "answers": _answers(ips)}
+
+
+def endpoint_id(ip: str, port: int) -> str:
+    return f"endpoint:[{ip}]:{port}" if ":" in ip else f"endpoint:{ip}:{port}"
+
+
+def tcp(
+    ip: str,
+    port: int = 443,
+    *,
+    failure: str | None = None,
+    attempt: int = 0,
+    group: str = "dc",
+    role: str = "target",
+    target_id: str | None = None,
+    t0: float = 0.2,
+    seconds: float = 0.01,
+) -> dict:
+    return measurement(
+        "tcp",
+        target_id=target_id or endpoint_id(ip, port),
+        group=group,
+        role=role,
+        attempt=attempt,
+        **_timing(t0, seconds),
+        failure=failure,
+        failed_operation="connect",
+        ip=ip,
+        port=port,
+    )
+
+
+def certificate(name: str, sha256: str = "ab" * 32, issuer: str = "CN=Lab CA") -> dict:
+    return {
+        "sha256": sha256,
+        "subject": f"CN={name}",
+        "issuer": issuer,
+        "san": [f"DNS:{name}"],
+        "not_before": "2025-01-01T00:00:00Z",
+        "not_after": "2026-01-01T00:00:00Z",
+    }
+
+
+def tls(
+    ip: str,
+    port: int = 443,
+    sni: str = "telegram.org",
+    *,
+    sni_role: str = "target",
+    hostname: str | None = None,
+    failure: str | None = None,
+    failed_operation: str | None = None,
+    sources: list[str] | None = None,
+    certs: list[dict] | None = None,
+    attempt: int = 0,
+    group: str = "web",
+    role: str = "target",
+    target_id: str | None = None,
+    t0: float = 0.3,
+    seconds: float = 0.05,
+) -> dict:
+    """A tls record. For domain targets pass `hostname`; target_id defaults from it or ip:port."""
+    if target_id is None:
+        target_id = f"domain:{hostname}" if hostname else endpoint_id(ip, port)
+    if failure is not None and failed_operation is None:
+        failed_operation = "tls_handshake"
+    if certs is None:
+        certs = (
+            [certificate(sni)]
+            if failure is None
+            or failure.startswith("ssl_invalid")
+            or failure == "ssl_unknown_authority"
+            else []
+        )
+    return measurement(
+        "tls",
+        target_id=target_id,
+        group=group,
+        role=role,
+        attempt=attempt,
+        **_timing(t0, seconds),
+        failure=failure,
+        failed_operation=failed_operation,
+        ip=ip,
+        port=port,
+        server_name=sni,
+        sni_role=sni_role,
+        hostname=hostname,
+        address_sources=sources
+        if sources is not None
+        else (
+            [f"control:{CONTROL_RESOLVER}", f"probe:{PROBE_RESOLVER}"] if hostname else ["endpoint"]
+        ),
+        alpn_offered=["h2", "http/1.1"],
+        tls_version="TLSv1.3" if failure is None else None,
+        cipher_suite="TLS_AES_128_GCM_SHA256" if failure is None else None,
+        negotiated_protocol="h2" if failure is None else None,
+        peer_certificates=certs,
+    )
+
+
+def healthy_controls(attempts: int = 1, ipv6: bool = False) -> list[dict]:
+    """A control domain resolved by both resolvers and reached over TLS, plus a control endpoint."""
+    records = []
+    for attempt in range(attempts):
+        common = {"group": "control", "role": "control", "attempt": attempt}
+        records.append(dns(CONTROL_DOMAIN, [CONTROL_IP], **common))
+        records.append(
+            dns(
+                CONTROL_DOMAIN,
+                [CONTROL_IP],
+                resolver=CONTROL_RESOLVER,
+                resolver_role="control",
+                **common,
+            )
+        )
+        records.append(tls(CONTROL_IP, 443, CONTROL_SNI, hostname=CONTROL_DOMAIN, **common))
+        records.append(tcp(*CONTROL_ENDPOINT, **common))
+        if ipv6:
+            records.append(tcp(CONTROL_IP6, 443, **common))
+    return records
+
+
+def domain_lookups(
+    hostname: str,
+    probe: list[str] | None,
+    control: list[str] | None,
+    *,
+    probe_failure: str | None = None,
+    control_failure: str | None = None,
+    attempt: int = 0,
+    group: str = "web",
+    qtype: str | None = None,
+) -> list[dict]:
+    """One probe and one control lookup of the same name and type."""
+    return [
+        dns(hostname, probe, failure=probe_failure, attempt=attempt, group=group, qtype=qtype),
+        dns(
+            hostname,
+            control,
+            failure=control_failure,
+            resolver=CONTROL_RESOLVER,
+            resolver_role="control",
+            attempt=attempt,
+            group=group,
+            qtype=qtype,
+        ),
+    ]
+
+
+def tls_pair(
+    ip: str,
+    hostname: str,
+    *,
+    target_failure: str | None = None,
+    control_failure: str | None = None,
+    attempt: int = 0,
+    port: int = 443,
+    group: str = "web",
+    sources: list[str] | None = None,
+    seconds: float = 0.05,
+    target_failed_operation: str | None = None,
+    control_failed_operation: str | None = None,
+) -> list[dict]:
+    """The target-SNI handshake and the control-SNI handshake on the same ip:port."""
+    return [
+        tls(
+            ip,
+            port,
+            hostname,
+            hostname=hostname,
+            failure=target_failure,
+            failed_operation=target_failed_operation,
+            attempt=attempt,
+            group=group,
+            sources=sources,
+            seconds=seconds,
+        ),
+        tls(
+            ip,
+            port,
+            CONTROL_SNI,
+            sni_role="control",
+            hostname=hostname,
+            failure=control_failure,
+            failed_operation=control_failed_operation,
+            attempt=attempt,
+            group=group,
+            sources=sources,
+        ),
+    ]
+
+
+def domain_ok(hostname: str, ip: str, attempts: int = 1, group: str = "web") -> list[dict]:
+    records = []
+    for attempt in range(attempts):
+        records += domain_lookups(hostname, [ip], [ip], attempt=attempt, group=group)
+        records += tls_pair(ip, hostname, attempt=attempt, group=group)
+    return records
+
+
+def summary(measurements: int = 0) -> dict:
+    return new_record(
+        "summary",
+        finished_at="2025-05-26T01:00:10.000000Z",
+        measurements=measurements,
+        failures={},
+        interrupted=None,
+        duration=10.0,
+    )
+
+
+def write_result(path: Path, head: dict, records: list[dict]) -> Path:
+    """An unsigned result file: header, records, summary (read it with verify=False)."""
+    with open(path, "wb") as handle:
+        handle.write(encode_line(head))
+        for record in records:
+            handle.write(encode_line(record))
+        handle.write(encode_line(summary(len(records))))
+    return path

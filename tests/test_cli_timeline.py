@@ -1,0 +1,135 @@
+"""`netprobe timeline` end to end over generated result files (bench/gen_history.py)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from netprobe.cli import app
+from netprobe.records import format_utc
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("gen_history", ROOT / "bench" / "gen_history.py")
+gen_history = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gen_history)
+
+runner = CliRunner()
+HOURS, ONSET, OUTAGE, GAP = 72, 50, 12, 20  # gap: hours 20-49 have no files at all
+
+
+def at_hour(hour: int):
+    return gen_history.START + timedelta(hours=hour)
+
+
+def iso_hour(hour: int) -> str:
+    return format_utc(at_hour(hour))[:13]  # "2025-01-01T05": runs start a few minutes past
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("history")
+    gen_history.write_history(
+        folder, hours=HOURS, onset_hour=ONSET, outage_hour=OUTAGE, gap_hour=GAP, ranges=2, signed=4
+    )
+    return folder
+
+
+def timeline(*args: str):
+    return runner.invoke(app, ["timeline", *args])
+
+
+def test_json_reports_the_onset_interval_the_gap_and_the_outage(history):
+    result = timeline(str(history), "--no-verify", "--format", "json", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (network,) = report["networks"]
+    assert (network["probe_asn"], network["vantage"]) == ("AS45899", "bench-vnpt")
+    assert network["runs"] == HOURS - 30
+    targets = {t["target_id"]: t for t in network["targets"]}
+    web = targets["domain:telegram.org"]
+    assert web["state"] == "blocked" and web["method"] == "sni"
+    (onset,) = [c for c in web["changes"] if not c["initial"]]
+    # The block started at hour 50, right after the 30 h hole: the interval must span the hole.
+    assert onset["last_before"].startswith(iso_hour(GAP - 1))
+    assert onset["first_after"].startswith(iso_hour(ONSET))
+    assert onset["spans_gap"] and onset["corroborated"] and onset["layer"] == "tls"
+    dc = targets["endpoint:149.154.175.50:443"]
+    assert dc["state"] == "blocked" and dc["method"] == "ip"
+    # The outage (controls failing at hours 12-13) and the gap are gaps, not blocks.
+    gaps = [(g["from"][:13], g["to"][:13], g["reason"]) for g in network["gaps"]]
+    assert gaps == [
+        (iso_hour(OUTAGE - 1), iso_hour(OUTAGE + 2), "controls failing"),
+        (iso_hour(GAP - 1), iso_hour(GAP + 30), "no runs"),
+    ]
+    changes = [c for t in targets.values() for c in t["changes"] if not c["initial"]]
+    assert {c["to"] for c in changes} == {"blocked"}  # nothing else fired
+
+
+def test_table_has_one_row_per_target_with_a_strip(history):
+    result = timeline(str(history), "--no-verify", "--target", "domain:t.me", "--width", "24")
+    assert result.exit_code == 0, result.output
+    assert "AS45899 bench-vnpt" in result.stdout
+    assert result.stdout.count("domain:t.me") == 2  # summary row + the change row
+    assert "█" in result.stdout and "▁" in result.stdout and "·" in result.stdout
+    assert "gap" in result.stdout and "controls failing" in result.stdout
+
+
+def test_csv_has_one_row_per_change(history):
+    result = timeline(str(history), "--no-verify", "--format", "csv", "--since", iso_hour(45))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    row = next(r for r in rows if r["target_id"] == "domain:telegram.org" and r["layer"] == "tls")
+    assert row["to"] == "blocked" and row["first_after"].startswith(iso_hour(ONSET))
+
+
+def test_unsigned_files_are_skipped_when_verifying(history):
+    signers = history / "allowed_signers"
+    result = timeline(str(history), "--allowed-signers", str(signers), "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["runs"] == 4  # only the signed files are used
+    assert len(report["skipped"]) == HOURS - 30 - 4
+    assert "UNSIGNED" in result.stderr and "--no-verify" in result.stderr
+
+
+def test_partial_file_from_a_killed_run_is_read_up_to_its_last_signature(history, tmp_path):
+    signed = sorted(history.glob("*.jsonl"))[-1]
+    data = signed.read_bytes().splitlines(keepends=True)
+    partial = tmp_path / f".{signed.name}.partial"
+    partial.write_bytes(b"".join(data[:-3]) + b'{"schema_version":1,"ty')  # torn last line
+    result = timeline(str(tmp_path), "--allowed-signers", str(history / "allowed_signers"),
+                      "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["runs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/nonexistent/results"], "/nonexistent/results: no such file or folder"),
+        (["{history}", "--since", "yesterday"], "--since 'yesterday'"),
+        (["{history}", "--edd", "0"], "edd must be positive"),
+        (["{history}", "--mu1", "1.5"], "mu1"),
+        (["{empty}"], "no result files"),
+    ],
+)
+def test_bad_input_exits_2_without_traceback(history, tmp_path, args, message):
+    args = [a.format(history=history, empty=tmp_path) for a in args]
+    result = timeline(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_no_usable_file_exits_2(tmp_path):
+    (tmp_path / "20250101T000000Z_x.jsonl").write_text("not json\n")
+    result = timeline(str(tmp_path), "--no-verify")
+    assert result.exit_code == 2
+    assert "none of the 1 files could be used" in result.stderr
