@@ -154,7 +154,7 @@ class _Verifier:
             raise _Invalid(number, f"line {number} is longer than {MAX_LINE_BYTES} bytes")
         if not raw.endswith(b"\n"):
             self.torn = True  # only possible on the last line: readline stops at EOF
-            self.records_since += _torn_line_is_record(raw)
+            self.records_since += _torn_line_is_record(raw) if number > 1 else 0
             return
         if self.final:
             raise _Invalid(number, f"line {number}: data after the final signed checkpoint")

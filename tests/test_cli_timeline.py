@@ -72,7 +72,10 @@ def test_json_reports_the_onset_interval_the_gap_and_the_outage(history):
     assert {c["to"] for c in changes} == {"blocked"}  # nothing else fired
 
 
-def test_table_has_one_row_per_target_with_a_strip(history):
+def test_table_has_one_row_per_target_with_a_strip(history, monkeypatch):
+    from netprobe.cli.common import out
+
+    monkeypatch.setattr(out, "width", 160)
     result = timeline(str(history), "--no-verify", "--target", "domain:t.me", "--width", "24")
     assert result.exit_code == 0, result.output
     assert "AS45899 bench-vnpt" in result.stdout

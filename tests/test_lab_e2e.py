@@ -114,7 +114,9 @@ def test_signed_lab_file_verifies_with_netprobe_and_ssh_keygen(
     assert created.returncode == 0, created.stderr
     public_key = Path(f"{key}.pub").read_text().split()
     allowed = tmp_path / "allowed_signers"
-    allowed.write_text(f'lab-vantage namespaces="netprobe-result@v1" {public_key[0]} {public_key[1]}\n')
+    allowed.write_text(
+        f'lab-vantage namespaces="netprobe-result@v1" {public_key[0]} {public_key[1]}\n'
+    )
     lab.apply("sni-reset")
     try:
         path = run_in_lab(lab, results / "signed", key=key, vantage="signed")

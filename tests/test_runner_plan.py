@@ -36,7 +36,10 @@ def dns(role: str, resolver: str, *ips: str, qtype: str = "A") -> dict:
     [
         # The same address from both views is probed once and names both sources.
         (
-            [dns("control", "https://c/dns-query", "203.0.113.1"), dns("probe", "system", "203.0.113.1")],
+            [
+                dns("control", "https://c/dns-query", "203.0.113.1"),
+                dns("probe", "system", "203.0.113.1"),
+            ],
             4,
             [("203.0.113.1", ["control:https://c/dns-query", "probe:system"])],
         ),

@@ -80,12 +80,31 @@ def test_round_trip_complete(tmp_path: Path, signed_bytes: bytes) -> None:
     assert result.trusted is None and result.bad_line is None
 
 
+def flip_positions(data: bytes) -> list[int]:
+    """Every line's first and last two bytes, and every 5th byte (all bytes is 10x slower)."""
+    positions = set(range(0, len(data), 5))
+    start = 0
+    for line in data.splitlines(keepends=True):
+        positions |= {start, start + 1, start + len(line) - 2, start + len(line) - 1}
+        start += len(line)
+    return sorted(positions - {len(data) - 1})  # the final LF: see the next test
+
+
+def cut_positions(data: bytes) -> list[int]:
+    """Cuts at, just after, inside and just before the end of every line."""
+    cuts, start = set(), 0
+    for line in data.splitlines(keepends=True):
+        cuts |= {start, start + 1, start + len(line) // 2, start + len(line) - 1}
+        start += len(line)
+    return sorted(cuts - {0})
+
+
 def test_flipping_any_byte_is_invalid_and_names_the_line(tmp_path: Path, signed_bytes: bytes):
     line_of = []  # 1-based line number of every byte
     for number, line in enumerate(signed_bytes.splitlines(keepends=True), start=1):
         line_of += [number] * len(line)
     path = tmp_path / "run.jsonl"
-    for position in range(len(signed_bytes) - 1):  # the final LF: see the next test
+    for position in flip_positions(signed_bytes):
         tampered = bytearray(signed_bytes)
         tampered[position] ^= 0x01
         path.write_bytes(tampered)
@@ -113,8 +132,12 @@ def expected_counts(data: bytes, cut: int) -> tuple[int, int, int]:
     records_covered = len([n for n in TCP_LINES if n < covered])
     uncovered = len([n for n in TCP_LINES if covered < n <= complete])
     torn = data[used:cut]
-    if torn and not any(
-        f'"type":"{t}"'.encode() in torn for t in ("checkpoint", "signature", "summary")
+    if (
+        torn
+        and complete > 0
+        and not any(
+            f'"type":"{t}"'.encode() in torn for t in ("checkpoint", "signature", "summary")
+        )
     ):
         uncovered += 1
     return covered, records_covered, uncovered
@@ -122,7 +145,7 @@ def expected_counts(data: bytes, cut: int) -> tuple[int, int, int]:
 
 def test_truncation_anywhere_is_partial_with_the_right_counts(tmp_path: Path, signed_bytes: bytes):
     path = tmp_path / "run.jsonl.partial"
-    for cut in range(1, len(signed_bytes)):
+    for cut in cut_positions(signed_bytes):
         path.write_bytes(signed_bytes[:cut])
         result = verify_file(path)
         assert result.status == PARTIAL, (cut, result)
@@ -297,13 +320,13 @@ def test_unreadable_file_raises_with_its_name(tmp_path: Path) -> None:
 
 
 def test_verification_streams_in_constant_memory(tmp_path: Path, signer: Signer) -> None:
-    path = write_file(tmp_path, signer, count=100_000, every=256)
-    assert path.stat().st_size > 5_000_000
+    path = write_file(tmp_path, signer, count=30_000, every=256)
+    assert path.stat().st_size > 2_000_000
     tracemalloc.start()
     try:
         result = verify_file(path)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert (result.status, result.records_covered) == (COMPLETE, 100_000)
-    assert peak < 1_000_000, peak
+    assert (result.status, result.records_covered) == (COMPLETE, 30_000)
+    assert peak < 300_000, peak

@@ -197,27 +197,24 @@ def _render_table(report: dict) -> None:
             f"to {_short(network['last_run'])}",
             highlight=False,
         )
-        table = Table(show_lines=False)
-        table.add_column("target", no_wrap=True)
-        for column in ("state", "method", "since (onset interval)", "confidence"):
-            table.add_column(column)
-        strip_title = f"{_short(network['strip_start'])} → {_short(network['strip_end'])}"
-        table.add_column(
-            strip_title,
-            no_wrap=True,
-            min_width=len(network["targets"][0]["strip"]) if network["targets"] else 4,
+        strip_width = len(network["targets"][0]["strip"]) if network["targets"] else 4
+        table = Table(
+            caption=f"strip: {_short(network['strip_start'])} → {_short(network['strip_end'])}"
         )
+        table.add_column("target", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("method", no_wrap=True)
+        table.add_column("since", no_wrap=True)
+        table.add_column("sure", no_wrap=True)
+        table.add_column("strip", no_wrap=True, min_width=strip_width)
         for entry in network["targets"]:
             last = next((c for c in reversed(entry["changes"]) if c["to"] == entry["state"]), None)
-            since_text = (
-                f"({_short(last['last_before'])}, {_short(last['first_after'])}]" if last else ""
-            )
             table.add_row(
                 entry["target_id"],
                 Text(entry["state"], style=STATE_STYLE.get(entry["state"], "")),
                 entry["method"] or "",
-                since_text,
-                f"{last['confidence_label']} ({last['confidence']:.2f})" if last else "",
+                _short(last["first_after"]) if last and not last["initial"] else "",
+                last["confidence_label"] if last and not last["initial"] else "",
                 _strip_text(entry["strip"]),
             )
         out.print(table)
@@ -228,21 +225,23 @@ def _render_table(report: dict) -> None:
             if not c["initial"]
         ]
         if changes:
-            detail = Table(title="Changes (onset interval: last run in old state, first in new]")
-            detail.add_column("target", no_wrap=True)
-            for column in ("layer", "change", "onset interval", "alarm", "method", "corroborated", "confidence"):  # fmt: skip
-                detail.add_column(column)
+            detail = Table(
+                title="Changes: the onset lies after 'last old' and at or before 'first new'"
+            )
+            for column in ("target", "layer", "to", "last old", "first new", "method", "corr."):
+                detail.add_column(column, no_wrap=True)
+            detail.add_column("sure")
             for target_id, c in sorted(changes, key=lambda item: item[1]["first_after"]):
-                gap_note = " (spans a gap)" if c["spans_gap"] else ""
+                gap_note = "\n(spans a gap)" if c["spans_gap"] else ""
                 detail.add_row(
                     target_id,
                     c["layer"],
-                    f"{c['from']} → {c['to']}",
-                    f"({_short(c['last_before'])}, {_short(c['first_after'])}]{gap_note}",
-                    _short(c["alarm_at"]),
+                    Text(c["to"], style=STATE_STYLE.get(c["to"], "")),
+                    _short(c["last_before"]),
+                    _short(c["first_after"]) + gap_note,
                     c["method"] or "",
                     "yes" if c["corroborated"] else "no",
-                    f"{c['confidence_label']} ({c['confidence']:.2f})",
+                    f"{c['confidence_label']} {c['confidence']:.2f}",
                 )
             out.print(detail)
         for gap in network["gaps"]:

@@ -1,0 +1,77 @@
+"""Time `netprobe timeline`'s pipeline over a folder of result files (see gen_history.py).
+
+Prints files, total seconds, files/s and peak RSS (this process and its worker processes,
+from resource.getrusage), plus the onset found for one web target, as one JSON object.
+
+Example: python bench/bench_timeline.py /tmp/history --no-verify
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from netprobe.timeline import TimelineBuilder, TimelineOptions  # noqa: E402
+from netprobe.timeline_files import ReadOptions, Skipped, expand_paths, read_runs  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--no-verify", action="store_true", help="skip signature checks")
+    parser.add_argument("--allowed-signers", default=None, help="allowed_signers file")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes")
+    parser.add_argument("--last", type=int, default=None, help="only the last N files")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    files, _ = expand_paths([args.folder])
+    if args.last:
+        files = files[-args.last :]
+    options = ReadOptions(verify=not args.no_verify, allowed_signers=args.allowed_signers)
+    builder = TimelineBuilder(TimelineOptions())
+    skipped = 0
+    for result in read_runs(files, options, jobs=args.jobs):
+        if isinstance(result, Skipped):
+            skipped += 1
+        else:
+            builder.add(result)
+    read_done = time.perf_counter()
+    report = builder.build()
+    finished = time.perf_counter()
+    onset = None
+    for network in report["networks"]:
+        for target in network["targets"]:
+            if target["target_id"] == "domain:telegram.org":
+                onset = [c for c in target["changes"] if not c["initial"]]
+    elapsed = finished - started
+    print(
+        json.dumps(
+            {
+                "files": len(files),
+                "skipped": skipped,
+                "runs": report["runs"],
+                "seconds": round(elapsed, 2),
+                "read_seconds": round(read_done - started, 2),
+                "build_seconds": round(finished - read_done, 2),
+                "files_per_second": round(len(files) / elapsed, 1) if elapsed else None,
+                "peak_rss_mib_main": round(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+                ),
+                "peak_rss_mib_worker": round(
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+                ),
+                "onset_telegram_org": onset,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""`netprobe report` and `netprobe diff` through typer's CliRunner, on files written here.
+
+Also the golden replay: every `tests/golden/<case>/` holding `old.jsonl`, `new.jsonl`,
+`expected_report.json` (analysis of new.jsonl) and `expected_diff.json` (old -> new) is
+re-analysed and must match exactly. The lab records those files; after an intended change of the
+rules, regenerate the expectations with `python tests/golden/regen.py` and review the git diff.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import recordfactory as rf
+from typer.testing import CliRunner
+
+from netprobe.cli import app
+
+TG = "telegram.org"
+GOOD = "203.0.113.10"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def ok_records() -> list[dict]:
+    return rf.healthy_controls() + rf.domain_ok(TG, GOOD) + [rf.tcp("203.0.113.50", 443)]
+
+
+def blocked_records() -> list[dict]:
+    records = rf.healthy_controls() + rf.domain_lookups(TG, [GOOD], [GOOD])
+    records += rf.tls_pair(GOOD, TG, target_failure="connection_reset")
+    return records + [rf.tcp("203.0.113.50", 443, failure="generic_timeout_error")]
+
+
+def write(tmp_path: Path, name: str, records: list[dict], **header) -> Path:
+    return rf.write_result(tmp_path / name, rf.header(**header), records)
+
+
+def test_report_json(runner, tmp_path):
+    path = write(tmp_path, "new.jsonl", blocked_records())
+    result = runner.invoke(app, ["report", str(path), "--no-verify", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    verdicts = {v["target_id"]: v for v in data["verdicts"]}
+    assert (verdicts[f"domain:{TG}"]["status"], verdicts[f"domain:{TG}"]["method"]) == (
+        "blocked",
+        "sni",
+    )
+    assert verdicts["endpoint:203.0.113.50:443"]["method"] == "ip"
+    assert data["file"]["verification"] == "not verified"
+    assert data["run"]["vantage"] == "lab-1"
+    assert any(g["line"].startswith("DC endpoints: blocked by ip") for g in data["groups"])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "needle"), [("table", "blocked (sni)"), ("markdown", "## Verdicts")]
+)
+def test_report_table_and_markdown(runner, tmp_path, fmt, needle):
+    path = write(tmp_path, "new.jsonl", blocked_records())
+    result = runner.invoke(app, ["report", str(path), "--no-verify", "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert needle in result.stdout
+    assert "Web names: blocked by sni" in result.stdout
+
+
+def test_unsigned_file_needs_no_verify(runner, tmp_path):
+    path = write(tmp_path, "new.jsonl", ok_records())
+    result = runner.invoke(app, ["report", str(path)])
+    assert result.exit_code == 2
+    assert "UNSIGNED" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "new.jsonl"),  # missing file
+        (b"not json\n", "not a netprobe result header"),
+    ],
+)
+def test_unreadable_files_exit_2(runner, tmp_path, content, words):
+    path = tmp_path / "new.jsonl"
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(app, ["report", str(path), "--no-verify"])
+    assert result.exit_code == 2
+    assert words in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_bad_field_is_named(runner, tmp_path):
+    records = ok_records()
+    records[-1]["port"] = "443"
+    path = write(tmp_path, "new.jsonl", records)
+    result = runner.invoke(app, ["report", str(path), "--no-verify"])
+    assert result.exit_code == 2
+    assert "field 'port'" in result.stderr and "new.jsonl" in result.stderr
+
+
+def test_signed_file_is_verified(runner, tmp_path):
+    from netprobe.keys import generate_key
+    from netprobe.writer import ResultWriter
+
+    signer = generate_key(tmp_path / "key", "lab")
+    writer = ResultWriter(tmp_path, "run", signer=signer)
+    writer.write_header(rf.header())
+    for record in blocked_records():
+        writer.write(record)
+    path = writer.close(rf.summary())
+    result = runner.invoke(app, ["report", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["file"]["verification"] == "COMPLETE"
+
+
+def test_diff_against_itself_exits_0(runner, tmp_path):
+    path = write(tmp_path, "a.jsonl", blocked_records())
+    result = runner.invoke(app, ["diff", str(path), str(path), "--no-verify", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["changes"] == [] and not any(data["summary"].values())
+
+
+def test_diff_status_change_exits_1_with_stable_json(runner, tmp_path):
+    old = write(tmp_path, "old.jsonl", ok_records())
+    new = write(tmp_path, "new.jsonl", blocked_records())
+    result = runner.invoke(app, ["diff", str(old), str(new), "--no-verify", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert {"old", "new", "changes", "summary"} <= set(data)
+    kinds = {c["target"]: c["kind"] for c in data["changes"]}
+    assert kinds == {f"domain:{TG}": "newly_blocked", "endpoint:203.0.113.50:443": "newly_blocked"}
+    assert data["summary"]["newly_blocked"] == 2
+    assert data["old"]["file"]["path"].endswith("old.jsonl")
+    for fmt in ("table", "markdown"):
+        shown = runner.invoke(app, ["diff", str(old), str(new), "--no-verify", "--format", fmt])
+        assert shown.exit_code == 1 and "newly_blocked" in shown.stdout
+
+
+def test_diff_of_different_target_lists_warns_and_lists_added_removed(runner, tmp_path):
+    old = write(tmp_path, "old.jsonl", ok_records(), vantage="hanoi")
+    new = write(
+        tmp_path,
+        "new.jsonl",
+        ok_records()[:-1] + rf.domain_ok("t.me", "203.0.113.20"),
+        vantage="saigon",
+        target_files=[{"name": "other.yaml", "sha256": "b" * 64}],
+    )
+    result = runner.invoke(app, ["diff", str(old), str(new), "--no-verify", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    kinds = sorted(c["kind"] for c in json.loads(result.stdout)["changes"])
+    assert kinds == ["added", "removed"]
+    assert "different vantage points" in result.stderr
+    assert "different target lists" in result.stderr
+
+
+def test_diff_unreadable_exits_2(runner, tmp_path):
+    good = write(tmp_path, "a.jsonl", ok_records())
+    result = runner.invoke(app, ["diff", str(good), str(tmp_path / "missing.jsonl"), "--no-verify"])
+    assert result.exit_code == 2
+    assert "missing.jsonl" in result.stderr
+
+
+def _golden_cases() -> list[Path]:
+    if not GOLDEN.is_dir():
+        return []
+    needed = ("old.jsonl", "new.jsonl", "expected_report.json", "expected_diff.json")
+    return sorted(
+        d for d in GOLDEN.iterdir() if d.is_dir() and all((d / n).exists() for n in needed)
+    )
+
+
+@pytest.mark.parametrize("case", _golden_cases() or [None], ids=lambda c: c.name if c else "none")
+def test_golden_replay(case):
+    if case is None:
+        pytest.skip("no tests/golden/<case>/ with old.jsonl, new.jsonl and expected json yet")
+    import sys
+
+    sys.path.insert(0, str(GOLDEN))
+    try:
+        from regen import expected_documents
+    finally:
+        sys.path.remove(str(GOLDEN))
+    report, diff = expected_documents(case)
+    assert report == json.loads((case / "expected_report.json").read_text())
+    assert diff == json.loads((case / "expected_diff.json").read_text())

@@ -1,0 +1,308 @@
+"""`netprobe run` end to end against loopback servers: the file a user gets, exit codes, signals.
+
+Every address here is 127.0.0.1 or ::1; the DNS servers answer the test names with loopback
+addresses so that no probe can leave the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import localservers as ls
+
+LOOP_NAME = "loop.test."
+
+
+@dataclass
+class Lab:
+    dns: str
+    doh: str
+    ca_bundle: str
+    tls_port: int
+    open_port: int
+    control_port: int
+    closed_port: int
+    hang_port: int
+
+
+@pytest.fixture()
+def loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    # loop.test resolves to loopback so the domain's TLS probes stay on this machine.
+    # (No AAAA: the TLS server listens on 127.0.0.1 only; IPv6 probes are covered in test_probe_*.)
+    monkeypatch.setitem(ls.ZONE, LOOP_NAME, {"A": ["127.0.0.1"]})
+    ca = ls.make_ca()
+    cert = ls.issue_cert(ca, "loop.test", "localhost", "127.0.0.1", "::1")
+    bundle = ls.write_ca_bundle(ca, str(tmp_path))
+    with (
+        ls.DnsServer() as dns_server,
+        ls.doh_server(cert) as doh,
+        ls.tls_server(cert) as tls,
+        ls.tcp_listener() as open_port,
+        ls.tcp_listener() as control_port,
+        ls.StreamServer(ls.never_answer) as hang,
+    ):
+        yield Lab(
+            dns=dns_server.address("udp"),
+            doh=f"{doh}/dns-query",
+            ca_bundle=bundle,
+            tls_port=tls.port,
+            open_port=open_port,
+            control_port=control_port,
+            closed_port=ls.closed_port(),
+            hang_port=hang.port,
+        )
+
+
+def target_list(tmp_path: Path, lab: Lab, extra_endpoints: str = "") -> Path:
+    path = tmp_path / "local.yaml"
+    path.write_text(
+        f"""\
+name: local
+groups:
+  web:
+    label: Local web names
+    domains: [loop.test]
+    ports: [{lab.tls_port}]
+  dc:
+    label: Local endpoints
+    endpoints:
+      - 127.0.0.1:{lab.open_port}
+      - 127.0.0.1:{lab.closed_port}
+      - {{address: "127.0.0.1:{lab.tls_port}", sni: loop.test}}
+{extra_endpoints}
+controls:
+  endpoints: ["127.0.0.1:{lab.control_port}"]
+  sni: localhost
+"""
+    )
+    return path
+
+
+def env(tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k != "NETPROBE_CONFIG"}
+    return {
+        **base,
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+
+
+def netprobe(tmp_path: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netprobe", *args],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+        timeout=60,
+        **kwargs,
+    )
+
+
+def run_args(tmp_path: Path, lab: Lab, targets: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        str(targets),
+        "--out",
+        str(tmp_path / "results"),
+        "--resolver",
+        lab.dns,
+        "--control-resolver",
+        lab.doh,
+        "--ca-bundle",
+        lab.ca_bundle,
+        "--timeout",
+        "2",
+        "--udp-wait",
+        "0.1",
+        "--vantage",
+        "loopback-test",
+        *extra,
+    ]
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_writes_a_complete_result_file(tmp_path: Path, loopback: Lab) -> None:
+    targets = target_list(tmp_path, loopback)
+    done = netprobe(tmp_path, *run_args(tmp_path, loopback, targets, "--no-sign", "--quiet"))
+    assert done.returncode == 0, done.stderr
+    path = Path(done.stdout.strip())
+    assert path.parent == tmp_path / "results"
+    assert path.name.endswith("_loopback-test.jsonl")
+    assert not list(path.parent.glob(".*.partial")), "the running name is gone after a clean end"
+    lines = read_lines(path)
+    header, summary = lines[0], lines[-1]
+    assert header["type"] == "header" and header["schema_version"] == 1
+    assert header["resolvers"] == [loopback.dns]
+    assert header["control_resolvers"] == [loopback.doh]
+    assert header["target_files"][0]["name"] == "local.yaml"
+    assert header["signer"] is None
+    assert summary["type"] == "summary" and summary["interrupted"] is None
+    records = lines[1:-1]
+    assert all(r["schema_version"] == 1 for r in records)
+
+    by_id: dict[str, list[dict]] = {}
+    for record in records:
+        by_id.setdefault(record["target_id"], []).append(record)
+    # DNS: A and AAAA through the probe resolver and the control resolver.
+    dns_records = [r for r in by_id["domain:loop.test"] if r["type"] == "dns"]
+    assert sorted((r["resolver_role"], r["query_type"], r["failure"]) for r in dns_records) == [
+        ("control", "A", None),
+        ("control", "AAAA", "dns_no_answer"),
+        ("probe", "A", None),
+        ("probe", "AAAA", "dns_no_answer"),
+    ]
+    # TLS to the answered address, with the target SNI and with the control SNI.
+    tls = [r for r in by_id["domain:loop.test"] if r["type"] == "tls"]
+    assert sorted((r["ip"], r["sni_role"]) for r in tls) == [
+        ("127.0.0.1", "control"),
+        ("127.0.0.1", "target"),
+    ]
+    target_sni = next(r for r in tls if r["sni_role"] == "target" and r["ip"] == "127.0.0.1")
+    assert target_sni["failure"] is None
+    assert target_sni["server_name"] == "loop.test"
+    assert target_sni["tls_version"].startswith("TLSv1.")
+    assert target_sni["peer_certificates"][0]["sha256"]
+    assert sorted(target_sni["address_sources"]) == [
+        "control:" + loopback.doh,
+        "probe:" + loopback.dns,
+    ]
+    # TCP endpoints: the open port connects, the closed one is refused (OONI's string).
+    assert by_id[f"endpoint:127.0.0.1:{loopback.open_port}"][0]["failure"] is None
+    assert by_id[f"endpoint:127.0.0.1:{loopback.closed_port}"][0]["failure"] == "connection_refused"
+    # An endpoint with an SNI gets a TCP connect and a TLS pair.
+    kinds = sorted(r["type"] for r in by_id[f"endpoint:127.0.0.1:{loopback.tls_port}"])
+    assert kinds == ["tcp", "tls", "tls"]
+    control = by_id[f"endpoint:127.0.0.1:{loopback.control_port}"][0]
+    assert control["role"] == "control" and control["failure"] is None
+    assert summary["measurements"] == len(records)
+
+
+def test_json_summary_and_repeat(tmp_path: Path, loopback: Lab) -> None:
+    targets = target_list(tmp_path, loopback)
+    done = netprobe(
+        tmp_path,
+        *run_args(tmp_path, loopback, targets, "--no-sign", "--format", "json", "--repeat", "2"),
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    rows = {row["target_id"]: row for row in report["per_target"]}
+    assert rows[f"endpoint:127.0.0.1:{loopback.closed_port}"]["tcp"] == "fail: connection_refused"
+    assert rows["domain:loop.test"]["tls"] == "ok"
+    assert report["vantage_problem"] is None
+    attempts = {r["attempt"] for r in read_lines(Path(report["path"]))[1:-1]}
+    assert attempts == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("groups:\n  dc:\n    endpoints: [nonsense]\n", "local.yaml:3"),
+        ("groups:\n  dc:\n    endpoints: [127.0.0.1:80]\n    colour: red\n", "colour"),
+    ],
+)
+def test_bad_target_list_exits_2_naming_file_and_line(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "local.yaml"
+    path.write_text(content)
+    done = netprobe(tmp_path, "run", str(path), "--no-sign", "--out", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--resolver", "ftp://192.0.2.1", "resolver"),
+        ("--asn", "Viettel", "--asn"),
+        ("--cc", "VNM", "--cc"),
+        ("--timeout", "0", "--timeout"),
+        ("--ca-bundle", "/nonexistent.pem", "--ca-bundle"),
+    ],
+)
+def test_bad_options_exit_2(
+    tmp_path: Path, loopback: Lab, flag: str, value: str, message: str
+) -> None:
+    targets = target_list(tmp_path, loopback)
+    done = netprobe(tmp_path, "run", str(targets), "--no-sign", flag, value, "--out", str(tmp_path))
+    assert done.returncode == 2, done.stdout
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def slow_run(tmp_path: Path, lab: Lab, *extra: str) -> subprocess.Popen[str]:
+    """A run that takes ~20 s: TLS attempts to a server that never answers, one at a time."""
+    hang = f'      - {{address: "127.0.0.1:{lab.hang_port}", sni: loop.test}}'
+    targets = target_list(tmp_path, lab, extra_endpoints=hang)
+    args = run_args(
+        tmp_path, lab, targets, "--repeat", "20", "--concurrency", "1", "--timeout", "1"
+    )
+    args += ["--checkpoint-every", "1", *extra]
+    return subprocess.Popen(
+        [sys.executable, "-m", "netprobe", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path),
+    )
+
+
+def wait_for_records(directory: Path, count: int, limit: float = 30) -> Path:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for path in directory.glob(".*.partial"):
+            if path.read_bytes().count(b'"type":"tcp"') >= count:
+                return path
+        time.sleep(0.1)
+    raise AssertionError("the run wrote no records in time")
+
+
+def test_sigkill_leaves_a_partial_file_whose_covered_records_verify(
+    tmp_path: Path, loopback: Lab
+) -> None:
+    key = tmp_path / "key"
+    assert netprobe(tmp_path, "keygen", "--out", str(key), "--principal", "tester").returncode == 0
+    proc = slow_run(tmp_path, loopback, "--key", str(key))
+    partial = wait_for_records(tmp_path / "results", 8)
+    proc.kill()
+    proc.wait(10)
+    assert partial.exists(), "a killed run keeps its partial name"
+    done = netprobe(tmp_path, "verify", str(partial), "--format", "json")
+    assert done.returncode == 3, done.stdout + done.stderr  # PARTIAL
+    report = json.loads(done.stdout)
+    entry = report[0] if isinstance(report, list) else report["files"][0]
+    assert entry["status"] == "PARTIAL"
+    assert entry["records_covered"] >= 8
+
+
+def test_sigterm_stops_cleanly_with_a_signed_stop_checkpoint(tmp_path: Path, loopback: Lab) -> None:
+    key = tmp_path / "key"
+    assert netprobe(tmp_path, "keygen", "--out", str(key), "--principal", "tester").returncode == 0
+    proc = slow_run(tmp_path, loopback, "--key", str(key))
+    wait_for_records(tmp_path / "results", 6)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr
+    final = next((tmp_path / "results").glob("*.jsonl"))
+    lines = read_lines(final)
+    assert lines[-3]["type"] == "summary" and lines[-3]["interrupted"] == "SIGTERM"
+    assert lines[-2]["type"] == "checkpoint" and lines[-2]["reason"] == "signal"
+    assert lines[-1]["type"] == "signature"
+    done = netprobe(tmp_path, "verify", str(final))
+    assert done.returncode == 0, done.stdout + done.stderr
