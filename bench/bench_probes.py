@@ -40,6 +40,18 @@ def _target_list(cidr: str, port: int, sample: int | str) -> str:
     )
 
 
+def _listen(port: int, ready: object) -> None:
+    import asyncio
+
+    async def serve() -> None:
+        server = await asyncio.start_server(lambda r, w: w.close(), "0.0.0.0", port, backlog=4096)
+        ready.set()  # type: ignore[attr-defined]
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
 def child(args: argparse.Namespace) -> None:
     """Run one case in this process and print its figures as JSON."""
     import asyncio
@@ -51,14 +63,14 @@ def child(args: argparse.Namespace) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     server = None
     if args.listen:
-        # One wildcard listener answers every 127.x.y.z (loopback is a /8) in the namespace.
-        import threading
+        # The listener runs in its own process so that it does not share netprobe's CPU core/GIL;
+        # one wildcard listener answers every 127.x.y.z (loopback is a /8) in the namespace.
+        import multiprocessing
 
-        loop = asyncio.new_event_loop()
-        server = loop.run_until_complete(
-            asyncio.start_server(lambda r, w: w.close(), "0.0.0.0", args.port, backlog=4096)
-        )
-        threading.Thread(target=loop.run_forever, daemon=True).start()
+        ready = multiprocessing.Event()
+        server = multiprocessing.Process(target=_listen, args=(args.port, ready), daemon=True)
+        server.start()
+        ready.wait(10)
     tl = parse_targets(_target_list(args.cidr, args.port, args.sample), "bench.yaml")
     with tempfile.TemporaryDirectory() as out:
         options = RunOptions(
@@ -90,7 +102,8 @@ def child(args: argparse.Namespace) -> None:
             }
         )
     )
-    del server
+    if server is not None:
+        server.terminate()
 
 
 def _run_child(extra: list[str], netns: str | None = None) -> dict:
@@ -105,41 +118,41 @@ def _run_child(extra: list[str], netns: str | None = None) -> dict:
 
 
 class DroppingNamespace:
-    """A namespace where 198.18.0.0/15 is routed to a dummy device and dropped by the firewall."""
+    """A namespace whose route to 198.18.0.0/15 leads into a second, silent namespace.
+
+    The sink namespace does not forward, so every SYN is dropped there without an answer: the
+    same as a firewall's DROP, seen from the prober. Nothing is routed anywhere else.
+    """
 
     def __init__(self) -> None:
-        self.name = f"npbench-{uuid.uuid4().hex[:6]}"
+        suffix = uuid.uuid4().hex[:6]
+        self.name, self.sink = f"npbench-{suffix}", f"npsink-{suffix}"
 
     def __enter__(self) -> str:
         if os.geteuid() != 0:
-            raise SystemExit("the timeout and memory cases need root (network namespaces)")
-        sh = ["ip", "-n", self.name]
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        subprocess.run([*sh, "link", "set", "lo", "up"], check=True)
-        subprocess.run([*sh, "link", "add", "dummy0", "type", "dummy"], check=True)
-        subprocess.run([*sh, "link", "set", "dummy0", "up"], check=True)
-        subprocess.run([*sh, "addr", "add", "198.18.255.254/32", "dev", "dummy0"], check=True)
-        subprocess.run([*sh, "route", "add", "198.18.0.0/15", "dev", "dummy0"], check=True)
-        subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.name,
-                "iptables",
-                "-A",
-                "OUTPUT",
-                "-d",
-                "198.18.0.0/15",
-                "-j",
-                "DROP",
-            ],
-            check=True,
-        )
+            raise SystemExit("the benchmark needs root (network namespaces)")
+        try:
+            for ns in (self.name, self.sink):
+                _ip("netns", "add", ns)
+                _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", self.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", self.sink)
+            _ip("-n", self.name, "addr", "add", "192.0.2.1/30", "dev", "v0")
+            _ip("-n", self.sink, "addr", "add", "192.0.2.2/30", "dev", "v1")
+            _ip("-n", self.name, "link", "set", "v0", "up")
+            _ip("-n", self.sink, "link", "set", "v1", "up")
+            _ip("-n", self.name, "route", "add", "198.18.0.0/15", "via", "192.0.2.2")
+        except BaseException:
+            self.__exit__()
+            raise
         return self.name
 
     def __exit__(self, *exc: object) -> None:
-        subprocess.run(["ip", "netns", "del", self.name], check=False)
+        for ns in (self.name, self.sink):
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True)
 
 
 def main() -> None:

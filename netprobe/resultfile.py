@@ -86,7 +86,7 @@ def _open(path: Path) -> BinaryIO:
         raise ResultFileError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _lines(handle: BinaryIO, path: Path) -> Iterator[bytes]:
+def _lines(handle: BinaryIO) -> Iterator[bytes]:
     while True:
         raw = handle.readline(MAX_LINE_BYTES + 1)
         if not raw:
@@ -287,7 +287,7 @@ def verify_file(path: Path, *, allowed_signers: Path | None = None) -> Verificat
     result = verifier.result
     with _open(path) as handle:
         try:
-            for raw in _lines(handle, path):
+            for raw in _lines(handle):
                 covered_before = result.lines_covered
                 verifier.feed(raw)
                 if result.lines_covered != covered_before:
@@ -379,7 +379,7 @@ def iter_records(
 def _iter_covered(path: Path, verification: Verification) -> Iterator[dict[str, Any]]:
     hasher = hashlib.sha512()
     with _open(path) as handle:
-        for number, raw in enumerate(_lines(handle, path), start=1):
+        for number, raw in enumerate(_lines(handle), start=1):
             if number > verification.lines_covered:
                 break
             hasher.update(raw)
@@ -392,7 +392,7 @@ def _iter_covered(path: Path, verification: Verification) -> Iterator[dict[str, 
 
 def _iter_unverified(path: Path, skipped: list[int] | None = None) -> Iterator[dict[str, Any]]:
     with _open(path) as handle:
-        for number, raw in enumerate(_lines(handle, path), start=1):
+        for number, raw in enumerate(_lines(handle), start=1):
             record = _parse(raw) if raw.endswith(b"\n") else None
             if number == 1 and (record is None or record["type"] != records.HEADER):
                 raise ResultFileError(f"{path}:1: not a netprobe result header")

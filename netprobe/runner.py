@@ -215,6 +215,7 @@ class Runner:
                 loop.add_signal_handler(sig, stop, sig.name)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests): signals stay with their default handlers
+        ticker = asyncio.ensure_future(self._checkpoint_ticker(sink))
         try:
             await asyncio.wait_for(asyncio.shield(work), timeout=self.options.deadline)
         except TimeoutError:
@@ -224,6 +225,7 @@ class Runner:
             if not stopped_by:
                 raise
         finally:
+            ticker.cancel()
             for sig in handled:
                 try:
                     loop.remove_signal_handler(sig)
@@ -236,6 +238,15 @@ class Runner:
             except asyncio.CancelledError:
                 pass
         return stopped_by[0] if stopped_by else None
+
+    async def _checkpoint_ticker(self, sink: RecordSink) -> None:
+        """Give the writer a chance to sign every second, so quiet stretches are covered too."""
+        due = getattr(sink, "checkpoint_if_due", None)
+        if due is None:
+            return
+        while True:
+            await asyncio.sleep(1.0)
+            due()
 
     async def _limited(self, probe: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         assert self._semaphore is not None and self._sink is not None

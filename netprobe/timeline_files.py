@@ -84,6 +84,11 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
         return Skipped(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return Skipped(str(path), f"{type(exc).__name__}: {exc}")
+    except (KeyError, TypeError, AttributeError) as exc:
+        # Only reachable with --no-verify: a record that parses as JSON but not as our schema.
+        return Skipped(
+            str(path), f"records do not follow the result schema ({type(exc).__name__}: {exc})"
+        )
 
 
 def _summarise_job(job: tuple[Path, ReadOptions]) -> RunSummary | Skipped | None:

@@ -7,9 +7,9 @@ case is about vantage health) and checks the verdict a person would read: status
 from __future__ import annotations
 
 import pytest
-import recordfactory as rf
 
 from netprobe.analysis import analyse
+from tests import recordfactory as rf
 
 TG = "telegram.org"
 GOOD = "203.0.113.10"  # inside the header's expected "lab" range

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
-import recordfactory as rf
 from typer.testing import CliRunner
 
 from netprobe.cli import app
+from tests import recordfactory as rf
 
 TG = "telegram.org"
 GOOD = "203.0.113.10"

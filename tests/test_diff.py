@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import recordfactory as rf
 
 from netprobe.analysis import analyse
 from netprobe.diff import CHANGE_KINDS, diff_runs
+from tests import recordfactory as rf
 
 TG = "telegram.org"
 GOOD = "203.0.113.10"

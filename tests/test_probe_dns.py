@@ -6,7 +6,11 @@ import asyncio
 import ssl
 
 import pytest
-from localservers import (
+
+from netprobe.probes.dns import answer_addresses, probe_dns
+from netprobe.probes.tls import make_ssl_context
+from netprobe.resolvers import ResolverSpec, parse_resolver
+from tests.localservers import (
     FORGED_A,
     GENUINE_A,
     GENUINE_AAAA,
@@ -18,10 +22,6 @@ from localservers import (
     probe_context,
     write_ca_bundle,
 )
-
-from netprobe.probes.dns import answer_addresses, probe_dns
-from netprobe.probes.tls import make_ssl_context
-from netprobe.resolvers import ResolverSpec, parse_resolver
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from localservers import StreamServer, closed_port, never_answer, probe_context, tcp_listener
 
 from netprobe.probes.tcp import probe_tcp
+from tests.localservers import StreamServer, closed_port, never_answer, probe_context, tcp_listener
 
 
 def run_tcp(ip: str, port: int, timeout: float = 2.0) -> dict:

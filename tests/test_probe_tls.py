@@ -7,7 +7,9 @@ import hashlib
 import ssl
 
 import pytest
-from localservers import (
+
+from netprobe.probes.tls import make_ssl_context, probe_tls
+from tests.localservers import (
     StreamServer,
     close_after_hello,
     closed_port,
@@ -19,8 +21,6 @@ from localservers import (
     tls_server,
     write_ca_bundle,
 )
-
-from netprobe.probes.tls import make_ssl_context, probe_tls
 
 
 @pytest.fixture(scope="module")

@@ -111,22 +111,26 @@ def _as_dict(item: Verification | tuple[Path, str]) -> dict[str, object]:
 
 def _table(results: list[Verification | tuple[Path, str]]) -> Table:
     table = Table(title="Result file verification")
-    for column in ("file", "status", "signed records", "unsigned records", "signer", "details"):
-        table.add_column(column)
+    table.add_column("file", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("signed", justify="right")
+    table.add_column("unsigned", justify="right")
+    table.add_column("signer", overflow="fold")
+    table.add_column("details", overflow="fold")
     for item in results:
         if not isinstance(item, Verification):
             path, message = item
             table.add_row(escape(str(path)), f"[red]{UNREADABLE}[/]", "", "", "", escape(message))
             continue
         style = STATUS_STYLE.get(item.status, "red")
-        if item.trusted is False:
-            signer = f"{item.signer_fingerprint} (NOT in allowed signers)"
-        elif item.trusted:
+        if item.trusted:
             signer = f"{item.principal} (trusted)"
-        elif item.signer_fingerprint:
-            signer = f"{item.signer_fingerprint} (NOT TRUSTED: no --allowed-signers)"
-        else:
+        elif item.signer_fingerprint is None:
             signer = "-"
+        elif item.trusted is False:
+            signer = f"untrusted: not in allowed signers; {item.signer_fingerprint}"
+        else:
+            signer = f"untrusted (no --allowed-signers); {item.signer_fingerprint}"
         table.add_row(
             escape(str(item.path)),
             f"[{style}]{item.status}[/]",

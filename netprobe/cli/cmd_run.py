@@ -288,12 +288,13 @@ def _check_range(flag: str, value: float, low: float, high: float) -> None:
 def _signer(settings: dict[str, Any]) -> Any:
     if settings.get("sign") is False:
         return None
-    from netprobe.keys import KeyFileError, default_key_path, load_or_create_signer
+    from netprobe.keys import KeyFileError, default_key_path, load_or_create_signer, load_signer
 
     key = settings.get("key")
     key_path = Path(key) if key else default_key_path()
     try:
-        signer, created = load_or_create_signer(key_path)
+        # Only the default key is created on demand: a mistyped --key must not mint a new one.
+        signer, created = (load_signer(key_path), False) if key else load_or_create_signer(None)
     except KeyFileError as exc:
         fail(str(exc))
     if created:
