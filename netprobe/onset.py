@@ -51,7 +51,7 @@ class CusumParams:
         return self.edd * self.v / 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One time slot of a series: `y` summarises the runs seen between `first_run` and `last_run`."""
 

@@ -269,21 +269,17 @@ def _method_for(network: _Network, target_id: str, layer: str, change: Change) -
     return seen.most_common(1)[0][0] if seen else LAYER_METHOD.get(layer, layer)
 
 
-def _strip(samples_by_layer: dict[str, list[Sample]], start: float, end: float, width: int) -> str:
-    # One character per column: the share of hours in that column whose worst layer looks blocked.
-    span = max(end - start, 3600.0)
-    worst: dict[int, float] = {}
-    for samples in samples_by_layer.values():
-        for s in samples:
-            hour = int(s.time // 3600)
-            worst[hour] = max(worst.get(hour, 0.0), s.y)
-    columns: list[list[float]] = [[] for _ in range(width)]
-    for hour, y in worst.items():
-        column = min(width - 1, int((hour * 3600.0 - start) / span * width))
-        if 0 <= column < width:
-            columns[column].append(y)
+def _strip(worst: array, width: int) -> str:
+    # One character per column: the share of hours in that column whose worst layer looks
+    # blocked. `worst` holds one value per hour of the strip span, -1 = no sample that hour.
+    hours = len(worst)
     chars = []
-    for values in columns:
+    for column in range(width):
+        lo, hi = (
+            column * hours // width,
+            max((column + 1) * hours // width, column * hours // width + 1),
+        )
+        values = [y for y in worst[lo:hi] if y >= 0]
         if not values:
             chars.append(STRIP_GAP)
             continue
@@ -295,26 +291,42 @@ def _strip(samples_by_layer: dict[str, list[Sample]], start: float, end: float, 
 def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOptions) -> dict:
     _sorted_network(network)
     params, window_s = opts.params, opts.window_hours * 3600.0
-    detections: dict[tuple[str, str], tuple[list[Sample], object]] = {}
-    for series_key, series in network.series.items():
+    start = opts.since if opts.since is not None else network.run_times[0]
+    end = opts.until if opts.until is not None else network.run_times[-1]
+    first_hour = int(start // 3600)
+    span_hours = max(1, int(end // 3600) - first_hour + 1)
+    # Samples live only while their series is analysed; what survives per target is small:
+    # the detection, first/last sample time, sample count and a per-hour worst score for the strip.
+    detections: dict[tuple[str, str], object] = {}
+    seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
+    worst: dict[str, array] = {}
+    for series_key, series in sorted(network.series.items()):
         samples = hourly_samples(series.times, series.scores)
-        detections[series_key] = (samples, detect(samples, params))
+        detections[series_key] = detect(samples, params)
+        target_id = series_key[0]
+        if opts.target is not None and target_id != opts.target:
+            continue
+        bounds = seen.setdefault(target_id, [samples[0].time, samples[-1].time, 0])
+        bounds[0], bounds[1] = min(bounds[0], samples[0].time), max(bounds[1], samples[-1].time)
+        bounds[2] = max(bounds[2], len(samples))
+        hours = worst.setdefault(target_id, array("d", [-1.0]) * span_hours)
+        for sample in samples:
+            index = int(sample.time // 3600) - first_hour
+            if 0 <= index < span_hours and sample.y > hours[index]:
+                hours[index] = sample.y
     # Real flips (not the initial state) of every series, for corroboration.
     flips = [
         (series_key, change)
-        for series_key, (_, detection) in detections.items()
+        for series_key, detection in detections.items()
         for change in detection.changes
         if change.from_state != UNKNOWN
     ]
     gap_threshold = _gap_threshold_hours(network.run_times)
-    start = opts.since if opts.since is not None else network.run_times[0]
-    end = opts.until if opts.until is not None else network.run_times[-1]
     targets: dict[str, dict] = {}
-    for (target_id, layer), (samples, detection) in sorted(detections.items()):
+    for (target_id, layer), detection in sorted(detections.items()):
         if opts.target is not None and target_id != opts.target:
             continue
-        entry = targets.setdefault(target_id, {"target_id": target_id, "_samples": {}})
-        entry["_samples"][layer] = samples
+        entry = targets.setdefault(target_id, {"target_id": target_id})
         entry.setdefault("layers", {})[layer] = detection.state
         for change in detection.changes:
             others = [
@@ -357,10 +369,9 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     target_list = []
     for target_id in sorted(targets):
         entry = targets[target_id]
-        samples_by_layer = entry.pop("_samples")
         layer_states = entry["layers"]
         changes = sorted(entry.pop("changes", []), key=lambda c: (c["first_after"], c["layer"]))
-        times = [s.time for samples in samples_by_layer.values() for s in samples]
+        first_time, last_time, sample_count = seen[target_id]
         blocked_layers = [layer for layer in LAYERS if layer_states.get(layer) == BLOCKED]
         if blocked_layers:
             state = BLOCKED
@@ -376,11 +387,11 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
                 "blocked_layers": blocked_layers,
                 "method": last_block["method"] if state == BLOCKED and last_block else None,
                 "layers": layer_states,
-                "first_seen": iso(min(times)),
-                "last_seen": iso(max(times)),
-                "samples": max(len(s) for s in samples_by_layer.values()),
+                "first_seen": iso(first_time),
+                "last_seen": iso(last_time),
+                "samples": sample_count,
                 "changes": changes,
-                "strip": _strip(samples_by_layer, start, end, opts.strip_width),
+                "strip": _strip(worst[target_id], opts.strip_width),
             }
         )
     healthy = sum(network.run_healthy)

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.lab import fixtures
 from tests.lab import scenarios as sc
-from tests.lab.fixtures import lab  # noqa: F401 - pytest fixture
 from tests.lab.lab import Lab
 from tests.lab.netprobe_cli import diff, netprobe, run_in_lab, verdicts
 
+# The shared lab fixture (tests/lab/fixtures.py), bound here so pytest finds it.
+lab = fixtures.lab
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 
 TRUTH = sc.load_ground_truth()
@@ -33,7 +37,7 @@ CENSORING = [name for name in sc.SCENARIOS if name != "none"]
 
 
 @pytest.fixture(scope="module")
-def groups(lab: Lab) -> dict[str, str]:  # noqa: F811 - `lab` is the fixture
+def groups(lab: Lab) -> dict[str, str]:
     return sc.lab_target_groups(lab.targets_path)
 
 
@@ -46,13 +50,13 @@ def _explain(title: str, problems: list[str], *paths: Path) -> str:
     return f"{title}:\n  " + "\n  ".join(problems) + "\nfiles: " + " ".join(map(str, paths))
 
 
-def test_repeated_none_runs_show_no_change(lab: Lab, groups, results: Path) -> None:  # noqa: F811
+def test_repeated_none_runs_show_no_change(lab: Lab, groups, results: Path) -> None:
     lab.apply("none")
     runs = [run_in_lab(lab, results / "none", vantage=f"none{i}") for i in range(3)]
     for path in runs:
         problems = sc.verdict_mismatches(TRUTH, "none", verdicts(path), groups)
         assert not problems, _explain("false positives under scenario none", problems, path)
-    for old, new in zip(runs, runs[1:]):
+    for old, new in zip(runs, runs[1:], strict=False):
         status, changes = diff(old, new)
         assert changes["changes"] == [], _explain("none vs none", [str(changes)], old, new)
         assert status == 0
@@ -60,7 +64,7 @@ def test_repeated_none_runs_show_no_change(lab: Lab, groups, results: Path) -> N
 
 @pytest.mark.parametrize("scenario", CENSORING)
 def test_scenario_is_detected_and_recovery_reported(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     groups: dict[str, str],
     results: Path,
     scenario: str,
@@ -105,7 +109,7 @@ def _final_signature(path: Path) -> tuple[bytes, bytes]:
 
 
 def test_signed_lab_file_verifies_with_netprobe_and_ssh_keygen(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     results: Path,
     tmp_path: Path,
 ) -> None:
@@ -150,3 +154,18 @@ def test_signed_lab_file_verifies_with_netprobe_and_ssh_keygen(
         capture_output=True,
     )  # fmt: skip
     assert rejected.returncode != 0
+
+
+def test_report_table_prints_lab_addresses_verbatim(lab: Lab, results: Path) -> None:
+    # IPv6 addresses like 2001:db8:100::50 contain ":100:", which rich would turn into an emoji
+    # unless the table disables emoji codes; a researcher must see the address as probed.
+    lab.apply("none")
+    path = run_in_lab(lab, results / "table", vantage="table")
+    shown = subprocess.run(
+        [sys.executable, "-m", "netprobe", "report", str(path), "--no-verify"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "endpoint:[2001:db8:100::50]:443" in shown.stdout

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab import fixtures
 from tests.lab import topology as topo
-from tests.lab.fixtures import clean_lab, lab, require_lab  # noqa: F401 - pytest fixtures
 from tests.lab.lab import NETNS_ETC, Lab, LabError
 
+# The shared lab fixtures (tests/lab/fixtures.py), bound here so pytest finds them.
+lab = fixtures.lab
+clean_lab = fixtures.clean_lab
 pytestmark = pytest.mark.root
 
 CA = "{ca}"  # replaced by the lab's CA path
@@ -94,7 +97,7 @@ def test_scenario_is_observable_from_the_client(clean_lab: Lab, scenario: str) -
     outcomes = run_checks(clean_lab, [spec for spec, _ in cases])
     mismatches = [
         f"{' '.join(spec)}: expected {expected}, got {outcome}"
-        for (spec, expected), outcome in zip(cases, outcomes)
+        for (spec, expected), outcome in zip(cases, outcomes, strict=True)
         if outcome != expected
     ]
     assert not mismatches, f"scenario {scenario}:\n" + "\n".join(mismatches)
@@ -146,7 +149,7 @@ def test_two_labs_coexist_and_teardown_removes_everything(lab: Lab) -> None:
 
 
 def test_teardown_runs_when_the_block_fails() -> None:
-    require_lab()
+    fixtures.require_lab()
     with pytest.raises(RuntimeError, match="test failure"):
         with Lab.up() as doomed:
             namespaces = doomed.namespaces

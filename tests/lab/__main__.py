@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tests.lab import scenarios as sc
@@ -80,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             if not command:
                 raise LabError("exec needs a command after `--`")
             lab = Lab.load(args.name)
-            return lab.exec(command, role=args.ns, timeout=None, capture_output=False).returncode
+            finished = lab.exec(
+                command, role=args.ns, timeout=None, capture_output=False, cwd=os.getcwd()
+            )
+            return finished.returncode
     except (LabError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
         print(f"lab: error: {message}", file=sys.stderr)

@@ -217,8 +217,17 @@ class Lab:
         for role in ("world", "isp"):
             log = open(self.state_dir / f"{role}.log", "ab")  # noqa: SIM115 - the child owns it
             process = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns(role), sys.executable, "-m", "tests.lab.servers",
-                 role, str(self.state_dir)],  # fmt: skip
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.ns(role),
+                    sys.executable,
+                    "-m",
+                    "tests.lab.servers",
+                    role,
+                    str(self.state_dir),
+                ],  # fmt: skip
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -267,10 +276,10 @@ class Lab:
     ) -> subprocess.CompletedProcess[str]:
         """Run `argv` inside one of the lab's namespaces (default: the client), capturing text."""
         kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("cwd", REPO_ROOT)
         return subprocess.run(
             ["ip", "netns", "exec", self.ns(role), *argv],
             text=True,
-            cwd=REPO_ROOT,
             env=_child_env(),
             timeout=timeout,
             **kwargs,

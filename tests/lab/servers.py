@@ -31,6 +31,7 @@ import dns.rcode
 
 from tests.lab import topology as topo
 
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
