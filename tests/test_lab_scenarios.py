@@ -254,3 +254,11 @@ def test_lab_tests_run_when_the_machine_can(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(fixtures, "missing_requirements", lambda: None)
     monkeypatch.setenv("CI", "true")
     fixtures.require_lab()  # neither skips nor fails
+
+
+@pytest.mark.parametrize("name", ["../etc", ".hidden", "a/b", ""])
+def test_lab_names_cannot_escape_the_state_directory(
+    capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    assert lab_main(["down", "--name", name]) == 2
+    assert "bad lab name" in capsys.readouterr().err

@@ -32,6 +32,7 @@ RANGE_ADDRESS = "203.0.113.99"  # inside the AnyIP range, not on any interface
 CASES = [
     ("none", ["dns", ISP, "telegram.org", "A"], TG),
     ("none", ["dns", ISP, "t.me", "AAAA"], topo.WEB_ADDRESSES["t.me"][1]),
+    ("none", ["dns", topo.ISP_RESOLVER_V6, "telegram.org", "A"], TG),
     ("none", ["dns", ISP, "no-such-name.example", "A"], "NXDOMAIN"),
     ("none", ["doh", topo.CONTROL_RESOLVER_URL, CA, "web.telegram.org", "A"], "203.0.113.11"),
     ("none", ["tcp", DC, "443"], "ok"),

@@ -5,7 +5,7 @@ Rules:
   same answer. It never touches the network (no ASN lookups, no re-probing).
 - Output is deterministic: verdicts sorted by target id, groups in header order, evidence sorted.
 - The decision rules live in `layers` (signs per attempt), `verdict` (repeats, layer order) and
-  `summary` (one sentence per group); docs/readme/analysis.md explains them to users.
+  `summary` (one sentence per group); README.md ("How verdicts are decided") explains them to users.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -109,8 +110,14 @@ def phrase(failure: str | None) -> str:
 
 
 def parse_ip(text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    return _parse_ip(str(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Cached: a timeline re-analyses the same few hundred addresses in thousands of runs.
     try:
-        return ipaddress.ip_address(str(text))
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 

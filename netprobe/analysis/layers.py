@@ -1,6 +1,6 @@
 """Per-layer signs of one target: what each attempt of DNS, TCP and TLS shows.
 
-Rules (docs/readme/analysis.md explains them to users):
+Rules (README.md ("How verdicts are decided") explains them to users):
 - DNS (probe resolvers only; control resolvers are the reference):
   blocked/dns = NXDOMAIN, SERVFAIL, REFUSED, timeout or no answer while the control resolver
   answers; a bogon answer; answers that nothing vouches for and that fail TLS for the name; a

@@ -17,8 +17,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, emoji=False)  # ":100:" in an IPv6 address is not an emoji
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 class OutputFormat(enum.StrEnum):

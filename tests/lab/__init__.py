@@ -1,5 +1,5 @@
 """netprobe's censorship lab: three network namespaces acting as a vantage point, a censoring
-ISP and the outside world, all on documentation addresses (see docs/readme/lab.md).
+ISP and the outside world, all on documentation addresses (see README.md, "Try it offline").
 
 Rules: usable from tests (`Lab.up()`, `tests.lab.fixtures`) and by hand (`python3 -m tests.lab`);
 nothing in it reaches beyond its own namespaces.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -56,6 +57,12 @@ def _run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess
     if check and result.returncode != 0:
         raise LabError(f"command failed ({result.returncode}): {' '.join(argv)}\n{result.stderr}")
     return result
+
+
+def _check_name(name: str) -> None:
+    # The name becomes a directory under /run/netprobe-lab: no paths, no hidden names.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise LabError(f"bad lab name {name!r}: use letters, digits, '.', '_' and '-'")
 
 
 def _child_env() -> dict[str, str]:
@@ -103,6 +110,7 @@ class Lab:
     @classmethod
     def load(cls, name: str) -> Lab:
         """The lab called `name`, from its state file; LabError if it is not up."""
+        _check_name(name)
         path = STATE_ROOT / name / "state.json"
         try:
             state = json.loads(path.read_text())
@@ -122,6 +130,7 @@ class Lab:
     @classmethod
     def create(cls, name: str = "lab") -> Lab:
         """Build the namespaces, links, routes, certificates and servers; scenario `none`."""
+        _check_name(name)
         problem = missing_requirements()
         if problem:
             raise LabError(problem)
@@ -134,6 +143,7 @@ class Lab:
             lab._write_certificates()
             lab._start_servers()
             lab.apply("none")
+            lab._wait_until_reachable()
         except BaseException:
             lab.down()
             raise
@@ -162,6 +172,12 @@ class Lab:
         (NETNS_ETC / world / "resolv.conf").write_text(f"nameserver {topo.AUTHORITATIVE_V4}\n")
         for namespace in (client, isp, world):
             _run(["ip", "netns", "add", namespace])
+            # No duplicate address detection: link-local and global IPv6 addresses are usable at
+            # once (tentative addresses made the first IPv6 connections after bring-up time out).
+            keys = ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]
+            if namespace == isp:
+                keys += ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
+            _run(["ip", "netns", "exec", namespace, "sysctl", "-qw", *keys])
         _run(["ip", "link", "add", "name", topo.CLIENT_IF, "netns", client, "type", "veth",
               "peer", "name", topo.ISP_CLIENT_IF, "netns", isp])  # fmt: skip
         _run(["ip", "link", "add", "name", topo.WORLD_IF, "netns", world, "type", "veth",
@@ -198,8 +214,6 @@ class Lab:
         self._ip("isp", "-6", "route", "add", topo.DOC_RANGE_V6, "via", topo.WORLD_V6)
         self._ip("world", "route", "add", "198.18.1.0/24", "via", topo.ISP_WORLD_V4)
         self._ip("world", "-6", "route", "add", "2001:db8:1::/64", "via", topo.ISP_WORLD_V6)
-        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
-            _run(["ip", "netns", "exec", isp, "sysctl", "-qw", key])
 
     def _write_certificates(self) -> None:
         import trustme
@@ -214,9 +228,10 @@ class Lab:
         )
 
     def _start_servers(self, timeout: float = 15.0) -> None:
+        processes: dict[str, subprocess.Popen[bytes]] = {}
         for role in ("world", "isp"):
             log = open(self.state_dir / f"{role}.log", "ab")  # noqa: SIM115 - the child owns it
-            process = subprocess.Popen(
+            processes[role] = subprocess.Popen(
                 [
                     "ip",
                     "netns",
@@ -237,15 +252,35 @@ class Lab:
             )
             log.close()
             assert self.pids is not None
-            self.pids[role] = process.pid  # `ip netns exec` execs, so this is the server's pid
+            self.pids[role] = processes[role].pid  # `ip netns exec` execs: the server's pid
             self._save()
         deadline = time.monotonic() + timeout
-        for role in ("world", "isp"):
+        for role, process in processes.items():
+            # poll(), not _alive(): until `ip` has exec'd, /proc shows this process's cmdline.
             while not (self.state_dir / f"{role}.ready").exists():
-                if not self._alive(self.pids[role]) or time.monotonic() > deadline:
+                if process.poll() is not None or time.monotonic() > deadline:
                     tail = (self.state_dir / f"{role}.log").read_text(errors="replace")[-2000:]
                     raise LabError(f"the {role} server did not start; its log:\n{tail}")
                 time.sleep(0.05)
+
+    def _wait_until_reachable(self, timeout: float = 10.0) -> None:
+        # The client must reach the world over IPv4 and IPv6 before the lab is handed out.
+        probes = [["tcp", topo.DC_V4[0], "443"], ["tcp", topo.DC_V6[0], "443"],
+                  ["dns", topo.ISP_RESOLVER_V4, topo.TELEGRAM_NAMES[0], "A"]]  # fmt: skip
+        wanted = ["ok", "ok", topo.WEB_ADDRESSES[topo.TELEGRAM_NAMES[0]][0]]
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.exec(
+                [sys.executable, "-m", "tests.lab.check", "--many"],
+                input=json.dumps(probes),
+                timeout=timeout,
+            )
+            got = json.loads(result.stdout) if result.returncode == 0 else result.stderr
+            if got == wanted:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"the lab does not work: {probes} gave {got}, expected {wanted}")
+            time.sleep(0.1)
 
     # --- using it -----------------------------------------------------------------------
 
