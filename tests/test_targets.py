@@ -427,7 +427,8 @@ def test_bundled_list_has_the_groups_and_counts_the_issue_asks_for() -> None:
 
 
 def test_readme_example_parses() -> None:
-    readme = (REPO / "docs" / "readme" / "targets.md").read_text()
-    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Target lists", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     target_list = parse_targets(example, "readme.yaml")
     assert set(target_list.groups) == {"web", "servers", "netblock"}
