@@ -41,6 +41,7 @@ _FIELDS = {  # exact field order the writer uses for the lines it signs
     records.CHECKPOINT: ["schema_version", "type", "seq", "lines", "bytes", "reason"],
     records.SIGNATURE: ["schema_version", "type", "seq", "namespace", "hash_alg", "sshsig"],
 }
+_SIGNING = frozenset({records.CHECKPOINT, records.SIGNATURE})
 STRUCTURAL_TYPES = frozenset(
     {records.HEADER, records.SUMMARY, records.CHECKPOINT, records.SIGNATURE}
 )
@@ -147,7 +148,8 @@ class _Verifier:
         self.records_since = 0
         self.result = Verification(path=path, status=PARTIAL, message="")
 
-    def feed(self, raw: bytes) -> None:
+    def feed(self, raw: bytes) -> dict[str, Any] | None:
+        """Check one line; returns it parsed (None for a torn last line)."""
         self.line_no += 1
         number = self.line_no
         if len(raw) > MAX_LINE_BYTES:
@@ -155,7 +157,7 @@ class _Verifier:
         if not raw.endswith(b"\n"):
             self.torn = True  # only possible on the last line: readline stops at EOF
             self.records_since += _torn_line_is_record(raw) if number > 1 else 0
-            return
+            return None
         if self.final:
             raise _Invalid(number, f"line {number}: data after the final signed checkpoint")
         record = _parse(raw)
@@ -197,6 +199,7 @@ class _Verifier:
             self.records_since += 1
         self.hasher.update(raw)
         self.offset += len(raw)
+        return record
 
     def _checkpoint(self, record: dict[str, Any], number: int) -> None:
         seq, reason = record.get("seq"), record.get("reason")
@@ -276,7 +279,18 @@ class _Verifier:
 
 def verify_file(path: Path, *, allowed_signers: Path | None = None) -> Verification:
     """Verify one result file by streaming it; raises ResultFileError only if it is unreadable."""
-    path = Path(path)
+    return _verify(Path(path), allowed_signers, None)
+
+
+def _verify(
+    path: Path, allowed_signers: Path | None, covered: list[dict[str, Any]] | None
+) -> Verification:
+    """The single pass behind `verify_file` and the verifying readers.
+
+    With `covered`, the records (header, measurements, summary) that end up covered by a valid
+    signature are appended to it, so readers parse each line once. Records wait in a buffer of
+    at most one checkpoint interval until their signature has been checked.
+    """
     allowed = None
     if allowed_signers is not None:
         try:
@@ -285,14 +299,20 @@ def verify_file(path: Path, *, allowed_signers: Path | None = None) -> Verificat
             raise ResultFileError(str(exc)) from None
     verifier = _Verifier(path, allowed)
     result = verifier.result
+    waiting: list[dict[str, Any]] = []
     with _open(path) as handle:
         try:
             for raw in _lines(handle):
                 covered_before = result.lines_covered
-                verifier.feed(raw)
+                record = verifier.feed(raw)
+                if covered is not None and record is not None and record["type"] not in _SIGNING:
+                    waiting.append(record)
                 if result.lines_covered != covered_before:
                     result.covered_bytes = verifier.offset
                     result.covered_sha512 = verifier.hasher.hexdigest()
+                    if covered is not None:
+                        covered.extend(waiting)
+                        waiting.clear()
         except _Invalid as exc:
             result.status, result.bad_line = INVALID, exc.line
             result.message = str(exc)
@@ -357,14 +377,15 @@ def iter_records(
 ) -> tuple[Verification | None, Iterator[dict[str, Any]]]:
     """(verification, records): header, measurements and summary, in file order.
 
-    verify=True: INVALID or UNSIGNED raise ResultFileError; only covered lines are yielded, and a
-    file changed since verification raises ResultFileError while iterating.
+    verify=True: INVALID or UNSIGNED raise ResultFileError; only covered lines are yielded. The
+    file is read once: what is yielded is exactly the bytes that were verified.
     verify=False: every parseable line is yielded (checkpoint/signature lines are skipped).
     """
     path = Path(path)
     if not verify:
         return None, _iter_unverified(path)
-    verification = verify_file(path, allowed_signers=allowed_signers)
+    covered: list[dict[str, Any]] = []
+    verification = _verify(path, allowed_signers, covered)
     if verification.status == INVALID:
         raise ResultFileError(f"{path}: INVALID: {verification.message}")
     if verification.status == UNSIGNED:
@@ -373,21 +394,7 @@ def iter_records(
         )
     if verification.lines_covered == 0:
         raise ResultFileError(f"{path}: PARTIAL: {verification.message}")
-    return verification, _iter_covered(path, verification)
-
-
-def _iter_covered(path: Path, verification: Verification) -> Iterator[dict[str, Any]]:
-    hasher = hashlib.sha512()
-    with _open(path) as handle:
-        for number, raw in enumerate(_lines(handle), start=1):
-            if number > verification.lines_covered:
-                break
-            hasher.update(raw)
-            record = _parse(raw)
-            if record is not None and record["type"] not in (records.CHECKPOINT, records.SIGNATURE):
-                yield record
-    if hasher.hexdigest() != verification.covered_sha512:
-        raise ResultFileError(f"{path}: the file changed while it was being read")
+    return verification, iter(covered)
 
 
 def _iter_unverified(path: Path, skipped: list[int] | None = None) -> Iterator[dict[str, Any]]:
