@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
+
+from netprobe import records
 
 
 @dataclass(frozen=True)
@@ -23,3 +26,26 @@ class ProbeContext:
     def now(self) -> float:
         """Seconds since the run start (the `t0`/`t` clock)."""
         return time.monotonic() - self.run_start
+
+    def record(
+        self,
+        kind: str,
+        *,
+        t0: float,
+        failure: str | None,
+        failed_operation: str | None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """The finished measurement record of this attempt: common fields, then `fields`."""
+        return records.measurement(
+            kind,
+            target_id=self.target_id,
+            group=self.group,
+            role=self.role,
+            attempt=self.attempt,
+            t0=t0,
+            t=self.now(),
+            failure=failure,
+            failed_operation=failed_operation,
+            **fields,
+        )

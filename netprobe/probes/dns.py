@@ -134,14 +134,9 @@ async def probe_dns(
     }
     if resolver.engine == "doh":
         fields["http_status"] = exchange.get("http_status")
-    return records.measurement(
+    return ctx.record(
         records.DNS,
-        target_id=ctx.target_id,
-        group=ctx.group,
-        role=ctx.role,
-        attempt=ctx.attempt,
         t0=t0,
-        t=ctx.now(),
         failure=failure,
         failed_operation="resolve",
         **fields,

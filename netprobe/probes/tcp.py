@@ -53,14 +53,9 @@ async def probe_tcp(ctx: ProbeContext, ip: str, port: int, *, timeout: float) ->
         sock.close()
     except NETWORK_ERRORS as exc:
         failure = classify(exc)
-    return records.measurement(
+    return ctx.record(
         records.TCP,
-        target_id=ctx.target_id,
-        group=ctx.group,
-        role=ctx.role,
-        attempt=ctx.attempt,
         t0=t0,
-        t=ctx.now(),
         failure=failure,
         failed_operation="connect",
         ip=ip,

@@ -206,14 +206,9 @@ async def probe_tls(
         if second.get("certificates"):
             certificates = second["certificates"]
             from_unverified = True
-    return records.measurement(
+    return ctx.record(
         records.TLS,
-        target_id=ctx.target_id,
-        group=ctx.group,
-        role=ctx.role,
-        attempt=ctx.attempt,
         t0=t0,
-        t=ctx.now(),
         failure=failure,
         failed_operation=outcome.get("phase"),
         ip=ip,
