@@ -163,6 +163,8 @@ def judge_target(records: list[dict], ctx: RunContext, group: str) -> TargetJudg
             notes.append(f"also blocked at the {other.name} layer ({other.method})")
         if first.name == "dns" and layers["tls"].status == OK:
             notes.append("reachable through the control resolver's addresses: a DNS-only block")
+        # The deciding layer's evidence first: it is what a reader (and a table) shows first.
+        evidence = first.evidence + [line for line in evidence if line not in first.evidence]
         return TargetJudgement(BLOCKED, first.method, layers, evidence, notes)
     if any(layer.status == DOWN for layer in layers.values()):
         return TargetJudgement(DOWN, None, layers, evidence, notes)
