@@ -30,6 +30,7 @@ class TimelineFormat(enum.StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    html = "html"
 
 
 def _time_option(text: str | None, flag: str) -> float | None:
@@ -57,7 +58,8 @@ def timeline(
         TimelineFormat.table,
         "--format",
         "-f",
-        help="table (terminal), json or csv (one row a change).",
+        help="table (terminal), json, csv (one row a change) or html (a self-contained page "
+        "with a chart per target; redirect it to a file).",
     ),
     edd: float = typer.Option(
         10.0,
@@ -81,7 +83,11 @@ def timeline(
     jobs: int = typer.Option(
         None, "--jobs", "-j", help="Worker processes for reading files. [default: CPU count]"
     ),
-    width: int = typer.Option(48, "--width", help="Characters in each target's time strip."),
+    width: int = typer.Option(
+        None,
+        "--width",
+        help="Columns in each target's time strip. [default: 48, or 240 with --format html]",
+    ),
 ) -> None:
     """When did blocking start and end, per network and target, across many result files.
 
@@ -90,6 +96,8 @@ def timeline(
     method and confidence. Gaps in the data are listed as gaps.
 
     Example: netprobe timeline results/ --since 2025-05-20 --target domain:telegram.org
+
+    Example: netprobe timeline results/ --format html > timeline.html
     """
     from netprobe.onset import CusumParams
     from netprobe.timeline import TimelineBuilder, TimelineOptions
@@ -99,6 +107,8 @@ def timeline(
         params = CusumParams(mu1=mu1, edd=edd)
     except ValueError as exc:
         fail(f"--edd/--mu1: {exc}")
+    if width is None:
+        width = 240 if output_format is TimelineFormat.html else 48
     if window <= 0 or width < 4 or (jobs is not None and jobs < 1):
         fail("--window must be positive, --width at least 4 and --jobs at least 1")
     start, end = _time_option(since, "--since"), _time_option(until, "--until")
@@ -148,6 +158,10 @@ def timeline(
         print_json(report)
     elif output_format is TimelineFormat.csv:
         _render_csv(report)
+    elif output_format is TimelineFormat.html:
+        from netprobe.timeline_html import render_html
+
+        sys.stdout.write(render_html(report))
     else:
         _render_table(report)
 

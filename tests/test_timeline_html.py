@@ -1,0 +1,80 @@
+"""The timeline's HTML page: self-contained, escaped, and showing what the JSON says."""
+
+from __future__ import annotations
+
+import re
+
+from netprobe.timeline_html import CELL_COLOURS, render_html
+
+
+def document(target_id: str = "domain:telegram.org") -> dict:
+    return {
+        "parameters": {"mu1": 0.7, "edd": 10.0},
+        "runs": 5,
+        "files": 5,
+        "skipped": [],
+        "networks": [
+            {
+                "probe_asn": "AS45899",
+                "vantage": "hanoi<1>",
+                "runs": 5,
+                "healthy_runs": 5,
+                "first_run": "2025-05-25T00:00:00Z",
+                "last_run": "2025-05-26T04:00:00Z",
+                "strip_start": "2025-05-25T00:00:00Z",
+                "strip_end": "2025-05-26T04:00:00Z",
+                "gaps": [{"from": "a", "to": "b", "hours": 30, "reason": "no runs"}],
+                "targets": [
+                    {
+                        "target_id": target_id,
+                        "state": "blocked",
+                        "method": "sni",
+                        "strip": "ooo..xx",
+                        "changes": [
+                            {"layer": "tls", "from": "unknown", "to": "ok", "initial": True},
+                            {
+                                "layer": "tls",
+                                "from": "ok",
+                                "to": "blocked",
+                                "initial": False,
+                                "method": "sni",
+                                "last_before": "2025-05-25T21:00:00Z",
+                                "first_after": "2025-05-25T22:00:00Z",
+                                "confidence_label": "high",
+                                "corroborated": True,
+                            },
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_page_shows_onset_interval_method_and_gaps() -> None:
+    page = render_html(document())
+    assert page.startswith("<!doctype html>")
+    assert "between 2025-05-25T21:00:00Z and 2025-05-25T22:00:00Z" in page
+    assert "(sni)" in page and "corroborated" in page
+    assert "30 h, no runs" in page
+    # The initial state is not presented as a change.
+    assert page.count("&rarr;") == 1
+
+
+def test_strip_runs_become_one_rect_each_with_the_state_colour() -> None:
+    page = render_html(document())
+    rects = re.findall(r'<rect x="(\d+)" y="0" width="(\d+)" height="\d+" fill="([^"]+)"/>', page)
+    assert [colour for _, _, colour in rects] == [
+        CELL_COLOURS["o"],
+        CELL_COLOURS["."],
+        CELL_COLOURS["x"],
+    ]
+    assert [int(w) for _, w, _ in rects] == [12, 8, 8]
+
+
+def test_values_are_escaped_and_nothing_is_fetched() -> None:
+    page = render_html(document(target_id="<script>alert(1)</script>"))
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page and "hanoi&lt;1&gt;" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page
