@@ -54,7 +54,6 @@ def _listen(port: int, ready: object) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """Run one case in this process and print its figures as JSON."""
-    import asyncio
 
     from netprobe.runner import RunOptions, run_targets
     from netprobe.targets import parse_targets
@@ -135,7 +134,20 @@ class DroppingNamespace:
             for ns in (self.name, self.sink):
                 _ip("netns", "add", ns)
                 _ip("-n", ns, "link", "set", "lo", "up")
-            _ip("-n", self.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", self.sink)
+            _ip(
+                "-n",
+                self.name,
+                "link",
+                "add",
+                "v0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "v1",
+                "netns",
+                self.sink,
+            )
             _ip("-n", self.name, "addr", "add", "192.0.2.1/30", "dev", "v0")
             _ip("-n", self.sink, "addr", "add", "192.0.2.2/30", "dev", "v1")
             _ip("-n", self.name, "link", "set", "v0", "up")
