@@ -103,11 +103,13 @@ def detect(samples: Sequence[Sample], params: CusumParams = CusumParams()) -> De
     zero_plus = zero_minus = -1
     raw: list[tuple[str, str, int, int, float]] = []
     previous_time: float | None = None
+    # Parameters as locals: this loop runs once per hourly sample of every target and layer.
+    h, gap_limit, half_life = params.h, params.gap_hours, params.half_life_hours
     for index, sample in enumerate(samples):
         if previous_time is not None:
             gap_hours = (sample.time - previous_time) / 3600.0
-            if gap_hours > params.gap_hours:
-                fade = 0.5 ** (gap_hours / params.half_life_hours)
+            if gap_hours > gap_limit:
+                fade = 0.5 ** (gap_hours / half_life)
                 s_plus *= fade
                 s_minus *= fade
         previous_time = sample.time
@@ -116,9 +118,9 @@ def detect(samples: Sequence[Sample], params: CusumParams = CusumParams()) -> De
         if state != OK:
             s_minus = max(0.0, s_minus + _increment(OK, sample.y, params))
         alarm: str | None = None
-        if state != BLOCKED and s_plus > params.h and (state == OK or s_plus >= s_minus):
+        if state != BLOCKED and s_plus > h and (state == OK or s_plus >= s_minus):
             alarm, start, level = BLOCKED, zero_plus + 1, s_plus
-        elif state != OK and s_minus > params.h:
+        elif state != OK and s_minus > h:
             alarm, start, level = OK, zero_minus + 1, s_minus
         if alarm is not None:
             raw.append((state, alarm, start, index, level))

@@ -203,13 +203,16 @@ def hourly_samples(times: Iterable[float], scores: Iterable[float]) -> list[Samp
     samples = []
     for hour in sorted(buckets):
         runs = buckets[hour]
+        if len(runs) == 1:  # the usual case (hourly runs): no median to take
+            t, y = runs[0]
+            samples.append(Sample(time=hour * 3600.0, y=y, first_run=t, last_run=t))
+            continue
+        ys = sorted(y for _, y in runs)
+        middle = len(ys) // 2
+        median = ys[middle] if len(ys) % 2 else (ys[middle - 1] + ys[middle]) / 2
+        run_times = [t for t, _ in runs]
         samples.append(
-            Sample(
-                time=hour * 3600.0,
-                y=statistics.median(y for _, y in runs),
-                first_run=min(t for t, _ in runs),
-                last_run=max(t for t, _ in runs),
-            )
+            Sample(time=hour * 3600.0, y=median, first_run=min(run_times), last_run=max(run_times))
         )
     return samples
 
