@@ -128,13 +128,16 @@ def family(ip: str) -> str:
 
 
 def parse_networks(cidrs: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    networks = []
-    for cidr in cidrs or []:
-        try:
-            networks.append(ipaddress.ip_network(str(cidr), strict=False))
-        except ValueError:
-            continue  # a malformed range in the header simply does not vouch for anything
-    return networks
+    return [net for net in (_parse_network(str(cidr)) for cidr in cidrs or []) if net is not None]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    # Cached: every run of a target list declares the same ranges.
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None  # a malformed range in the header simply does not vouch for anything
 
 
 def in_networks(ip: str, networks: list) -> bool:
