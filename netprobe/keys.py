@@ -16,6 +16,7 @@ import fnmatch
 import os
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -135,7 +136,9 @@ def load_signer(path: Path) -> Signer:
         raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
     try:
         private_key = load_ssh_private_key(data, password=None)
-    except TypeError:
+    except (TypeError, UnsupportedAlgorithm):
+        # TypeError: "key is password-protected"; UnsupportedAlgorithm: an encrypted key read
+        # without the bcrypt package. Either way the key has a passphrase.
         raise KeyFileError(
             f"key {path} is protected by a passphrase; netprobe runs unattended and needs an "
             f"unencrypted key (create one with: netprobe keygen)"
