@@ -7,6 +7,8 @@ through `err`. A bad input ends the command with `fail()`, never with a tracebac
 from __future__ import annotations
 
 import enum
+import os
+import sys
 from typing import NoReturn
 
 import typer
@@ -17,7 +19,11 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-out = Console(soft_wrap=True, emoji=False)  # ":100:" in an IPv6 address is not an emoji
+# No emoji: ":100:" inside an IPv6 address is not one. When stdout is not a terminal (a file, a
+# pipe, cron mail) tables get 160 columns instead of rich's 80, so target ids are not cut short;
+# $COLUMNS still wins.
+_piped_width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+out = Console(soft_wrap=True, emoji=False, width=_piped_width)
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
@@ -45,7 +51,6 @@ def warn(message: str) -> None:
 def print_json(data: object) -> None:
     """Write JSON to stdout without rich markup or wrapping (safe for jq)."""
     import json
-    import sys
 
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

@@ -13,7 +13,7 @@ MAX_ROWS = 60
 def run_table(summary: RunSummary) -> Table:
     """One row per target: what each layer saw. Long runs show the first rows and a count."""
     table = Table(title="Reachability seen in this run (verdicts: netprobe report FILE)")
-    table.add_column("target")
+    table.add_column("target", overflow="fold")
     table.add_column("group")
     table.add_column("role")
     for layer in LAYERS:
