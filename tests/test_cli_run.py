@@ -306,3 +306,21 @@ def test_sigterm_stops_cleanly_with_a_signed_stop_checkpoint(tmp_path: Path, loo
     assert lines[-1]["type"] == "signature"
     done = netprobe(tmp_path, "verify", str(final))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_unwritable_out_folder_is_a_clear_error(tmp_path: Path, loopback: Lab) -> None:
+    targets = target_list(tmp_path, loopback)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = netprobe(tmp_path, "run", str(targets), "--no-sign", "--out", str(blocker / "results"))
+    assert done.returncode == 1
+    assert "cannot write results in" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_resolver_does_not_create_a_key_first(tmp_path: Path, loopback: Lab) -> None:
+    targets = target_list(tmp_path, loopback)
+    done = netprobe(tmp_path, "run", str(targets), "--resolver", "bogus", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "created signing key" not in done.stderr
+    assert not (tmp_path / "data" / "netprobe").exists()

@@ -32,6 +32,8 @@ from netprobe.cli.common import (
 )
 
 log = logging.getLogger("netprobe.run")
+# Log lines go only to --log; without it they must not fall through to Python's stderr default.
+logging.getLogger("netprobe").addHandler(logging.NullHandler())
 
 # The keys a target list's `settings:` may set for a run.
 SETTINGS_KEYS = (
@@ -165,13 +167,14 @@ def run(
     _setup_log(settings.get("log"))
     target_lists = _load_target_lists(settings.get("targets"))
     options = _run_options(settings, target_lists)
+    _check_resolvers(target_lists, options)  # before a key is created for a run that cannot start
     signer = _signer(settings)
 
     from netprobe.lock import LockBusy, default_lock_path, run_lock
     from netprobe.runner import count_jobs, run_targets
 
-    options.out_dir.mkdir(parents=True, exist_ok=True)
     try:
+        options.out_dir.mkdir(parents=True, exist_ok=True)
         with run_lock(default_lock_path(options.out_dir)):
             log.info(
                 "run started: vantage=%s targets=%s",
@@ -278,6 +281,15 @@ def _run_options(settings: dict[str, Any], target_lists: list[Any]) -> Any:
     if not re.fullmatch(r"[\w.-]{1,64}", str(options.vantage)):
         fail(f"--vantage: use 1-64 letters, digits, '.', '-' or '_', got {options.vantage!r}")
     return options
+
+
+def _check_resolvers(target_lists: list[Any], options: Any) -> None:
+    from netprobe.runner import resolve_option_resolvers
+
+    try:
+        resolve_option_resolvers(target_lists, options)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _check_range(flag: str, value: float, low: float, high: float) -> None:
