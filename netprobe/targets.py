@@ -266,10 +266,13 @@ class TargetList:
 
     def group_info(self) -> dict[str, dict[str, Any]]:
         """Per-group label, kind and expected-range key, for the result header."""
-        return {
-            name: {"label": group.label, "kind": group.kind, "expected": group.expected}
-            for name, group in self.groups.items()
-        }
+        info: dict[str, dict[str, Any]] = {}
+        for name, group in self.groups.items():
+            info[name] = {"label": group.label, "kind": group.kind, "expected": group.expected}
+            if group.ranges:
+                # Lets the analysis tell an unused sampled address from a blocked range.
+                info[name]["ranges"] = [r.cidr for r in group.ranges]
+        return info
 
 
 def parse_targets(text: str, filename: str) -> TargetList:

@@ -214,7 +214,12 @@ def test_full_example_parses_into_the_model() -> None:
     assert target_list.group_info() == {
         "web": {"label": "Example web names", "kind": "domain", "expected": "example-cdn"},
         "servers": {"label": "Example servers", "kind": "endpoint", "expected": None},
-        "netblock": {"label": "Example address ranges", "kind": "range", "expected": None},
+        "netblock": {
+            "label": "Example address ranges",
+            "kind": "range",
+            "expected": None,
+            "ranges": ["203.0.113.0/24", "198.51.100.64/29", "2001:db8:3::/64"],
+        },
     }
     # 4 sampled + 6 hosts of a /29 on 2 ports + 2 sampled v6
     assert target_list.counts()["range_endpoints"] == 4 + 6 * 2 + 2

@@ -17,6 +17,7 @@ from typing import Any
 
 from netprobe.analysis.common import BLOCKED, DOWN, INCONCLUSIVE, OK, family, phrase
 from netprobe.analysis.context import RunContext, build_context, hostname_of
+from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
 from netprobe.analysis.verdict import judge_target
 
@@ -147,13 +148,19 @@ def analyse(header: dict, records: Iterable[dict]) -> RunAnalysis:
     for record in measurements:
         by_target[str(record.get("target_id"))].append(record)
 
+    judgements = {
+        target_id: judge_target(records, ctx, str(records[0].get("group") or ""))
+        for target_id, records in by_target.items()
+    }
+    apply_range_rule(header, judgements, by_target)
+
     verdicts: dict[str, Verdict] = {}
     items: dict[str, list[GroupItem]] = defaultdict(list)
     for target_id in sorted(by_target):
         target_records = by_target[target_id]
         group = str(target_records[0].get("group") or "")
         role = str(target_records[0].get("role") or "target")
-        judged = judge_target(target_records, ctx, group)
+        judged = judgements[target_id]
         verdicts[target_id] = Verdict(
             target_id=target_id,
             group=group,
