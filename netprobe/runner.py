@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from netprobe import SOFTWARE_NAME, __version__
 from netprobe.probes import ProbeContext
@@ -65,7 +65,7 @@ class RunResult:
     interrupted: str | None  # None, "deadline", or a signal name
 
 
-class RecordSink:
+class RecordSink(Protocol):
     """What the runner writes to: `netprobe.writer.ResultWriter` or a test double."""
 
     def write_header(self, header: dict[str, Any]) -> None: ...

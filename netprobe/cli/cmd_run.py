@@ -4,6 +4,7 @@ Rules: option values come from flags, else the config file, else the target list
 else the defaults in `RunOptions`. Exit codes: 0 run completed (whatever it found), 1 other
 failure or deadline reached, 2 bad usage or bad target list, 75 another run holds the lock,
 128+N stopped by signal N (the file is closed with a signed stop checkpoint).
+The library modules are imported inside the functions so that `netprobe --help` stays quick.
 """
 
 from __future__ import annotations
