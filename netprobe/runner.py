@@ -141,11 +141,12 @@ def build_header(
 
 
 def count_jobs(target_lists: list[TargetList], repeat: int) -> int:
-    """How many jobs a run has (for progress); range samples are counted lazily, not stored."""
+    """How many jobs a run has (for progress), by arithmetic: `sample: all` is never iterated."""
     total = 0
     for tl in target_lists:
-        total += len(tl.domains())
-        total += sum(1 for _ in tl.iter_endpoints())
+        counts = tl.counts()
+        total += counts["domains"] + counts["control_domains"]
+        total += counts["endpoints"] + counts["range_endpoints"] + counts["control_endpoints"]
     return total * repeat
 
 

@@ -115,3 +115,17 @@ def test_summary_layers_and_healthy_controls() -> None:
     state = summary.targets["endpoint:198.51.100.1:443"].layers["tcp"].state()
     assert state == "ok 1/2"
     assert summary.to_record_fields()["failures"] == {"generic_timeout_error": 1}
+
+
+def test_progress_total_matches_the_jobs_without_iterating_huge_ranges() -> None:
+    from netprobe.runner import count_jobs
+    from netprobe.targets import bundled_targets_path, load_targets, parse_targets
+
+    bundled = load_targets(bundled_targets_path())
+    jobs = len(bundled.domains()) + sum(1 for _ in bundled.iter_endpoints())
+    assert count_jobs([bundled], repeat=2) == 2 * jobs
+    huge = parse_targets(
+        "groups:\n  r:\n    ranges:\n      - {cidr: 198.18.0.0/15, ports: [443, 80], sample: all}\n",
+        "huge.yaml",
+    )
+    assert count_jobs([huge], repeat=1) == 2 * (2**17 - 2)
