@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import BLOCKED, DOWN, INCONCLUSIVE, OK, family, phrase
+from netprobe.analysis.common import BLOCKED, DOWN, INCONCLUSIVE, OK, family, phrase, tally
 from netprobe.analysis.context import RunContext, build_context, hostname_of
 from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
@@ -178,7 +178,7 @@ def analyse(header: dict, records: Iterable[dict]) -> RunAnalysis:
             if layer.status == judged.status
             for s in layer.deciding
         ]
-        failures = Counter(phrase(s.failure) for s in deciding if s.failure)
+        failures = tally(phrase(s.failure) for s in deciding if s.failure)
         items[group].append(
             GroupItem(
                 target_id=target_id,
@@ -223,9 +223,8 @@ def _vantage(ctx: RunContext, records: list[dict]) -> dict:
             notes.append("no control-resolver lookup succeeded: DNS tampering cannot be confirmed")
         if not ctx.control_endpoints_ok:
             notes.append("no control endpoint answered: IP/SNI blocking cannot be confirmed")
-    families = {
-        family(str(r["ip"])) for r in records if r.get("type") in ("tcp", "tls") and r.get("ip")
-    }
+    ips = {str(r["ip"]) for r in records if r.get("type") in ("tcp", "tls") and r.get("ip")}
+    families = {family(ip) for ip in ips}
     for fam in sorted(families - ctx.families_ok):
         notes.append(f"nothing connected over {fam}: {fam} failures are inconclusive")
     return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +123,9 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
         return None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def family(ip: str) -> str:
+    # Cached: called for every tcp/tls record of every run, over the same few hundred addresses.
     address = parse_ip(ip)
     return "IPv6" if address is not None and address.version == 6 else "IPv4"
 
@@ -190,6 +193,15 @@ def connect_failed(record: dict) -> bool:
     if operation:
         return operation == "connect"
     return failure in CONNECT_FAILURES_WITHOUT_OPERATION
+
+
+def tally(items: Iterable[str]) -> dict[str, int]:
+    """How often each item occurs, in first-seen order: a plain dict, as `Counter` is slow to
+    build and the analysis builds one for every layer of every target."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
 
 
 def count_phrase(counts: dict[str, int]) -> str:

@@ -17,7 +17,7 @@ Rules (README.md ("How verdicts are decided") explains them to users):
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 from netprobe.analysis.common import (
     BLOCKED,
@@ -35,6 +35,7 @@ from netprobe.analysis.common import (
     family,
     is_bogon,
     phrase,
+    tally,
 )
 from netprobe.analysis.context import RunContext, hostname_of
 
@@ -50,6 +51,21 @@ def _attempt(record: dict) -> int:
         return 0
 
 
+def _address_key(record: dict) -> tuple[str, int, int]:
+    """(ip, port, attempt) of a tcp/tls record."""
+    return str(record.get("ip")), int(record.get("port") or 0), _attempt(record)
+
+
+def split_by_type(records: list[dict]) -> dict[str, list[dict]]:
+    """A target's records by type (dns, tcp, tls), so each layer reads only its own."""
+    split: dict[str, list[dict]] = {"dns": [], "tcp": [], "tls": []}
+    for record in records:
+        same_type = split.get(record.get("type"))
+        if same_type is not None:
+            same_type.append(record)
+    return split
+
+
 def _ips_text(ips) -> str:
     return ", ".join(sorted(ips)) or "nothing"
 
@@ -57,10 +73,11 @@ def _ips_text(ips) -> str:
 # ---------------------------------------------------------------- DNS
 
 
-def dns_signs(records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
+def dns_signs(dns_records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
+    """Signs of the target's dns records (see `split_by_type`)."""
     signs: AttemptSigns = defaultdict(list)
-    for record in records:
-        if record.get("type") != "dns" or record.get("resolver_role") == "control":
+    for record in dns_records:
+        if record.get("resolver_role") == "control":
             continue
         signs[_attempt(record)].append(_dns_sign(record, ctx, group))
     return signs
@@ -175,19 +192,18 @@ def is_genuine_address(record: dict, ctx: RunContext, group: str) -> bool:
     return ctx.genuine_reason(hostname_of(record), str(record.get("ip")), group) is not None
 
 
-def tcp_signs(records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
+def tcp_signs(
+    tcp_records: list[dict], tls_records: list[dict], ctx: RunContext, group: str
+) -> AttemptSigns:
     """Connect outcomes per (ip, port, attempt): tcp records, else TLS records that reached connect."""
     outcomes: dict[tuple[str, int, int], dict] = {}
-    for record in records:
-        if record.get("type") != "tcp":
-            continue
-        key = (str(record.get("ip")), int(record.get("port") or 0), _attempt(record))
-        outcomes.setdefault(key, record)
+    for record in tcp_records:
+        outcomes.setdefault(_address_key(record), record)
     derived: dict[tuple[str, int, int], dict] = {}
-    for record in records:
-        if record.get("type") != "tls" or not is_genuine_address(record, ctx, group):
+    for record in tls_records:
+        if not is_genuine_address(record, ctx, group):
             continue
-        key = (str(record.get("ip")), int(record.get("port") or 0), _attempt(record))
+        key = _address_key(record)
         if key in outcomes:
             continue
         # One TLS record that got past connect proves TCP worked for that address and attempt.
@@ -223,13 +239,15 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext) -> Sign:
     return Sign(UNKNOWN, f"{where}: TCP connect {failure}; {why}", failure=failure, port=port)
 
 
-def tls_signs(records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
+def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
+    if not tls_records:
+        return {}  # most targets are endpoints without TLS: skip building the tables below
     pairs: dict[tuple[str, int, int], dict[str, dict]] = defaultdict(dict)
     untrusted: dict[int, list[str]] = defaultdict(list)
-    for record in records:
-        if record.get("type") != "tls" or connect_failed(record):
+    for record in tls_records:
+        if connect_failed(record):
             continue
-        key = (str(record.get("ip")), int(record.get("port") or 0), _attempt(record))
+        key = _address_key(record)
         role = "control" if record.get("sni_role") == "control" else "target"
         if role == "target" and not is_genuine_address(record, ctx, group):
             untrusted[key[2]].append(endpoint_label(key[0], key[1]))
@@ -321,6 +339,8 @@ def _certificate(record: dict) -> str:
 
 def combine_reachability(signs: list[Sign]) -> Sign:
     """TCP/TLS within one attempt: any working address wins, then the commonest blocking method."""
+    if len(signs) == 1:
+        return signs[0]  # one address (the usual case): the rules below would pick it too
     if any(sign.kind == OK for sign in signs):
         return _first(signs, OK)
     blocked = [sign for sign in signs if sign.kind == BLOCKED]
@@ -335,7 +355,7 @@ def combine_reachability(signs: list[Sign]) -> Sign:
 
 
 def majority_method(methods: list[str | None]) -> str | None:
-    counts = Counter(m for m in methods if m)
+    counts = tally(m for m in methods if m)
     if not counts:
         return None
     return min(

@@ -36,6 +36,7 @@ from netprobe.analysis.layers import (
     combine_reachability,
     dns_signs,
     majority_method,
+    split_by_type,
     tcp_signs,
     tls_signs,
 )
@@ -65,29 +66,29 @@ def aggregate_layer(name: str, signs: AttemptSigns, combine, ctx: RunContext) ->
     result = LayerResult(name)
     if not signs:
         return result
-    per_attempt = {attempt: combine(items) for attempt, items in sorted(signs.items())}
+    per_attempt = [combine(signs[attempt]) for attempt in sorted(signs)]
     total = len(per_attempt)
-    counts = Counter(sign.kind for sign in per_attempt.values())
-    blocked, down, ok = counts[BLOCKED], counts[DOWN], counts[OK]
+    kinds = [sign.kind for sign in per_attempt]
+    blocked, down, ok = kinds.count(BLOCKED), kinds.count(DOWN), kinds.count(OK)
     if majority(blocked, total):
         result.status = BLOCKED
+        result.deciding = [s for s in per_attempt if s.kind == BLOCKED]
         result.method = LAYER_METHOD.get(name) or majority_method(
-            [s.method for s in per_attempt.values() if s.kind == BLOCKED]
+            [s.method for s in result.deciding]
         )
-        result.deciding = [s for s in per_attempt.values() if s.kind == BLOCKED]
     elif majority(down, total):
         result.status = DOWN
-        result.deciding = [s for s in per_attempt.values() if s.kind == DOWN]
+        result.deciding = [s for s in per_attempt if s.kind == DOWN]
     elif ok:
         result.status = OK
-        result.deciding = [s for s in per_attempt.values() if s.kind == OK]
+        result.deciding = [s for s in per_attempt if s.kind == OK]
     else:
         result.status = INCONCLUSIVE
-        result.deciding = list(per_attempt.values())
+        result.deciding = per_attempt
     judged = blocked + down + ok
     result.score = round(blocked / total, 4) if judged else None
 
-    failing = [s for s in per_attempt.values() if s.kind in (BLOCKED, DOWN, UNKNOWN)]
+    failing = [s for s in per_attempt if s.kind in (BLOCKED, DOWN, UNKNOWN)]
     if result.status == OK and failing:
         words = Counter(phrase(s.failure) if s.failure else s.kind for s in failing)
         detail = ", ".join(f"{w}" for w in sorted(words))
@@ -135,10 +136,12 @@ class TargetJudgement:
 
 
 def judge_target(records: list[dict], ctx: RunContext, group: str) -> TargetJudgement:
+    split = split_by_type(records)
+    dns, tcp, tls = split["dns"], split["tcp"], split["tls"]
     layers = {
-        "dns": aggregate_layer("dns", dns_signs(records, ctx, group), combine_dns, ctx),
-        "tcp": aggregate_layer("tcp", tcp_signs(records, ctx, group), combine_reachability, ctx),
-        "tls": aggregate_layer("tls", tls_signs(records, ctx, group), combine_reachability, ctx),
+        "dns": aggregate_layer("dns", dns_signs(dns, ctx, group), combine_dns, ctx),
+        "tcp": aggregate_layer("tcp", tcp_signs(tcp, tls, ctx, group), combine_reachability, ctx),
+        "tls": aggregate_layer("tls", tls_signs(tls, ctx, group), combine_reachability, ctx),
     }
     evidence = [line for layer in layers.values() for line in layer.evidence]
     notes = [note for layer in layers.values() for note in layer.notes]
