@@ -17,8 +17,6 @@ from tests.localservers import (
     DnsServer,
     doh_server,
     dot_server,
-    issue_cert,
-    make_ca,
     probe_context,
     write_ca_bundle,
 )
@@ -28,16 +26,6 @@ from tests.localservers import (
 def dns_server():
     with DnsServer() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return make_ca()
-
-
-@pytest.fixture(scope="module")
-def cert(ca):
-    return issue_cert(ca)
 
 
 @pytest.fixture(scope="module")

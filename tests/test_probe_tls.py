@@ -13,7 +13,6 @@ from tests.localservers import (
     StreamServer,
     close_after_hello,
     closed_port,
-    issue_cert,
     make_ca,
     never_answer,
     probe_context,
@@ -21,16 +20,6 @@ from tests.localservers import (
     tls_server,
     write_ca_bundle,
 )
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return make_ca()
-
-
-@pytest.fixture(scope="module")
-def cert(ca):
-    return issue_cert(ca)
 
 
 @pytest.fixture()

@@ -83,13 +83,7 @@ def report(
 
     loaded, analysis = _load(path, no_verify, allowed_signers)
     document = {"file": _file_info(loaded), **analysis.to_dict()}
-    if output_format is ReportFormat.json:
-        print_json(document)
-    elif output_format is ReportFormat.markdown:
-        out.file.write(render.report_markdown(document))
-        out.file.flush()
-    else:
-        out.print(render.report_renderable(document))
+    _emit(document, output_format, render.report_markdown, render.report_renderable)
     raise typer.Exit(EXIT_OK)
 
 
@@ -121,11 +115,16 @@ def diff(
     document = result.to_dict()
     document["old"]["file"] = _file_info(old_loaded)
     document["new"]["file"] = _file_info(new_loaded)
+    _emit(document, output_format, render.diff_markdown, render.diff_renderable)
+    raise typer.Exit(EXIT_FAILURE if result.status_changed() else EXIT_OK)
+
+
+def _emit(document: dict, output_format: ReportFormat, markdown, renderable) -> None:
+    """One document in the chosen format: JSON, markdown text, or a rich table."""
     if output_format is ReportFormat.json:
         print_json(document)
     elif output_format is ReportFormat.markdown:
-        out.file.write(render.diff_markdown(document))
+        out.file.write(markdown(document))
         out.file.flush()
     else:
-        out.print(render.diff_renderable(document))
-    raise typer.Exit(EXIT_FAILURE if result.status_changed() else EXIT_OK)
+        out.print(renderable(document))
