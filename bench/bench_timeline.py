@@ -21,6 +21,11 @@ from netprobe.timeline import TimelineBuilder, TimelineOptions  # noqa: E402
 from netprobe.timeline_files import ReadOptions, Skipped, expand_paths, read_runs  # noqa: E402
 
 
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
@@ -60,6 +65,8 @@ def main() -> None:
                 "read_seconds": round(read_done - started, 2),
                 "build_seconds": round(finished - read_done, 2),
                 "files_per_second": round(len(files) / elapsed, 1) if elapsed else None,
+                "cpu_seconds_main": round(_cpu(resource.RUSAGE_SELF), 2),
+                "cpu_seconds_workers": round(_cpu(resource.RUSAGE_CHILDREN), 2),
                 "peak_rss_mib_main": round(
                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
                 ),

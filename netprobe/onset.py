@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 OK = "ok"
 BLOCKED = "blocked"
@@ -51,9 +52,12 @@ class CusumParams:
         return self.edd * self.v / 2
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One time slot of a series: `y` summarises the runs seen between `first_run` and `last_run`."""
+class Sample(NamedTuple):
+    """One time slot of a series: `y` summarises the runs seen between `first_run` and `last_run`.
+
+    A named tuple rather than a dataclass: a year of hourly runs makes about a million of them,
+    and a tuple is built three times faster.
+    """
 
     time: float
     y: float
@@ -105,6 +109,7 @@ def detect(samples: Sequence[Sample], params: CusumParams = CusumParams()) -> De
     previous_time: float | None = None
     # Parameters as locals: this loop runs once per hourly sample of every target and layer.
     h, gap_limit, half_life = params.h, params.gap_hours, params.half_life_hours
+    mu0, mu1, half_v = params.mu0, params.mu1, params.v / 2
     for index, sample in enumerate(samples):
         if previous_time is not None:
             gap_hours = (sample.time - previous_time) / 3600.0
@@ -113,10 +118,15 @@ def detect(samples: Sequence[Sample], params: CusumParams = CusumParams()) -> De
                 s_plus *= fade
                 s_minus *= fade
         previous_time = sample.time
+        y = sample.y
         if state != BLOCKED:
-            s_plus = max(0.0, s_plus + _increment(BLOCKED, sample.y, params))
+            s_plus += (y - mu0) - half_v  # the same arithmetic as _increment(BLOCKED, ...)
+            if s_plus < 0.0:
+                s_plus = 0.0
         if state != OK:
-            s_minus = max(0.0, s_minus + _increment(OK, sample.y, params))
+            s_minus += -(y - mu1) - half_v  # the same arithmetic as _increment(OK, ...)
+            if s_minus < 0.0:
+                s_minus = 0.0
         alarm: str | None = None
         if state != BLOCKED and s_plus > h and (state == OK or s_plus >= s_minus):
             alarm, start, level = BLOCKED, zero_plus + 1, s_plus

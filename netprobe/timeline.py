@@ -197,23 +197,27 @@ def _parameters(opts: TimelineOptions) -> dict:
 
 def hourly_samples(times: Iterable[float], scores: Iterable[float]) -> list[Sample]:
     """Aggregate runs within the same UTC hour into one sample (median score), time-ordered."""
-    buckets: dict[int, list[tuple[float, float]]] = {}
-    for t, y in zip(times, scores, strict=True):
-        buckets.setdefault(int(t // 3600), []).append((t, y))
-    samples = []
-    for hour in sorted(buckets):
-        runs = buckets[hour]
-        if len(runs) == 1:  # the usual case (hourly runs): no median to take
-            t, y = runs[0]
-            samples.append(Sample(time=hour * 3600.0, y=y, first_run=t, last_run=t))
-            continue
-        ys = sorted(y for _, y in runs)
-        middle = len(ys) // 2
-        median = ys[middle] if len(ys) % 2 else (ys[middle - 1] + ys[middle]) / 2
-        run_times = [t for t, _ in runs]
-        samples.append(
-            Sample(time=hour * 3600.0, y=median, first_run=min(run_times), last_run=max(run_times))
-        )
+    # Sorting (time, score) pairs first makes each hour a run of neighbours; with hourly runs
+    # (the usual case) every hour holds one pair and no median is needed. This is the hot loop
+    # of a year-long timeline (one pass per target and layer), hence the plain loop.
+    pairs = sorted(zip(times, scores, strict=True))
+    samples: list[Sample] = []
+    append = samples.append
+    index, count = 0, len(pairs)
+    while index < count:
+        t, y = pairs[index]
+        hour = t // 3600
+        end = index + 1
+        while end < count and pairs[end][0] // 3600 == hour:
+            end += 1
+        if end == index + 1:
+            append(Sample(int(hour) * 3600.0, y, t, t))
+        else:
+            ys = sorted(y for _, y in pairs[index:end])
+            middle = len(ys) // 2
+            median = ys[middle] if len(ys) % 2 else (ys[middle - 1] + ys[middle]) / 2
+            append(Sample(int(hour) * 3600.0, median, t, pairs[end - 1][0]))
+        index = end
     return samples
 
 

@@ -79,7 +79,7 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
         ):
             return None
         measurements = (r for r in records if r.get("type") in MEASUREMENT_TYPES)
-        return summary_from_analysis(header, analyse(header, measurements))
+        return summary_from_analysis(header, analyse(header, measurements, detail=False))
     except ResultFileError as exc:
         return Skipped(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

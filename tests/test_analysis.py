@@ -6,6 +6,9 @@ case is about vantage health) and checks the verdict a person would read: status
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from netprobe.analysis import analyse
@@ -358,3 +361,39 @@ def test_to_dict_shape():
         "evidence",
         "notes",
     }
+
+
+def _decisions(analysis) -> dict:
+    return {
+        target_id: (v.status, v.method, v.layers, v.scores, v.role)
+        for target_id, v in analysis.verdicts.items()
+    }
+
+
+def _recorded_runs() -> list[list[dict]]:
+    # Golden files are real lab runs; each holds every kind of record the probes write.
+    golden = Path(__file__).resolve().parent / "golden"
+    runs = []
+    for path in sorted(golden.glob("*/*.jsonl")):
+        runs.append([json.loads(line) for line in path.read_text().splitlines() if line])
+    return runs
+
+
+@pytest.mark.parametrize(
+    "records",
+    [rf.healthy_controls() + case() for case, *_ in CASES]
+    + [
+        rf.healthy_controls()
+        + rf.domain_lookups(TG, [GOOD], [GOOD])
+        + rf.tls_pair(GOOD, TG, seconds=3.0)
+    ]
+    + [[r for r in run if r.get("type") in ("dns", "tcp", "tls")] for run in _recorded_runs()],
+)
+def test_timeline_mode_decides_exactly_like_the_full_analysis(records):
+    # The timeline calls analyse(detail=False) on thousands of files; it must only skip the words.
+    full = analyse(rf.header(), records)
+    lean = analyse(rf.header(), records, detail=False)
+    assert _decisions(lean) == _decisions(full)
+    assert lean.vantage["healthy"] == full.vantage["healthy"]
+    assert all(not v.evidence and not v.notes for v in lean.verdicts.values())
+    assert lean.groups == []

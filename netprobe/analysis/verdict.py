@@ -62,7 +62,10 @@ def majority(count: int, total: int) -> bool:
     return total > 0 and 3 * count >= 2 * total
 
 
-def aggregate_layer(name: str, signs: AttemptSigns, combine, ctx: RunContext) -> LayerResult:
+def aggregate_layer(
+    name: str, signs: AttemptSigns, combine, ctx: RunContext, detail: bool = True
+) -> LayerResult:
+    """Status, method and score of one layer; with `detail`, also its evidence and notes."""
     result = LayerResult(name)
     if not signs:
         return result
@@ -87,6 +90,8 @@ def aggregate_layer(name: str, signs: AttemptSigns, combine, ctx: RunContext) ->
         result.deciding = per_attempt
     judged = blocked + down + ok
     result.score = round(blocked / total, 4) if judged else None
+    if not detail:
+        return result
 
     failing = [s for s in per_attempt if s.kind in (BLOCKED, DOWN, UNKNOWN)]
     if result.status == OK and failing:
@@ -135,13 +140,20 @@ class TargetJudgement:
     notes: list[str]
 
 
-def judge_target(records: list[dict], ctx: RunContext, group: str) -> TargetJudgement:
+def judge_target(
+    records: list[dict], ctx: RunContext, group: str, detail: bool = True
+) -> TargetJudgement:
+    """One target's verdict. Without `detail` the evidence and notes stay empty (same verdict)."""
     split = split_by_type(records)
     dns, tcp, tls = split["dns"], split["tcp"], split["tls"]
     layers = {
-        "dns": aggregate_layer("dns", dns_signs(dns, ctx, group), combine_dns, ctx),
-        "tcp": aggregate_layer("tcp", tcp_signs(tcp, tls, ctx, group), combine_reachability, ctx),
-        "tls": aggregate_layer("tls", tls_signs(tls, ctx, group), combine_reachability, ctx),
+        "dns": aggregate_layer("dns", dns_signs(dns, ctx, group), combine_dns, ctx, detail),
+        "tcp": aggregate_layer(
+            "tcp", tcp_signs(tcp, tls, ctx, group), combine_reachability, ctx, detail
+        ),
+        "tls": aggregate_layer(
+            "tls", tls_signs(tls, ctx, group), combine_reachability, ctx, detail
+        ),
     }
     evidence = [line for layer in layers.values() for line in layer.evidence]
     notes = [note for layer in layers.values() for note in layer.notes]
@@ -179,7 +191,7 @@ def judge_target(records: list[dict], ctx: RunContext, group: str) -> TargetJudg
             INCONCLUSIVE, None, layers, evidence, ["no measurements for this target", *notes]
         )
     if deepest.status == OK:
-        note = slow_note(deepest, "dns" if deepest.name == "dns" else deepest.name, ctx)
+        note = slow_note(deepest, deepest.name, ctx) if detail else None
         if note:
             notes.append(note)
         return TargetJudgement(OK, None, layers, evidence, notes)
