@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from netprobe.records import MEASUREMENT_TYPES
 from netprobe.timeline import RunSummary, parse_time, summary_from_analysis
 
 
@@ -78,8 +77,8 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
             options.until is not None and started > options.until
         ):
             return None
-        measurements = (r for r in records if r.get("type") in MEASUREMENT_TYPES)
-        return summary_from_analysis(header, analyse(header, measurements, detail=False))
+        # `analyse` keeps only the measurement records (dns, tcp, tls) of what follows the header.
+        return summary_from_analysis(header, analyse(header, records, detail=False))
     except ResultFileError as exc:
         return Skipped(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

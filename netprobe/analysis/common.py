@@ -14,8 +14,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 OK = "ok"
 BLOCKED = "blocked"
@@ -91,9 +90,12 @@ _BOGONS = [
 ]
 
 
-@dataclass(frozen=True)
-class Sign:
-    """What one attempt of one layer shows, with the words a person can check."""
+class Sign(NamedTuple):
+    """What one attempt of one layer shows, with the words a person can check.
+
+    A named tuple: a year-long timeline builds millions of them, three times faster than a
+    frozen dataclass.
+    """
 
     kind: str  # OK | BLOCKED | DOWN | UNKNOWN | NEUTRAL
     detail: str = ""

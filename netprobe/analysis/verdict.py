@@ -47,7 +47,7 @@ LAYER_METHOD = {"dns": "dns", "tcp": "ip"}
 _KIND_ORDER = {BLOCKED: 0, DOWN: 1, UNKNOWN: 2, OK: 3, NEUTRAL: 4}
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerResult:
     name: str
     status: str = NOT_APPLICABLE
