@@ -3,7 +3,8 @@
 Prints files, total seconds, files/s and peak RSS (this process and its worker processes,
 from resource.getrusage), plus the onset found for one web target, as one JSON object.
 
-Example: python bench/bench_timeline.py /tmp/history --no-verify
+Example: python bench/bench_timeline.py /tmp/history --allowed-signers /tmp/history/allowed_signers
+Run twice with `--cache /tmp/cache.sqlite3` to time a first (cold) and a repeated (warm) timeline.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from netprobe.timeline import TimelineBuilder, TimelineOptions  # noqa: E402
-from netprobe.timeline_files import ReadOptions, Skipped, expand_paths, read_runs  # noqa: E402
+from netprobe.timeline_files import (  # noqa: E402
+    ReadOptions,
+    Skipped,
+    expand_paths,
+    open_cache,
+    read_runs,
+)
 
 
 def _cpu(who: int) -> float:
@@ -33,6 +40,12 @@ def main() -> None:
     parser.add_argument("--allowed-signers", default=None, help="allowed_signers file")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes")
     parser.add_argument("--last", type=int, default=None, help="only the last N files")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="use this summary cache file (as `netprobe timeline` does); default: no cache",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     files, _ = expand_paths([args.folder])
@@ -41,11 +54,14 @@ def main() -> None:
     options = ReadOptions(verify=not args.no_verify, allowed_signers=args.allowed_signers)
     builder = TimelineBuilder(TimelineOptions())
     skipped = 0
-    for result in read_runs(files, options, jobs=args.jobs):
+    cache = open_cache(options, args.cache) if args.cache else None
+    for result in read_runs(files, options, jobs=args.jobs, cache=cache):
         if isinstance(result, Skipped):
             skipped += 1
         else:
             builder.add(result)
+    if cache is not None:
+        cache.close()
     read_done = time.perf_counter()
     report = builder.build()
     finished = time.perf_counter()
@@ -60,6 +76,8 @@ def main() -> None:
             {
                 "files": len(files),
                 "skipped": skipped,
+                "cache_hits": cache.hits if cache else None,
+                "cache_misses": cache.misses if cache else None,
                 "runs": report["runs"],
                 "seconds": round(elapsed, 2),
                 "read_seconds": round(read_done - started, 2),

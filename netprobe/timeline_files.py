@@ -8,6 +8,8 @@ Rules:
 - A file that cannot be used is reported (`Skipped`) and the rest still counts; nothing raises
   for bad files. Files outside --since/--until are dropped after reading their header only.
 - With `jobs > 1` files are read by a process pool (parsing and analysis are CPU-bound).
+- With a summary cache (`netprobe.timeline_cache`), a file whose content was summarised before
+  is not verified or analysed again; workers look it up, the main process writes new entries.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from netprobe.timeline import RunSummary, parse_time, summary_from_analysis
+from netprobe.timeline_cache import (
+    SummaryCache,
+    context_digest,
+    default_cache_path,
+    file_key,
+)
 
 
 @dataclass(frozen=True)
@@ -90,24 +98,95 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
         )
 
 
-def _summarise_job(job: tuple[Path, ReadOptions]) -> RunSummary | Skipped | None:
-    return summarise_file(*job)
+def _in_range(started: float, options: ReadOptions) -> bool:
+    return not (
+        (options.since is not None and started < options.since)
+        or (options.until is not None and started > options.until)
+    )
+
+
+# Read-only cache connections, one per worker process, opened after the fork (a SQLite
+# connection must never cross one).
+_READERS: dict[tuple[int, str], SummaryCache] = {}
+
+
+def _cache_reader(path: str) -> SummaryCache:
+    slot = (os.getpid(), path)
+    if slot not in _READERS:
+        _READERS[slot] = SummaryCache(Path(path), writable=False)
+    return _READERS[slot]
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: Path
+    options: ReadOptions
+    cache_path: str | None = None
+    context: bytes = b""
+
+
+def _summarise_job(job: _Job) -> tuple[str | None, bool, RunSummary | Skipped | None]:
+    """(cache key or None, found in the cache, summary) of one file."""
+    if job.cache_path is None:
+        return None, False, summarise_file(job.path, job.options)
+    try:
+        key = file_key(job.path, job.context)
+    except OSError:
+        return None, False, summarise_file(job.path, job.options)  # it names the read error
+    found = _cache_reader(job.cache_path).get(key)
+    if found is not None:
+        return key, True, found if _in_range(found.started_at, job.options) else None
+    return key, False, summarise_file(job.path, job.options)
+
+
+def open_cache(options: ReadOptions, path: Path | None = None) -> SummaryCache:
+    """The writable summary cache for a timeline with these options (see timeline_cache)."""
+    cache = SummaryCache(path or default_cache_path(), writable=True)
+    try:
+        cache.context = context_digest(options.verify, options.allowed_signers)
+    except OSError as exc:
+        cache.disable(exc)
+    return cache
 
 
 def read_runs(
-    files: list[Path], options: ReadOptions, *, jobs: int | None = None
+    files: list[Path],
+    options: ReadOptions,
+    *,
+    jobs: int | None = None,
+    cache: SummaryCache | None = None,
 ) -> Iterator[RunSummary | Skipped]:
-    """Summaries of `files` (order not guaranteed with jobs > 1); None results are dropped."""
+    """Summaries of `files` (order not guaranteed with jobs > 1); None results are dropped.
+
+    With a `cache` (from `open_cache`), files seen before are not analysed again and new
+    summaries are added to it; the caller closes it.
+    """
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    work = [(path, options) for path in files]
+    use_cache = cache is not None and cache.usable
+    if use_cache:
+        assert cache is not None
+        cache.flush()  # workers read what earlier runs wrote
+        work = [_Job(path, options, str(cache.path), cache.context) for path in files]
+    else:
+        work = [_Job(path, options) for path in files]
     if jobs <= 1 or len(work) < 16:
         results: Iterable = map(_summarise_job, work)
-        for result in results:
-            if result is not None:
-                yield result
+        yield from _collect(results, cache if use_cache else None)
         return
     # fork keeps start-up cheap; chunks amortise the pickling of small results.
     with get_context("fork").Pool(jobs) as pool:
-        for result in pool.imap_unordered(_summarise_job, work, chunksize=32):
-            if result is not None:
-                yield result
+        results = pool.imap_unordered(_summarise_job, work, chunksize=32)
+        yield from _collect(results, cache if use_cache else None)
+
+
+def _collect(results: Iterable, cache: SummaryCache | None) -> Iterator[RunSummary | Skipped]:
+    for key, hit, result in results:
+        if cache is not None and key is not None:
+            if hit:
+                cache.hits += 1
+                cache.touch(key)
+            elif isinstance(result, RunSummary):
+                cache.misses += 1
+                cache.put(key, result)
+        if result is not None:
+            yield result

@@ -16,3 +16,10 @@ def ca() -> trustme.CA:
 @pytest.fixture(scope="module")
 def cert(ca: trustme.CA) -> trustme.LeafCert:
     return issue_cert(ca)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    # `netprobe timeline` caches summaries under ~/.cache; tests (and the processes they start)
+    # get a fresh cache directory each, so no test sees another's entries or the user's.
+    monkeypatch.setenv("NETPROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -83,6 +83,13 @@ def timeline(
     jobs: int = typer.Option(
         None, "--jobs", "-j", help="Worker processes for reading files. [default: CPU count]"
     ),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Verify and analyse every file again instead of reusing the summaries of files seen "
+        "before (kept in ~/.cache/netprobe/timeline.sqlite3 or $NETPROBE_CACHE_DIR, keyed by "
+        "file content).",
+    ),
     width: int = typer.Option(
         None,
         "--width",
@@ -101,7 +108,13 @@ def timeline(
     """
     from netprobe.onset import CusumParams
     from netprobe.timeline import TimelineBuilder, TimelineOptions
-    from netprobe.timeline_files import ReadOptions, Skipped, expand_paths, read_runs
+    from netprobe.timeline_files import (
+        ReadOptions,
+        Skipped,
+        expand_paths,
+        open_cache,
+        read_runs,
+    )
 
     try:
         params = CusumParams(mu1=mu1, edd=edd)
@@ -136,17 +149,24 @@ def timeline(
         )
     )
     skipped: list[Skipped] = []
-    for result in read_runs(files, read_options, jobs=jobs):
-        if isinstance(result, Skipped):
-            skipped.append(result)
-            if len(skipped) <= MAX_SKIP_WARNINGS:
-                warn(
-                    f"skipped {result.reason}"
-                    if result.reason.startswith(result.path)
-                    else f"skipped {result.path}: {result.reason}"
-                )
-        else:
-            builder.add(result)
+    cache = None if no_cache else open_cache(read_options)
+    if cache is not None and cache.problem:
+        warn(cache.problem)
+    try:
+        for result in read_runs(files, read_options, jobs=jobs, cache=cache):
+            if isinstance(result, Skipped):
+                skipped.append(result)
+                if len(skipped) <= MAX_SKIP_WARNINGS:
+                    warn(
+                        f"skipped {result.reason}"
+                        if result.reason.startswith(result.path)
+                        else f"skipped {result.path}: {result.reason}"
+                    )
+            else:
+                builder.add(result)
+    finally:
+        if cache is not None:
+            cache.close()
     if len(skipped) > MAX_SKIP_WARNINGS:
         warn(f"skipped {len(skipped)} files in all (first {MAX_SKIP_WARNINGS} shown)")
     if builder.runs_seen == 0 and len(skipped) == len(files):

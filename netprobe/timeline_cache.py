@@ -1,0 +1,204 @@
+"""Cache of per-file timeline summaries, so re-running `netprobe timeline` over a growing
+history analyses only the files it has not seen.
+
+Rules:
+- Keyed by content, never by name or date: the key is a SHA-256 over the file's bytes and over
+  everything else that decides its summary (verification on or off, the allowed_signers file's
+  bytes, and a fingerprint of the reading and analysis code). Same key, same summary: a cached
+  entry is exactly what verifying and analysing the file again would give. An edited, grown
+  (`.partial`) or re-signed file has a new key; a new netprobe version starts afresh.
+- Only `RunSummary`s are stored (run id, vantage, time, health, per-layer scores and methods),
+  never records or anything the result files do not already hold. Unusable files are not cached:
+  they are read again and reported again.
+- The cache is an optimisation and never an error: if it cannot be opened, read or written, the
+  timeline runs without it (`SummaryCache.problem` says why, once). Workers only read it; the
+  main process is the only writer.
+- Location: `$NETPROBE_CACHE_DIR/timeline.sqlite3`, else `$XDG_CACHE_HOME/netprobe/...`, else
+  `~/.cache/netprobe/...`. Entries unused for `KEEP_DAYS` are dropped when a writer closes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import zlib
+from pathlib import Path
+
+from netprobe.timeline import RunSummary
+
+CACHE_ENV = "NETPROBE_CACHE_DIR"
+CACHE_FILE = "timeline.sqlite3"
+KEEP_DAYS = 180
+FORMAT = 1  # bump when the stored summary layout changes
+# The modules whose code decides a summary; any change to them changes every key.
+_CODE_FILES = ("records.py", "resultfile.py", "sshsig.py", "keys.py", "timeline.py")
+_CODE_DIRS = ("analysis",)
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get(CACHE_ENV)
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = str(Path(xdg) / "netprobe") if xdg else str(Path.home() / ".cache" / "netprobe")
+    return Path(base) / CACHE_FILE
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 over netprobe's version and the source of the modules that decide a summary."""
+    from netprobe import __version__
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(f"netprobe {__version__} cache format {FORMAT}\n".encode())
+    sources = [package / name for name in _CODE_FILES]
+    for folder in _CODE_DIRS:
+        sources += sorted((package / folder).glob("*.py"))
+    for source in sources:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def context_digest(verify: bool, allowed_signers: str | None) -> bytes:
+    """What besides the file decides its summary; raises OSError if allowed_signers is unreadable."""
+    digest = hashlib.sha256(code_fingerprint().encode())
+    digest.update(b"verify" if verify else b"no-verify")
+    if verify and allowed_signers:
+        digest.update(b"allowed_signers\0" + Path(allowed_signers).read_bytes())
+    return digest.digest()
+
+
+def file_key(path: Path, context: bytes) -> str:
+    """The cache key of one result file (reads the whole file; raises OSError)."""
+    digest = hashlib.sha256(context)
+    with open(path, "rb", buffering=0) as handle:
+        digest = hashlib.file_digest(handle, lambda: digest)  # type: ignore[arg-type]
+    return digest.hexdigest()
+
+
+def encode_summary(run: RunSummary) -> bytes:
+    data = {
+        "started_at": run.started_at,
+        "probe_asn": run.probe_asn,
+        "vantage": run.vantage,
+        "run_id": run.run_id,
+        "healthy": run.healthy,
+        "scores": [[target, layer, score] for (target, layer), score in run.scores.items()],
+        "methods": run.methods,
+    }
+    return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
+
+
+def decode_summary(blob: bytes) -> RunSummary:
+    """Raises ValueError (zlib.error, JSON errors, missing fields) for a damaged entry."""
+    try:
+        data = json.loads(zlib.decompress(blob))
+        return RunSummary(
+            started_at=float(data["started_at"]),
+            probe_asn=str(data["probe_asn"]),
+            vantage=str(data["vantage"]),
+            run_id=str(data["run_id"]),
+            healthy=bool(data["healthy"]),
+            scores={(str(t), str(layer)): float(s) for t, layer, s in data["scores"]},
+            methods={str(k): str(v) for k, v in data["methods"].items()},
+        )
+    except (zlib.error, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"damaged cache entry: {exc}") from None
+
+
+class SummaryCache:
+    """One SQLite file of key -> compressed summary. Every failure disables it quietly."""
+
+    def __init__(self, path: Path, *, writable: bool) -> None:
+        self.path = Path(path)
+        self.writable = writable
+        self.problem: str | None = None
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, bytes, int]] = []
+        self.hits = self.misses = 0  # counted by the reader of results (timeline_files)
+        self.context = b""  # context_digest() of the reading options, set by its opener
+        try:
+            if writable:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._db = sqlite3.connect(self.path, timeout=10)
+                self._db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS summaries "
+                    "(key TEXT PRIMARY KEY, summary BLOB NOT NULL, used INTEGER NOT NULL)"
+                )
+                self._db.commit()
+            elif self.path.exists():
+                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        except (sqlite3.Error, OSError) as exc:
+            self.disable(exc)
+
+    @property
+    def usable(self) -> bool:
+        return self._db is not None
+
+    def disable(self, exc: Exception) -> None:
+        """Stop using the cache, remembering why (the CLI prints it once)."""
+        self.problem = self.problem or f"summary cache {self.path} not used: {exc}"
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db = None
+
+    def get(self, key: str) -> RunSummary | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT summary FROM summaries WHERE key = ?", (key,)).fetchone()
+            found = decode_summary(row[0]) if row else None
+        except sqlite3.Error as exc:
+            self.disable(exc)
+            return None
+        except ValueError:
+            found = None  # a damaged entry is a miss; the writer replaces it
+        return found
+
+    def put(self, key: str, run: RunSummary) -> None:
+        if self._db is None or not self.writable:
+            return
+        self._pending.append((key, encode_summary(run), int(time.time())))
+        if len(self._pending) >= 256:
+            self.flush()
+
+    def touch(self, key: str) -> None:
+        """Mark an entry as used now (entries unused for KEEP_DAYS are dropped)."""
+        if self._db is not None and self.writable:
+            self._pending.append((key, b"", int(time.time())))
+
+    def flush(self) -> None:
+        if self._db is None or not self._pending:
+            self._pending.clear()
+            return
+        new = [item for item in self._pending if item[1]]
+        used = [(stamp, key) for key, blob, stamp in self._pending if not blob]
+        self._pending.clear()
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?)", new)
+                self._db.executemany("UPDATE summaries SET used = ? WHERE key = ?", used)
+        except sqlite3.Error as exc:
+            self.disable(exc)
+
+    def close(self) -> None:
+        if self._db is None:
+            return
+        self.flush()
+        try:
+            if self.writable and self._db is not None:
+                with self._db:
+                    cutoff = int(time.time()) - KEEP_DAYS * 86400
+                    self._db.execute("DELETE FROM summaries WHERE used < ?", (cutoff,))
+            if self._db is not None:
+                self._db.close()
+        except sqlite3.Error as exc:
+            self.disable(exc)
+        self._db = None

@@ -1,0 +1,158 @@
+"""The timeline's summary cache: a repeated timeline reuses summaries, and only ever for the
+same bytes read the same way (an edited file, other trusted keys or --no-verify miss)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from netprobe.cli import app
+from netprobe.timeline import RunSummary
+from netprobe.timeline_cache import CACHE_ENV, SummaryCache, decode_summary, encode_summary
+from netprobe.timeline_files import ReadOptions, Skipped, expand_paths, open_cache, read_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("gen_history", ROOT / "bench" / "gen_history.py")
+gen_history = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gen_history)
+
+runner = CliRunner()
+HOURS = 24
+
+
+@pytest.fixture(scope="module")
+def signed_history(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("signed-history")
+    gen_history.write_history(
+        folder, hours=HOURS, onset_hour=12, outage_hour=None, gap_hour=None, ranges=2, signed=HOURS
+    )
+    return folder
+
+
+@pytest.fixture
+def history(signed_history, tmp_path) -> Path:
+    # A private copy: some tests edit files.
+    return Path(shutil.copytree(signed_history, tmp_path / "history"))
+
+
+def cache_file() -> Path:
+    return Path(os.environ[CACHE_ENV]) / "timeline.sqlite3"
+
+
+def timeline_json(*args: str) -> dict:
+    result = runner.invoke(app, ["timeline", *args, "--format", "json", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def read_all(history: Path, options: ReadOptions, jobs: int = 1):
+    files, _ = expand_paths([history])
+    cache = open_cache(options)
+    results = list(read_runs(files, options, jobs=jobs, cache=cache))
+    cache.close()
+    return results, cache
+
+
+def test_summary_round_trips_through_its_stored_form():
+    run = RunSummary(
+        started_at=1735693620.0,
+        probe_asn="AS45899",
+        vantage="hanoi-1",
+        run_id="r1",
+        healthy=True,
+        scores={("domain:telegram.org", "tls"): 1.0, ("endpoint:1.2.3.4:443", "tcp"): 0.3333},
+        methods={"domain:telegram.org": "sni"},
+    )
+    assert decode_summary(encode_summary(run)) == run
+    with pytest.raises(ValueError):
+        decode_summary(b"not zlib")
+
+
+def test_second_timeline_reuses_every_summary_and_prints_the_same_report(history):
+    trust = ["--allowed-signers", str(history / "allowed_signers")]
+    first = timeline_json(str(history), *trust)
+    assert cache_file().is_file()
+    options = ReadOptions(verify=True, allowed_signers=str(history / "allowed_signers"))
+    results, cache = read_all(history, options, jobs=2)
+    assert (cache.hits, cache.misses) == (HOURS, 0)
+    assert all(isinstance(r, RunSummary) for r in results)
+    assert timeline_json(str(history), *trust) == first
+    assert timeline_json(str(history), *trust, "--no-cache") == first
+
+
+def test_an_edited_file_is_verified_again_not_taken_from_the_cache(history):
+    first = timeline_json(str(history))
+    assert first["skipped"] == []
+    victim = sorted(history.glob("*.jsonl"))[5]
+    text = victim.read_text()
+    assert '"failure":null' in text
+    victim.write_text(text.replace('"failure":null', '"failure":"connection_reset"', 1))
+    again = timeline_json(str(history))
+    assert [s["path"] for s in again["skipped"]] == [str(victim)]
+    assert "INVALID" in again["skipped"][0]["reason"]
+
+
+def test_other_trusted_keys_or_no_verify_do_not_reuse_entries(history, tmp_path):
+    timeline_json(str(history))  # fills the cache: verified against each file's own key
+    other = tmp_path / "other_signers"
+    other.write_text(
+        "someone ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
+    result = runner.invoke(app, ["timeline", str(history), "--allowed-signers", str(other)])
+    # Nobody in that file signed these runs: every file is checked again and refused.
+    assert result.exit_code == 2
+    assert f"none of the {HOURS} files could be used" in result.stderr
+    assert "is not listed" in result.stderr
+    options = ReadOptions(verify=False)
+    _, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (0, HOURS)
+
+
+def test_no_cache_writes_nothing(history):
+    timeline_json(str(history), "--no-cache")
+    assert not cache_file().exists()
+
+
+def test_unusable_cache_warns_and_the_timeline_still_works(history, tmp_path, monkeypatch):
+    expected = timeline_json(str(history), "--no-cache")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be\n")
+    monkeypatch.setenv(CACHE_ENV, str(blocker))
+    result = runner.invoke(app, ["timeline", str(history), "--format", "json", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "summary cache" in result.stderr and "not used" in result.stderr
+    assert json.loads(result.stdout) == expected
+
+
+def test_corrupt_cache_file_warns_and_the_timeline_still_works(history):
+    expected = timeline_json(str(history), "--no-cache")
+    cache_file().parent.mkdir(parents=True, exist_ok=True)
+    cache_file().write_bytes(b"this is not a database" * 100)
+    result = runner.invoke(app, ["timeline", str(history), "--format", "json", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "not used" in result.stderr
+    assert json.loads(result.stdout) == expected
+
+
+def test_damaged_entry_is_a_miss_and_gets_replaced(history):
+    timeline_json(str(history))
+    with sqlite3.connect(cache_file()) as db:
+        db.execute("UPDATE summaries SET summary = x'00'")
+    options = ReadOptions(verify=True)
+    results, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (0, HOURS)
+    assert not any(isinstance(r, Skipped) for r in results)
+    _, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (HOURS, 0)
+
+
+def test_reader_without_a_cache_file_finds_nothing(tmp_path):
+    reader = SummaryCache(tmp_path / "absent.sqlite3", writable=False)
+    assert reader.get("0" * 64) is None and not (tmp_path / "absent.sqlite3").exists()
