@@ -162,10 +162,11 @@ class SummaryCache:
             found = None  # a damaged entry is a miss; the writer replaces it
         return found
 
-    def put(self, key: str, run: RunSummary) -> None:
+    def put(self, key: str, blob: bytes) -> None:
+        """Store `encode_summary(run)` under `key` (written in batches)."""
         if self._db is None or not self.writable:
             return
-        self._pending.append((key, encode_summary(run), int(time.time())))
+        self._pending.append((key, blob, int(time.time())))
         if len(self._pending) >= 256:
             self.flush()
 

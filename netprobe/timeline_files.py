@@ -25,6 +25,7 @@ from netprobe.timeline_cache import (
     SummaryCache,
     context_digest,
     default_cache_path,
+    encode_summary,
     file_key,
 )
 
@@ -117,6 +118,11 @@ def _cache_reader(path: str) -> SummaryCache:
     return _READERS[slot]
 
 
+def _close_readers() -> None:
+    for slot in [slot for slot in _READERS if slot[0] == os.getpid()]:
+        _READERS.pop(slot).close()
+
+
 @dataclass(frozen=True)
 class _Job:
     path: Path
@@ -125,18 +131,24 @@ class _Job:
     context: bytes = b""
 
 
-def _summarise_job(job: _Job) -> tuple[str | None, bool, RunSummary | Skipped | None]:
-    """(cache key or None, found in the cache, summary) of one file."""
+_Result = tuple[str | None, bool, bytes | None, RunSummary | Skipped | None]
+
+
+def _summarise_job(job: _Job) -> _Result:
+    """(cache key or None, found in the cache, encoded summary to store or None, summary)."""
     if job.cache_path is None:
-        return None, False, summarise_file(job.path, job.options)
+        return None, False, None, summarise_file(job.path, job.options)
     try:
         key = file_key(job.path, job.context)
     except OSError:
-        return None, False, summarise_file(job.path, job.options)  # it names the read error
+        return None, False, None, summarise_file(job.path, job.options)  # it names the error
     found = _cache_reader(job.cache_path).get(key)
     if found is not None:
-        return key, True, found if _in_range(found.started_at, job.options) else None
-    return key, False, summarise_file(job.path, job.options)
+        return key, True, None, found if _in_range(found.started_at, job.options) else None
+    result = summarise_file(job.path, job.options)
+    # Encoded here, in the worker, so the main process only inserts.
+    blob = encode_summary(result) if isinstance(result, RunSummary) else None
+    return key, False, blob, result
 
 
 def open_cache(options: ReadOptions, path: Path | None = None) -> SummaryCache:
@@ -171,7 +183,10 @@ def read_runs(
         work = [_Job(path, options) for path in files]
     if jobs <= 1 or len(work) < 16:
         results: Iterable = map(_summarise_job, work)
-        yield from _collect(results, cache if use_cache else None)
+        try:
+            yield from _collect(results, cache if use_cache else None)
+        finally:
+            _close_readers()
         return
     # fork keeps start-up cheap; chunks amortise the pickling of small results.
     with get_context("fork").Pool(jobs) as pool:
@@ -180,13 +195,13 @@ def read_runs(
 
 
 def _collect(results: Iterable, cache: SummaryCache | None) -> Iterator[RunSummary | Skipped]:
-    for key, hit, result in results:
+    for key, hit, blob, result in results:
         if cache is not None and key is not None:
             if hit:
                 cache.hits += 1
                 cache.touch(key)
-            elif isinstance(result, RunSummary):
+            elif blob is not None:
                 cache.misses += 1
-                cache.put(key, result)
+                cache.put(key, blob)
         if result is not None:
             yield result
