@@ -136,3 +136,16 @@ def test_no_usable_file_exits_2(tmp_path):
     result = timeline(str(tmp_path), "--no-verify")
     assert result.exit_code == 2
     assert "none of the 1 files could be used" in result.stderr
+
+
+def test_only_offline_runs_say_nothing_can_be_judged(tmp_path):
+    # Both runs have failing controls (the volunteer's line was down): no samples, no verdicts.
+    gen_history.write_history(
+        tmp_path, hours=2, onset_hour=99, outage_hour=0, gap_hour=None, ranges=2
+    )
+    result = timeline(str(tmp_path), "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "2 runs (0 with healthy controls)" in result.stdout
+    assert "no target has a sample" in result.stdout
+    report = json.loads(timeline(str(tmp_path), "--no-verify", "--format", "json").stdout)
+    assert report["networks"][0]["targets"] == []

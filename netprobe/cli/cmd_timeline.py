@@ -231,7 +231,16 @@ def _render_table(report: dict) -> None:
             f"to {_short(network['last_run'])}",
             highlight=False,
         )
-        strip_width = len(network["targets"][0]["strip"]) if network["targets"] else 4
+        if not network["targets"]:
+            # Only runs whose controls failed: they are gaps, and a gap is never a sample.
+            out.print(
+                "  no target has a sample: no run of this network had a working control "
+                "(resolver or endpoint), so nothing here can be judged.",
+                highlight=False,
+            )
+            _render_gaps(network)
+            continue
+        strip_width = len(network["targets"][0]["strip"])
         table = Table(
             caption=f"strip: {_short(network['strip_start'])} → {_short(network['strip_end'])}"
         )
@@ -278,17 +287,21 @@ def _render_table(report: dict) -> None:
                     f"{c['confidence_label']} {c['confidence']:.2f}",
                 )
             out.print(detail)
-        for gap in network["gaps"]:
-            out.print(
-                f"[yellow]gap[/]: {_short(gap['from'])} → {_short(gap['to'])} "
-                f"({gap['hours']:g} h, {gap['reason']}): no evidence either way",
-                highlight=False,
-            )
-        out.print()
+        _render_gaps(network)
     legend = Text("strip: ")
     for code, label in (("o", "ok"), ("x", "blocked"), ("~", "mixed"), (".", "no data")):
         legend.append_text(_strip_text(code)).append(f" {label}  ")
     err.print(legend)
+
+
+def _render_gaps(network: dict) -> None:
+    for gap in network["gaps"]:
+        out.print(
+            f"[yellow]gap[/]: {_short(gap['from'])} → {_short(gap['to'])} "
+            f"({gap['hours']:g} h, {gap['reason']}): no evidence either way",
+            highlight=False,
+        )
+    out.print()
 
 
 @app.command()
