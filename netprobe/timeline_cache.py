@@ -110,7 +110,7 @@ def decode_summary(blob: bytes) -> RunSummary:
 
 
 class SummaryCache:
-    """One SQLite file of key -> compressed summary. Every failure disables it quietly."""
+    """One SQLite file of key -> compressed summary. Any failure disables it; `problem` says why."""
 
     def __init__(self, path: Path, *, writable: bool) -> None:
         self.path = Path(path)
@@ -174,6 +174,8 @@ class SummaryCache:
         """Mark an entry as used now (entries unused for KEEP_DAYS are dropped)."""
         if self._db is not None and self.writable:
             self._pending.append((key, b"", int(time.time())))
+            if len(self._pending) >= 256:
+                self.flush()
 
     def flush(self) -> None:
         if self._db is None or not self._pending:

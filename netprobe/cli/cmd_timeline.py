@@ -150,8 +150,6 @@ def timeline(
     )
     skipped: list[Skipped] = []
     cache = None if no_cache else open_cache(read_options)
-    if cache is not None and cache.problem:
-        warn(cache.problem)
     try:
         for result in read_runs(files, read_options, jobs=jobs, cache=cache):
             if isinstance(result, Skipped):
@@ -167,6 +165,8 @@ def timeline(
     finally:
         if cache is not None:
             cache.close()
+            if cache.problem:
+                warn(cache.problem)  # the report is complete all the same
     if len(skipped) > MAX_SKIP_WARNINGS:
         warn(f"skipped {len(skipped)} files in all (first {MAX_SKIP_WARNINGS} shown)")
     if builder.runs_seen == 0 and len(skipped) == len(files):
