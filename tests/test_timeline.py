@@ -198,6 +198,19 @@ def test_hourly_samples_take_the_median_of_runs_in_the_same_hour():
     ]
 
 
+def test_hourly_samples_do_not_depend_on_the_order_runs_arrive_in():
+    # Worker processes deliver files in any order; two runs in hour 2 (median of an even count).
+    times = [T0 + 2 * HOUR + 50, T0, T0 + 2 * HOUR + 5, T0 + HOUR + 1]
+    scores = [1.0, 0.0, 0.5, 0.25]
+    samples = hourly_samples(times, scores)
+    assert [(s.time, s.y, s.first_run, s.last_run) for s in samples] == [
+        (T0, 0.0, T0, T0),
+        (T0 + HOUR, 0.25, T0 + HOUR + 1, T0 + HOUR + 1),
+        (T0 + 2 * HOUR, 0.75, T0 + 2 * HOUR + 5, T0 + 2 * HOUR + 50),
+    ]
+    assert hourly_samples(list(reversed(times)), list(reversed(scores))) == samples
+
+
 class _Verdict:
     def __init__(self, role, scores, method=None):
         self.role, self.scores, self.method = role, scores, method
