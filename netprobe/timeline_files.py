@@ -82,9 +82,7 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
             started = parse_time(str(header["started_at"]))
         except (KeyError, ValueError):
             return Skipped(str(path), "header has no valid started_at")
-        if (options.since is not None and started < options.since) or (
-            options.until is not None and started > options.until
-        ):
+        if not _in_range(started, options):
             return None
         # `analyse` keeps only the measurement records (dns, tcp, tls) of what follows the header.
         return summary_from_analysis(header, analyse(header, records, detail=False))

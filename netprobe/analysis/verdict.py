@@ -143,22 +143,17 @@ class TargetJudgement:
 def judge_target(
     records: list[dict], ctx: RunContext, group: str, detail: bool = True
 ) -> TargetJudgement:
-    """One target's verdict. Without `detail` the evidence and notes stay empty (same verdict)."""
+    """One target's verdict. Without `detail` no evidence is written (the verdict is the same)."""
     split = split_by_type(records)
     dns, tcp, tls = split["dns"], split["tcp"], split["tls"]
-    # A layer without records is "n/a" (most targets are endpoints: tcp records only).
     layers = {
-        "dns": aggregate_layer("dns", dns_signs(dns, ctx, group), combine_dns, ctx, detail)
-        if dns
-        else LayerResult("dns"),
+        "dns": aggregate_layer("dns", dns_signs(dns, ctx, group), combine_dns, ctx, detail),
         "tcp": aggregate_layer(
             "tcp", tcp_signs(tcp, tls, ctx, group), combine_reachability, ctx, detail
-        )
-        if tcp or tls
-        else LayerResult("tcp"),
-        "tls": aggregate_layer("tls", tls_signs(tls, ctx, group), combine_reachability, ctx, detail)
-        if tls
-        else LayerResult("tls"),
+        ),
+        "tls": aggregate_layer(
+            "tls", tls_signs(tls, ctx, group), combine_reachability, ctx, detail
+        ),
     }
     evidence = [line for layer in layers.values() for line in layer.evidence]
     notes = [note for layer in layers.values() for note in layer.notes]
