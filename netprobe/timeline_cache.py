@@ -117,7 +117,8 @@ class SummaryCache:
         self.writable = writable
         self.problem: str | None = None
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[str, bytes, int]] = []
+        self._new: list[tuple[str, bytes, int]] = []  # (key, summary, used), written in batches
+        self._used: list[tuple[int, str]] = []  # (used, key) of entries found again
         self.hits = self.misses = 0  # counted by the reader of results (timeline_files)
         self.context = b""  # context_digest() of the reading options, set by its opener
         try:
@@ -166,24 +167,22 @@ class SummaryCache:
         """Store `encode_summary(run)` under `key` (written in batches)."""
         if self._db is None or not self.writable:
             return
-        self._pending.append((key, blob, int(time.time())))
-        if len(self._pending) >= 256:
+        self._new.append((key, blob, int(time.time())))
+        if len(self._new) >= 256:
             self.flush()
 
     def touch(self, key: str) -> None:
         """Mark an entry as used now (entries unused for KEEP_DAYS are dropped)."""
         if self._db is not None and self.writable:
-            self._pending.append((key, b"", int(time.time())))
-            if len(self._pending) >= 256:
+            self._used.append((int(time.time()), key))
+            if len(self._used) >= 256:
                 self.flush()
 
     def flush(self) -> None:
-        if self._db is None or not self._pending:
-            self._pending.clear()
+        new, used = self._new, self._used
+        self._new, self._used = [], []
+        if self._db is None or not (new or used):
             return
-        new = [item for item in self._pending if item[1]]
-        used = [(stamp, key) for key, blob, stamp in self._pending if not blob]
-        self._pending.clear()
         try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?)", new)
