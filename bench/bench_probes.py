@@ -6,7 +6,7 @@ Runs entirely on this machine (needs root for the network namespace cases):
   2. timeouts: 10,000 connects into a namespace whose firewall drops every packet; compares the
      wall time with the bound 1.2 x ceil(N / concurrency) x timeout.
   3. memory: 50,000 endpoint targets (a sampled /15 in the same dropping namespace), peak RSS.
-Each case runs the real `netprobe.runner.run_targets` (with the JSONL writer, unsigned) in a
+Each case runs the real `netprobe.run.executor.run_targets` (with the JSONL writer, unsigned) in a
 child process so that peak RSS is per case.
 
 Usage: python bench/bench_probes.py [--case connect|timeouts|memory|all]
@@ -55,8 +55,8 @@ def _listen(port: int, ready: object) -> None:
 def child(args: argparse.Namespace) -> None:
     """Run one case in this process and print its figures as JSON."""
 
-    from netprobe.runner import RunOptions, run_targets
-    from netprobe.targets import parse_targets
+    from netprobe.run.executor import RunOptions, run_targets
+    from netprobe.targets.lists import parse_targets
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

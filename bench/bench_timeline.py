@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netprobe.timeline import TimelineBuilder, TimelineOptions  # noqa: E402
-from netprobe.timeline_files import (  # noqa: E402
+from netprobe.timeline.builder import TimelineBuilder, TimelineOptions  # noqa: E402
+from netprobe.timeline.files import (  # noqa: E402
     ReadOptions,
     Skipped,
     expand_paths,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netprobe.records import encode_line, format_utc, measurement, new_record  # noqa: E402
+from netprobe.model.records import encode_line, format_utc, measurement, new_record  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 WEB = ["telegram.org", "web.telegram.org", "t.me", "telegram.me", "core.telegram.org",
@@ -168,7 +168,7 @@ def write_history(
     rng = random.Random(seed)
     signer = None
     if signed:
-        from netprobe.keys import generate_key, load_signer
+        from netprobe.evidence.keys import generate_key, load_signer
 
         key_path = out_dir / "bench-key"
         signer = load_signer(key_path) if key_path.exists() else generate_key(key_path, "bench")
@@ -183,7 +183,7 @@ def write_history(
         stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}_{vantage}"
         head = header(started, vantage, asn)
         if signer is not None and hour >= hours - signed:
-            from netprobe.writer import ResultWriter
+            from netprobe.evidence.writer import ResultWriter
 
             with ResultWriter(out_dir, stem, signer=signer, checkpoint_every=10**6,
                               checkpoint_seconds=10**6) as writer:  # fmt: skip

@@ -2,7 +2,7 @@
 
 Rules: every helper returns a plain dict shaped exactly like a record the probes write; defaults
 are documentation-range addresses (never real hosts). `write_result` writes an unsigned result file
-with `netprobe.records.encode_line`, readable with `load_result(path, verify=False)`.
+with `netprobe.model.records.encode_line`, readable with `load_result(path, verify=False)`.
 
 Example:
     recs = [*healthy_controls(), *domain_ok("telegram.org", "203.0.113.10")]
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from netprobe.records import encode_line, measurement, new_record
+from netprobe.model.records import encode_line, measurement, new_record
 
 PROBE_RESOLVER = "system"
 CONTROL_RESOLVER = "https://198.51.100.53/dns-query"

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 import netprobe.cli  # noqa: F401  (registers every command on the app)
-from netprobe import records
 from netprobe.cli.app import app
-from netprobe.keys import Signer, generate_key
-from netprobe.writer import ResultWriter
+from netprobe.evidence.keys import Signer, generate_key
+from netprobe.evidence.writer import ResultWriter
+from netprobe.model import records
 
 runner = CliRunner()
 

@@ -102,8 +102,8 @@ def test_bad_field_is_named(runner, tmp_path):
 
 
 def test_signed_file_is_verified(runner, tmp_path):
-    from netprobe.keys import generate_key
-    from netprobe.writer import ResultWriter
+    from netprobe.evidence.keys import generate_key
+    from netprobe.evidence.writer import ResultWriter
 
     signer = generate_key(tmp_path / "key", "lab")
     writer = ResultWriter(tmp_path, "run", signer=signer)

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netprobe.cli import app
-from netprobe.records import format_utc
+from netprobe.model.records import format_utc
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("gen_history", ROOT / "bench" / "gen_history.py")

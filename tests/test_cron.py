@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from netprobe.lock import EXIT_LOCKED
+from netprobe.run.lock import EXIT_LOCKED
 
 ROOT = Path(__file__).resolve().parent.parent
 # Resolvers on a closed local port: nothing ever leaves the machine.
@@ -87,7 +87,7 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
 
 
 def lock_held(out: Path) -> bool:
-    lock = out / ".netprobe.lock"
+    lock = out / ".netprobe.run.lock"
     return lock.exists() and lock.read_text().startswith("pid=")
 
 
@@ -102,7 +102,8 @@ def test_overlapping_run_exits_75_at_once_and_the_first_finishes(tmp_path, targe
         stdout, stderr = second.communicate(timeout=30)
         assert second.returncode == EXIT_LOCKED, stderr
         assert (
-            f"another netprobe run holds the lock {out}/.netprobe.lock (pid {first.pid}" in stderr
+            f"another netprobe run holds the lock {out}/.netprobe.run.lock (pid {first.pid}"
+            in stderr
         )
         assert first.poll() is None, "the second run must give up while the first still runs"
         assert time.monotonic() - started < 6
@@ -115,8 +116,8 @@ def test_overlapping_run_exits_75_at_once_and_the_first_finishes(tmp_path, targe
 
 
 def test_killed_run_leaves_a_readable_partial_and_does_not_block_the_next(tmp_path, target_list):
-    from netprobe.keys import generate_key
-    from netprobe.resultfile import PARTIAL, verify_file
+    from netprobe.evidence.keys import generate_key
+    from netprobe.evidence.reader import PARTIAL, verify_file
 
     key = tmp_path / "key"
     signer = generate_key(key, "cron-test")

@@ -13,7 +13,7 @@ import httpcore
 import httpx
 import pytest
 
-from netprobe.failures import CERTIFICATE_FAILURES, classify, rcode_failure, scrub
+from netprobe.model.failures import CERTIFICATE_FAILURES, classify, rcode_failure, scrub
 
 
 def verify_error(

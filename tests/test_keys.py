@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from netprobe import sshsig
-from netprobe.keys import (
+from netprobe.evidence import sshsig
+from netprobe.evidence.keys import (
     KeyFileError,
     default_key_path,
     generate_key,

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from netprobe.lock import EXIT_LOCKED, LockBusy, default_lock_path, run_lock
+from netprobe.run.lock import EXIT_LOCKED, LockBusy, default_lock_path, run_lock
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from netprobe.lock import run_lock
+from netprobe.run.lock import run_lock
 with run_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(60)
@@ -41,7 +41,7 @@ def holder(tmp_path):
 
 
 def test_default_lock_path_is_in_the_output_folder(tmp_path):
-    assert default_lock_path(tmp_path) == tmp_path / ".netprobe.lock"
+    assert default_lock_path(tmp_path) == tmp_path / ".netprobe.run.lock"
     assert EXIT_LOCKED == 75
 
 
@@ -66,7 +66,7 @@ def test_killed_holder_releases_the_lock(holder):
 
 
 def test_lock_is_released_after_the_block_and_after_an_exception(tmp_path):
-    lock = tmp_path / "sub" / ".netprobe.lock"
+    lock = tmp_path / "sub" / ".netprobe.run.lock"
     with run_lock(lock):
         pass
     with pytest.raises(RuntimeError), run_lock(lock):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe.onset import (
+from netprobe.timeline.onset import (
     BLOCKED,
     OK,
     UNKNOWN,

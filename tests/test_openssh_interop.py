@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import records, sshsig
-from netprobe.keys import Signer, generate_key, load_signer
-from netprobe.resultfile import COMPLETE, verify_file
-from netprobe.writer import ResultWriter
+from netprobe.evidence import sshsig
+from netprobe.evidence.keys import Signer, generate_key, load_signer
+from netprobe.evidence.reader import COMPLETE, verify_file
+from netprobe.evidence.writer import ResultWriter
+from netprobe.model import records
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
 if SSH_KEYGEN is None:

@@ -7,9 +7,9 @@ import ssl
 
 import pytest
 
+from netprobe.model.resolvers import ResolverSpec, parse_resolver
 from netprobe.probes.dns import answer_addresses, probe_dns
 from netprobe.probes.tls import make_ssl_context
-from netprobe.resolvers import ResolverSpec, parse_resolver
 from tests.localservers import (
     FORGED_A,
     GENUINE_A,

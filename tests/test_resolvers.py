@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe.resolvers import ResolverSpec, parse_resolver, system_nameserver
+from netprobe.model.resolvers import ResolverSpec, parse_resolver, system_nameserver
 
 EXPECTED = "expected system, udp://IP[:port], tcp://IP[:port], tls://IP[:port] or https://HOST/PATH"
 

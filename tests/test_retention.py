@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from netprobe.retention import prune_results, result_start_time
+from netprobe.run.retention import prune_results, result_start_time
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 
@@ -20,7 +20,7 @@ NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
         ("20250526T010000Z_hanoi.jsonl.bak", None),
         ("notes.jsonl", None),
         ("20251399T010000Z_bad-date.jsonl", None),
-        (".netprobe.lock", None),
+        (".netprobe.run.lock", None),
     ],
 )
 def test_result_start_time_from_name(name, expected):
@@ -35,7 +35,7 @@ def test_prune_deletes_only_old_result_files(tmp_path):
         "20250620T120001Z_v.jsonl": False,  # just under 10 days
         "20250629T000000Z_v.jsonl": False,
         ".20250501T000000Z_v.jsonl.partial": False,  # a killed run's evidence
-        ".netprobe.lock": False,
+        ".netprobe.run.lock": False,
         "netprobe.log": False,
         "20250501T000000Z_v.txt": False,
     }

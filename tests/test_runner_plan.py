@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from netprobe.records import measurement
-from netprobe.runner import file_stem, select_addresses
-from netprobe.runsummary import RunSummary
+from netprobe.model.records import measurement
+from netprobe.run.executor import file_stem, select_addresses
+from netprobe.run.tally import RunSummary
 
 
 def dns(role: str, resolver: str, *ips: str, qtype: str = "A") -> dict:
@@ -118,8 +118,8 @@ def test_summary_layers_and_healthy_controls() -> None:
 
 
 def test_progress_total_matches_the_jobs_without_iterating_huge_ranges() -> None:
-    from netprobe.runner import count_jobs
-    from netprobe.targets import bundled_targets_path, load_targets, parse_targets
+    from netprobe.run.executor import count_jobs
+    from netprobe.targets.lists import bundled_targets_path, load_targets, parse_targets
 
     bundled = load_targets(bundled_targets_path())
     jobs = len(bundled.domains()) + sum(1 for _ in bundled.iter_endpoints())

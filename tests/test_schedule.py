@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netprobe.cli import app
-from netprobe.schedule import (
+from netprobe.run.schedule import (
     cron_schedule,
     crontab_line,
     parse_every,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from netprobe.targets import (
+from netprobe.targets.lists import (
     TargetError,
     bundled_targets_path,
     domain_id,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe.onset import CusumParams
-from netprobe.timeline import (
+from netprobe.timeline.builder import (
     RunSummary,
     TimelineBuilder,
     TimelineOptions,
@@ -14,6 +13,7 @@ from netprobe.timeline import (
     parse_time,
     summary_from_analysis,
 )
+from netprobe.timeline.onset import CusumParams
 
 T0 = parse_time("2025-05-20T00:00:00Z")
 HOUR = 3600.0

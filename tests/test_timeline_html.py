@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from netprobe.timeline_html import CELL_COLOURS, render_html
+from netprobe.render.timeline_html import CELL_COLOURS, render_html
 
 
 def document(target_id: str = "domain:telegram.org") -> dict:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import records, sshsig
-from netprobe.keys import Signer, generate_key
-from netprobe.resultfile import (
+from netprobe.evidence import sshsig
+from netprobe.evidence.keys import Signer, generate_key
+from netprobe.evidence.reader import (
     COMPLETE,
     INVALID,
     PARTIAL,
@@ -20,7 +20,8 @@ from netprobe.resultfile import (
     load_result,
     verify_file,
 )
-from netprobe.writer import ResultWriter
+from netprobe.evidence.writer import ResultWriter
+from netprobe.model import records
 
 RECORDS = 8
 EVERY = 3

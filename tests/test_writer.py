@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import records, sshsig
-from netprobe.keys import Signer, generate_key
-from netprobe.resultfile import COMPLETE, PARTIAL, UNSIGNED, load_result, verify_file
-from netprobe.writer import ResultWriter
+from netprobe.evidence import sshsig
+from netprobe.evidence.keys import Signer, generate_key
+from netprobe.evidence.reader import COMPLETE, PARTIAL, UNSIGNED, load_result, verify_file
+from netprobe.evidence.writer import ResultWriter
+from netprobe.model import records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,9 +184,9 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from netprobe import records
-    from netprobe.keys import load_signer
-    from netprobe.writer import ResultWriter
+    from netprobe.model import records
+    from netprobe.evidence.keys import load_signer
+    from netprobe.evidence.writer import ResultWriter
 
     out_dir, key, stop_after = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     writer = ResultWriter(out_dir, "run", signer=load_signer(key), checkpoint_every=5)

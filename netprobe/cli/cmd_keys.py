@@ -1,6 +1,6 @@
 """`netprobe keygen` and `netprobe verify`: signing keys and result-file verification.
 
-Rules: thin commands over `netprobe.keys` and `netprobe.resultfile`. The private key is never
+Rules: thin commands over `netprobe.evidence.keys` and `netprobe.evidence.reader`. The private key is never
 printed. verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
 files the most severe wins, in the order COMPLETE < PARTIAL < UNSIGNED < unreadable < INVALID.
 """
@@ -15,8 +15,8 @@ from rich.table import Table
 
 from netprobe.cli.app import app
 from netprobe.cli.common import EXIT_USAGE, OutputFormat, fail, out, print_json
-from netprobe.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
-from netprobe.resultfile import ResultFileError, Verification, verify_file
+from netprobe.evidence.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
+from netprobe.evidence.reader import ResultFileError, Verification, verify_file
 
 EXIT_PARTIAL = 3
 EXIT_UNSIGNED = 4

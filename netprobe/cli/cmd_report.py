@@ -1,8 +1,8 @@
 """`netprobe report FILE` (verdicts for one run) and `netprobe diff OLD NEW` (what changed).
 
-Rules: thin commands. Files are read with `netprobe.resultfile.load_result` (signatures checked
+Rules: thin commands. Files are read with `netprobe.evidence.reader.load_result` (signatures checked
 unless --no-verify), analysed with `netprobe.analysis.analyse`, compared with
-`netprobe.diff.diff_runs`, and rendered by `netprobe.render`. Exit codes: report 0 (whatever it
+`netprobe.diff.diff_runs`, and rendered by `netprobe.render.report`. Exit codes: report 0 (whatever it
 found), 2 unreadable/invalid input; diff like diff(1): 0 no status changed, 1 some status changed,
 2 unreadable, invalid or mismatched files.
 """
@@ -33,8 +33,8 @@ SIGNERS_HELP = "Only trust files signed by a key in this OpenSSH allowed_signers
 def _load(path: Path, no_verify: bool, allowed_signers: Path | None) -> tuple[Any, Any]:
     """(loaded result, analysis) or exit 2 with a message naming the file."""
     from netprobe.analysis import analyse, check_records
-    from netprobe.records import SCHEMA_VERSION
-    from netprobe.resultfile import ResultFileError, load_result
+    from netprobe.evidence.reader import ResultFileError, load_result
+    from netprobe.model.records import SCHEMA_VERSION
 
     try:
         loaded = load_result(path, verify=not no_verify, allowed_signers=allowed_signers)
@@ -79,7 +79,7 @@ def report(
 
     Example: netprobe report results/20250526T010000Z_hanoi-vnpt-1.jsonl --format markdown
     """
-    from netprobe import render
+    from netprobe.render import report as render
 
     loaded, analysis = _load(path, no_verify, allowed_signers)
     document = {"file": _file_info(loaded), **analysis.to_dict()}
@@ -104,8 +104,8 @@ def diff(
 
     Example: netprobe diff results/20250525T010000Z_hanoi.jsonl results/20250526T010000Z_hanoi.jsonl
     """
-    from netprobe import render
     from netprobe.diff import diff_runs
+    from netprobe.render import report as render
 
     old_loaded, old_analysis = _load(old_path, no_verify, allowed_signers)
     new_loaded, new_analysis = _load(new_path, no_verify, allowed_signers)

@@ -171,8 +171,8 @@ def run(
     _check_resolvers(target_lists, options)  # before a key is created for a run that cannot start
     signer = _signer(settings)
 
-    from netprobe.lock import LockBusy, default_lock_path, run_lock
-    from netprobe.runner import count_jobs, run_targets
+    from netprobe.run.executor import count_jobs, run_targets
+    from netprobe.run.lock import LockBusy, default_lock_path, run_lock
 
     try:
         options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def run(
                 result = run_targets(target_lists, options, signer=signer, on_progress=on_progress)
     except LockBusy as exc:
         log.warning("%s", exc)
-        from netprobe.lock import EXIT_LOCKED
+        from netprobe.run.lock import EXIT_LOCKED
 
         fail(str(exc), EXIT_LOCKED)
     except ValueError as exc:  # bad resolver address, bad CA bundle, ...
@@ -235,7 +235,7 @@ def _setup_log(path: str | None) -> None:
 
 
 def _load_target_lists(paths: list[str] | None) -> list[Any]:
-    from netprobe.targets import TargetError, bundled_targets_path, load_targets
+    from netprobe.targets.lists import TargetError, bundled_targets_path, load_targets
 
     try:
         if not paths:
@@ -247,7 +247,7 @@ def _load_target_lists(paths: list[str] | None) -> list[Any]:
 
 
 def _run_options(settings: dict[str, Any], target_lists: list[Any]) -> Any:
-    from netprobe.runner import RunOptions
+    from netprobe.run.executor import RunOptions
 
     options = RunOptions()
     for tl in target_lists:  # target-list settings first; config and flags override them below
@@ -285,7 +285,7 @@ def _run_options(settings: dict[str, Any], target_lists: list[Any]) -> Any:
 
 
 def _check_resolvers(target_lists: list[Any], options: Any) -> None:
-    from netprobe.runner import resolve_option_resolvers
+    from netprobe.run.executor import resolve_option_resolvers
 
     try:
         resolve_option_resolvers(target_lists, options)
@@ -301,7 +301,12 @@ def _check_range(flag: str, value: float, low: float, high: float) -> None:
 def _signer(settings: dict[str, Any]) -> Any:
     if settings.get("sign") is False:
         return None
-    from netprobe.keys import KeyFileError, default_key_path, load_or_create_signer, load_signer
+    from netprobe.evidence.keys import (
+        KeyFileError,
+        default_key_path,
+        load_or_create_signer,
+        load_signer,
+    )
 
     key = settings.get("key")
     key_path = Path(key) if key else default_key_path()
@@ -357,7 +362,7 @@ class _progress:
 def _prune(keep_days: float | None, out_dir: Path, quiet: bool) -> None:
     if not keep_days:
         return
-    from netprobe.retention import prune_results
+    from netprobe.run.retention import prune_results
 
     removed = prune_results(out_dir, keep_days)
     for path in removed:
@@ -382,7 +387,7 @@ def _render(result: Any, output_format: OutputFormat, quiet: bool) -> None:
             }
         )
     else:
-        from netprobe.cli.render_run import run_table
+        from netprobe.render.run import run_table
 
         out.print(run_table(result.summary))
         out.print(f"results: {result.path}", highlight=False)

@@ -1,6 +1,6 @@
 """`netprobe targets show|check`: inspect and validate target lists.
 
-Rules: thin commands over `netprobe.targets`; tables go to stdout, errors to stderr; a bad or
+Rules: thin commands over `netprobe.targets.lists`; tables go to stdout, errors to stderr; a bad or
 unreadable list exits 2 with `file:line: field: message`, never a traceback.
 """
 
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from netprobe.cli.app import app
 from netprobe.cli.common import EXIT_USAGE, OutputFormat, err, fail, out, print_json
-from netprobe.targets import TargetError, TargetList, bundled_targets_path, load_targets
+from netprobe.targets.lists import TargetError, TargetList, bundled_targets_path, load_targets
 
 targets_app = typer.Typer(
     help="Inspect and validate target lists (YAML).\n\nExample: netprobe targets show",

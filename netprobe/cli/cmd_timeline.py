@@ -1,8 +1,8 @@
 """`netprobe timeline` (onsets over many runs) and `netprobe schedule` (crontab / systemd text).
 
-Rules: thin commands. `timeline` reads files through `netprobe.timeline_files`, builds the report
-with `netprobe.timeline.TimelineBuilder`, and renders it (table, json or csv). `schedule` prints
-text from `netprobe.schedule` and installs nothing. Exit codes: 0 ok, 2 bad usage or no usable
+Rules: thin commands. `timeline` reads files through `netprobe.timeline.files`, builds the report
+with `netprobe.timeline.builder.TimelineBuilder`, and renders it (table, json or csv). `schedule` prints
+text from `netprobe.run.schedule` and installs nothing. Exit codes: 0 ok, 2 bad usage or no usable
 input file.
 """
 
@@ -34,7 +34,7 @@ class TimelineFormat(enum.StrEnum):
 
 
 def _time_option(text: str | None, flag: str) -> float | None:
-    from netprobe.timeline import parse_time
+    from netprobe.timeline.builder import parse_time
 
     if text is None:
         return None
@@ -106,15 +106,15 @@ def timeline(
 
     Example: netprobe timeline results/ --format html > timeline.html
     """
-    from netprobe.onset import CusumParams
-    from netprobe.timeline import TimelineBuilder, TimelineOptions
-    from netprobe.timeline_files import (
+    from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
+    from netprobe.timeline.files import (
         ReadOptions,
         Skipped,
         expand_paths,
         open_cache,
         read_runs,
     )
+    from netprobe.timeline.onset import CusumParams
 
     try:
         params = CusumParams(mu1=mu1, edd=edd)
@@ -179,7 +179,7 @@ def timeline(
     elif output_format is TimelineFormat.csv:
         _render_csv(report)
     elif output_format is TimelineFormat.html:
-        from netprobe.timeline_html import render_html
+        from netprobe.render.timeline_html import render_html
 
         sys.stdout.write(render_html(report))
     else:
@@ -334,7 +334,7 @@ def schedule(
     Example: netprobe schedule --every 1h --config ~/.config/netprobe/config.yaml
     """
     from netprobe.config import ConfigError, load_config
-    from netprobe.schedule import (
+    from netprobe.run.schedule import (
         cron_instructions,
         crontab_line,
         parse_every,

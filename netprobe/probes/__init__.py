@@ -1,7 +1,7 @@
 """Probe kinds. Each module holds one coroutine and one record type (docs/DESIGN.md).
 
 Rules: a probe never raises for a network failure; it returns a record whose `failure` holds an
-OONI failure string (see `netprobe.failures`). It raises only on bad input or bugs.
+OONI failure string (see `netprobe.model.failures`). It raises only on bad input or bugs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe import records
+from netprobe.model import records
 
 
 @dataclass(frozen=True)

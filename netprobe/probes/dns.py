@@ -10,7 +10,7 @@ Rules:
   dns_server_misbehaving, NOERROR without an address of the queried type -> dns_no_answer.
   DoH answers other than HTTP 200 -> dns_server_misbehaving with `http_status` recorded.
 - Bogon answers are NOT flagged here: judging answers is analysis's job.
-- Network failures become the record's `failure` (via `netprobe.failures.classify`).
+- Network failures become the record's `failure` (via `netprobe.model.failures.classify`).
 - DoT runs over the TLS probe's own channel (not dnspython's): the SSLContext is shared with
   concurrent TLS probes and DoH, and only setting ALPN "dot" immediately before `wrap_bio` keeps
   it from offering another probe's ALPN; resets and EOFs are also classified as in the TLS probe.
@@ -34,12 +34,12 @@ import dns.rcode
 import dns.rdatatype
 import httpx
 
-from netprobe import records
-from netprobe.failures import DNS_NO_ANSWER, DNS_SERVER_MISBEHAVING, classify, rcode_failure
+from netprobe.model import records
+from netprobe.model.failures import DNS_NO_ANSWER, DNS_SERVER_MISBEHAVING, classify, rcode_failure
+from netprobe.model.resolvers import ResolverSpec
 from netprobe.probes import ProbeContext
 from netprobe.probes.tcp import connect_socket
 from netprobe.probes.tls import TlsChannel
-from netprobe.resolvers import ResolverSpec
 
 QUERY_TYPES = ("A", "AAAA")
 DOH_MEDIA_TYPE = "application/dns-message"

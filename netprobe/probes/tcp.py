@@ -3,7 +3,7 @@
 Rules:
 - One non-blocking socket per probe, of the address's family, connected with `loop.sock_connect`
   under one deadline; the socket is always closed, and nothing is ever sent on it.
-- A network failure is data: the record's `failure` is an OONI string from `netprobe.failures`
+- A network failure is data: the record's `failure` is an OONI string from `netprobe.model.failures`
   (refused, reset, unreachable, `generic_timeout_error` when our deadline expires).
 - `connect_socket` is shared with the TLS probe so both connect exactly the same way.
 """
@@ -14,8 +14,8 @@ import asyncio
 import ipaddress
 import socket
 
-from netprobe import records
-from netprobe.failures import classify
+from netprobe.model import records
+from netprobe.model.failures import classify
 from netprobe.probes import ProbeContext
 
 # What a connect can fail with; anything else is a bug and propagates.

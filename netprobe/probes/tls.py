@@ -25,8 +25,8 @@ from typing import Any
 
 from cryptography import x509
 
-from netprobe import records
-from netprobe.failures import CERTIFICATE_FAILURES, classify
+from netprobe.model import records
+from netprobe.model.failures import CERTIFICATE_FAILURES, classify
 from netprobe.probes import ProbeContext
 from netprobe.probes.tcp import NETWORK_ERRORS, connect_socket, socket_family
 

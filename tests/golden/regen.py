@@ -16,7 +16,7 @@ from pathlib import Path
 
 from netprobe.analysis import analyse
 from netprobe.diff import diff_runs
-from netprobe.resultfile import load_result
+from netprobe.evidence.reader import load_result
 
 HERE = Path(__file__).resolve().parent
 

@@ -139,7 +139,7 @@ def expected_verdict(truth: dict[str, Any], scenario: str, target_id: str, group
 
 def lab_target_groups(targets_path: Path) -> dict[str, str]:
     """target_id -> group for every target and control netprobe will probe from lab.yaml."""
-    from netprobe.targets import load_targets
+    from netprobe.targets.lists import load_targets
 
     target_list = load_targets(targets_path)
     groups = {domain.target_id: domain.group for domain in target_list.domains()}

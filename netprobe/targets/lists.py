@@ -23,8 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from netprobe import _targets_yaml as ty
-from netprobe._targets_yaml import TargetError
+from netprobe.targets import yaml_reader as ty
+from netprobe.targets.yaml_reader import TargetError
 
 __all__ = [
     "TargetError",

@@ -12,7 +12,7 @@ Rules:
   network flips the same way within `window_hours` of it and >= 80 % of the network's runs in that
   window had healthy controls.
 - The core (`TimelineBuilder`) is pure and keeps only compact arrays, never records; file reading
-  lives in `netprobe.timeline_files`.
+  lives in `netprobe.timeline.files`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from netprobe.onset import (
+from netprobe.timeline.onset import (
     BLOCKED,
     OK,
     UNKNOWN,

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from netprobe import SOFTWARE_NAME, __version__
+from netprobe.model.records import HEADER, SUMMARY, format_utc, new_record
+from netprobe.model.resolvers import ResolverSpec, parse_resolver
 from netprobe.probes import ProbeContext
 from netprobe.probes.dns import answer_addresses, probe_dns
 from netprobe.probes.tcp import probe_tcp
 from netprobe.probes.tls import make_ssl_context, probe_tls
-from netprobe.records import HEADER, SUMMARY, format_utc, new_record
-from netprobe.resolvers import ResolverSpec, parse_resolver
-from netprobe.runsummary import RunSummary
-from netprobe.targets import Domain, Endpoint, TargetList
+from netprobe.run.tally import RunSummary
+from netprobe.targets.lists import Domain, Endpoint, TargetList
 
 DEFAULT_CONTROL_RESOLVERS = ("https://1.1.1.1/dns-query", "https://8.8.8.8/dns-query")
 QUERY_TYPES = ("A", "AAAA")
@@ -66,7 +66,7 @@ class RunResult:
 
 
 class RecordSink(Protocol):
-    """What the runner writes to: `netprobe.writer.ResultWriter` or a test double."""
+    """What the runner writes to: `netprobe.evidence.writer.ResultWriter` or a test double."""
 
     def write_header(self, header: dict[str, Any]) -> None: ...
     def write(self, record: dict[str, Any]) -> None: ...
@@ -386,7 +386,7 @@ def run_targets(
     )
     stem = file_stem(started, options.vantage)
     if sink_factory is None:
-        from netprobe.writer import ResultWriter
+        from netprobe.evidence.writer import ResultWriter
 
         sink: RecordSink = ResultWriter(
             options.out_dir,

@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netprobe import records
-from netprobe.sshsig import NAMESPACE, armor
+from netprobe.evidence.sshsig import NAMESPACE, armor
+from netprobe.model import records
 
 if TYPE_CHECKING:
-    from netprobe.keys import Signer
+    from netprobe.evidence.keys import Signer
 
 CHECKPOINT_REASONS = ("start", "interval", "signal", "end")
 DEFAULT_CHECKPOINT_EVERY = 256

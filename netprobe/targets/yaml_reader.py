@@ -1,4 +1,4 @@
-"""Validation of target-list YAML into plain, checked values (helper of `netprobe.targets`).
+"""Validation of target-list YAML into plain, checked values (helper of `netprobe.targets.lists`).
 
 Rules:
 - Works on the `yaml.compose` node tree so every error can name its line (1-based).

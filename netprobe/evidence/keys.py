@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_key,
 )
 
-from netprobe import sshsig
+from netprobe.evidence import sshsig
 
 DEFAULT_PRINCIPAL = "netprobe"
 KEY_FILE_NAME = "id_ed25519"

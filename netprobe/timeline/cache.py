@@ -28,15 +28,15 @@ import time
 import zlib
 from pathlib import Path
 
-from netprobe.timeline import RunSummary
+from netprobe.timeline.builder import RunSummary
 
 CACHE_ENV = "NETPROBE_CACHE_DIR"
 CACHE_FILE = "timeline.sqlite3"
 KEEP_DAYS = 180
 FORMAT = 1  # bump when the stored summary layout changes
 # The modules whose code decides a summary; any change to them changes every key.
-_CODE_FILES = ("records.py", "resultfile.py", "sshsig.py", "keys.py", "timeline.py")
-_CODE_DIRS = ("analysis",)
+_CODE_FILES = ("model/records.py", "timeline/builder.py")
+_CODE_DIRS = ("analysis", "evidence")
 
 
 def default_cache_path() -> Path:
@@ -52,7 +52,7 @@ def code_fingerprint() -> str:
     """SHA-256 over netprobe's version and the source of the modules that decide a summary."""
     from netprobe import __version__
 
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256(f"netprobe {__version__} cache format {FORMAT}\n".encode())
     sources = [package / name for name in _CODE_FILES]
     for folder in _CODE_DIRS:

@@ -8,7 +8,7 @@ Rules:
 - A file that cannot be used is reported (`Skipped`) and the rest still counts; nothing raises
   for bad files. Files outside --since/--until are dropped after reading their header only.
 - With `jobs > 1` files are read by a process pool (parsing and analysis are CPU-bound).
-- With a summary cache (`netprobe.timeline_cache`), a file whose content was summarised before
+- With a summary cache (`netprobe.timeline.cache`), a file whose content was summarised before
   is not verified or analysed again; workers look it up, the main process writes new entries.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from netprobe.timeline import RunSummary, parse_time, summary_from_analysis
-from netprobe.timeline_cache import (
+from netprobe.timeline.builder import RunSummary, parse_time, summary_from_analysis
+from netprobe.timeline.cache import (
     SummaryCache,
     context_digest,
     default_cache_path,
@@ -67,7 +67,7 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
 def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | None:
     """One file -> RunSummary; None when outside the time range; Skipped when unusable."""
     from netprobe.analysis import analyse
-    from netprobe.resultfile import ResultFileError, iter_records
+    from netprobe.evidence.reader import ResultFileError, iter_records
 
     allowed = Path(options.allowed_signers) if options.allowed_signers else None
     try:

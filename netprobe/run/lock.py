@@ -1,7 +1,7 @@
 """Run lock: two `netprobe run` processes writing to the same folder never overlap.
 
 Rules:
-- The lock is an advisory `fcntl.flock(LOCK_EX | LOCK_NB)` on `<out_dir>/.netprobe.lock`; the kernel
+- The lock is an advisory `fcntl.flock(LOCK_EX | LOCK_NB)` on `<out_dir>/.netprobe.run.lock`; the kernel
   drops it when the holder exits or crashes, so a stale lock cannot outlive its process.
 - A second run fails at once with `LockBusy` (the CLI maps it to exit code `EXIT_LOCKED` = 75,
   EX_TEMPFAIL, so cron mail and systemd see a "try again later", not an error).
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 EXIT_LOCKED = 75
-LOCK_FILE_NAME = ".netprobe.lock"
+LOCK_FILE_NAME = ".netprobe.run.lock"
 
 
 class LockBusy(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from netprobe.runsummary import LAYERS, RunSummary
+from netprobe.run.tally import LAYERS, RunSummary
 
 MAX_ROWS = 60
 

@@ -31,8 +31,9 @@ from typing import Any, BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-from netprobe import records, sshsig
-from netprobe.keys import KeyFileError, read_allowed_signers, trusted_principal
+from netprobe.evidence import sshsig
+from netprobe.evidence.keys import KeyFileError, read_allowed_signers, trusted_principal
+from netprobe.model import records
 
 COMPLETE = "COMPLETE"
 PARTIAL = "PARTIAL"
