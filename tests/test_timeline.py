@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe.timeline.builder import (
-    RunSummary,
-    TimelineBuilder,
-    TimelineOptions,
-    hourly_samples,
-    iso,
-    parse_time,
-    summary_from_analysis,
-)
+from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
 from netprobe.timeline.onset import CusumParams
+from netprobe.timeline.runs import RunSummary, iso, parse_time, summary_from_analysis
+from netprobe.timeline.series import hourly_samples
 
 T0 = parse_time("2025-05-20T00:00:00Z")
 HOUR = 3600.0

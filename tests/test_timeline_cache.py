@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from netprobe.cli import app
-from netprobe.timeline.builder import RunSummary
 from netprobe.timeline.cache import CACHE_ENV, SummaryCache, decode_summary, encode_summary
 from netprobe.timeline.files import ReadOptions, Skipped, expand_paths, open_cache, read_runs
+from netprobe.timeline.runs import RunSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("gen_history", ROOT / "bench" / "gen_history.py")

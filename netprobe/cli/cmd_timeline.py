@@ -34,7 +34,7 @@ class TimelineFormat(enum.StrEnum):
 
 
 def _time_option(text: str | None, flag: str) -> float | None:
-    from netprobe.timeline.builder import parse_time
+    from netprobe.timeline.runs import parse_time
 
     if text is None:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from netprobe.timeline.builder import STRIP_BLOCKED, STRIP_GAP, STRIP_MIXED, STRIP_OK
+from netprobe.timeline.series import STRIP_BLOCKED, STRIP_GAP, STRIP_MIXED, STRIP_OK
 
 CELL_COLOURS = {
     STRIP_OK: "#3a9d5d",

@@ -12,96 +12,32 @@ Rules:
   network flips the same way within `window_hours` of it and >= 80 % of the network's runs in that
   window had healthy controls.
 - The core (`TimelineBuilder`) is pure and keeps only compact arrays, never records; file reading
-  lives in `netprobe.timeline.files`.
+  lives in `netprobe.timeline.files`, one run's summary in `netprobe.timeline.runs`, the
+  per-series arithmetic (hourly medians, gaps, strips) in `netprobe.timeline.series`.
+- A blocked change takes the method most verdicts named between its onset and its alarm, else the
+  layer's default (`vocabulary.LAYER_METHOD`: dns -> dns, tcp -> ip, tls -> tls).
 """
 
 from __future__ import annotations
 
-import statistics
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from netprobe.model.vocabulary import BLOCKED, LAYER_METHOD, LAYERS, OK, UNKNOWN
 from netprobe.timeline.onset import (
-    BLOCKED,
-    OK,
-    UNKNOWN,
     Change,
     CusumParams,
-    Sample,
+    Detection,
     confidence,
     confidence_label,
     detect,
 )
+from netprobe.timeline.runs import RunSummary, iso
+from netprobe.timeline.series import find_gaps, gap_threshold_hours, hourly_samples, strip
 
-LAYERS = ("dns", "tcp", "tls")
-# Strip codes (the CLI maps them to colours): no data, ok, blocked, mixed.
-STRIP_GAP, STRIP_OK, STRIP_BLOCKED, STRIP_MIXED = ".", "o", "x", "~"
 HEALTHY_CONTROLS_NEEDED = 0.8
-# A sample at or above this score counts as "looks blocked" for strips (halfway between mu0/mu1
-# with the default parameters).
-LOOKS_BLOCKED = 0.35
-# Default method when a verdict carried none: the layer tells what kind of blocking it is.
-LAYER_METHOD = {"dns": "dns", "tcp": "ip", "tls": "tls"}
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What the timeline keeps from one run (no records)."""
-
-    started_at: float  # POSIX seconds
-    probe_asn: str
-    vantage: str
-    run_id: str
-    healthy: bool
-    scores: dict[tuple[str, str], float]  # (target_id, layer) -> score in [0, 1]
-    methods: dict[str, str] = field(default_factory=dict)  # target_id -> verdict method
-
-    @property
-    def network(self) -> tuple[str, str]:
-        return (self.probe_asn, self.vantage)
-
-
-def summary_from_analysis(header: dict, analysis: object) -> RunSummary:
-    """Reduce a header + `analysis.RunAnalysis` to a `RunSummary` (pure)."""
-    scores: dict[tuple[str, str], float] = {}
-    methods: dict[str, str] = {}
-    for target_id, verdict in getattr(analysis, "verdicts", {}).items():
-        if getattr(verdict, "role", "target") == "control":
-            continue  # controls gate the run (vantage health); they are not series of their own
-        for layer, score in (getattr(verdict, "scores", None) or {}).items():
-            if score is not None:
-                scores[(target_id, layer)] = float(score)
-        method = getattr(verdict, "method", None)
-        if method:
-            methods[target_id] = method
-    vantage_info = getattr(analysis, "vantage", None) or {}
-    return RunSummary(
-        started_at=parse_time(header["started_at"]),
-        probe_asn=str(header.get("probe_asn") or "AS0"),
-        vantage=str(header.get("vantage") or "unknown"),
-        run_id=str(header.get("run_id") or ""),
-        healthy=bool(vantage_info.get("healthy", False)),
-        scores=scores,
-        methods=methods,
-    )
-
-
-def parse_time(text: str) -> float:
-    """ISO-8601 (Z or offset; naive = UTC) -> POSIX seconds. Raises ValueError."""
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def iso(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Series:
@@ -195,61 +131,6 @@ def _parameters(opts: TimelineOptions) -> dict:
     }
 
 
-def hourly_samples(times: Iterable[float], scores: Iterable[float]) -> list[Sample]:
-    """Aggregate runs within the same UTC hour into one sample (median score), time-ordered."""
-    # Sorting (time, score) pairs first makes each hour a run of neighbours; with hourly runs
-    # (the usual case) every hour holds one pair and no median is needed. This is the hot loop
-    # of a year-long timeline (one pass per target and layer), hence the plain loop.
-    pairs = sorted(zip(times, scores, strict=True))
-    samples: list[Sample] = []
-    append = samples.append
-    index, count = 0, len(pairs)
-    while index < count:
-        t, y = pairs[index]
-        hour = t // 3600
-        end = index + 1
-        while end < count and pairs[end][0] // 3600 == hour:
-            end += 1
-        if end == index + 1:
-            append(Sample(int(hour) * 3600.0, y, t, t))
-        else:
-            ys = sorted(y for _, y in pairs[index:end])
-            middle = len(ys) // 2
-            median = ys[middle] if len(ys) % 2 else (ys[middle - 1] + ys[middle]) / 2
-            append(Sample(int(hour) * 3600.0, median, t, pairs[end - 1][0]))
-        index = end
-    return samples
-
-
-def find_gaps(run_times: array, run_healthy: array, threshold_hours: float) -> list[dict]:
-    """Holes longer than `threshold_hours` between consecutive healthy runs (sorted input)."""
-    healthy_times = [t for t, ok in zip(run_times, run_healthy, strict=True) if ok]
-    gaps = []
-    for before, after in zip(healthy_times, healthy_times[1:], strict=False):
-        hours = (after - before) / 3600.0
-        if hours > threshold_hours:
-            lo, hi = bisect_right(run_times, before), bisect_left(run_times, after)
-            unhealthy = hi - lo
-            gaps.append(
-                {
-                    "from": iso(before),
-                    "to": iso(after),
-                    "hours": round(hours, 2),
-                    "reason": "controls failing" if unhealthy else "no runs",
-                    "unhealthy_runs": unhealthy,
-                }
-            )
-    return gaps
-
-
-def _gap_threshold_hours(run_times: array) -> float:
-    # Two missed runs in a row at the usual cadence (and at least 1.5 h) make a gap worth reporting.
-    if len(run_times) < 2:
-        return 2.0
-    spacing = statistics.median(b - a for a, b in zip(run_times, run_times[1:], strict=False))
-    return max(1.5, 2 * spacing / 3600.0)
-
-
 def _sorted_network(network: _Network) -> None:
     order = sorted(range(len(network.run_times)), key=network.run_times.__getitem__)
     network.run_times = array("d", (network.run_times[i] for i in order))
@@ -276,25 +157,6 @@ def _method_for(network: _Network, target_id: str, layer: str, change: Change) -
     return seen.most_common(1)[0][0] if seen else LAYER_METHOD.get(layer, layer)
 
 
-def _strip(worst: array, width: int) -> str:
-    # One character per column: the share of hours in that column whose worst layer looks
-    # blocked. `worst` holds one value per hour of the strip span, -1 = no sample that hour.
-    hours = len(worst)
-    chars = []
-    for column in range(width):
-        lo, hi = (
-            column * hours // width,
-            max((column + 1) * hours // width, column * hours // width + 1),
-        )
-        values = [y for y in worst[lo:hi] if y >= 0]
-        if not values:
-            chars.append(STRIP_GAP)
-            continue
-        blocked = sum(y >= LOOKS_BLOCKED for y in values) / len(values)
-        chars.append(STRIP_OK if blocked == 0 else STRIP_BLOCKED if blocked == 1 else STRIP_MIXED)
-    return "".join(chars)
-
-
 def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOptions) -> dict:
     _sorted_network(network)
     params, window_s = opts.params, opts.window_hours * 3600.0
@@ -304,7 +166,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     span_hours = max(1, int(end // 3600) - first_hour + 1)
     # Samples live only while their series is analysed; what survives per target is small:
     # the detection, first/last sample time, sample count and a per-hour worst score for the strip.
-    detections: dict[tuple[str, str], object] = {}
+    detections: dict[tuple[str, str], Detection] = {}
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
     for series_key, series in sorted(network.series.items()):
@@ -328,7 +190,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         for change in detection.changes
         if change.from_state != UNKNOWN
     ]
-    gap_threshold = _gap_threshold_hours(network.run_times)
+    gap_threshold = gap_threshold_hours(network.run_times)
     targets: dict[str, dict] = {}
     for (target_id, layer), detection in sorted(detections.items()):
         if opts.target is not None and target_id != opts.target:
@@ -398,7 +260,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
                 "last_seen": iso(last_time),
                 "samples": sample_count,
                 "changes": changes,
-                "strip": _strip(worst[target_id], opts.strip_width),
+                "strip": strip(worst[target_id], opts.strip_width),
             }
         )
     healthy = sum(network.run_healthy)

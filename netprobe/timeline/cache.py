@@ -7,6 +7,10 @@ Rules:
   bytes, and a fingerprint of the reading and analysis code). Same key, same summary: a cached
   entry is exactly what verifying and analysing the file again would give. An edited, grown
   (`.partial`) or re-signed file has a new key; a new netprobe version starts afresh.
+- The code fingerprint covers every netprobe module that `summarise_file` can run: the modules
+  `SUMMARY_ENTRY_POINT` imports, directly or not, at module level or inside a function, found by
+  reading their import statements (never a hand-kept list, so a new module cannot be forgotten).
+  Editing any of them changes every key; editing a module off that path (the CLI) changes none.
 - Only `RunSummary`s are stored (run id, vantage, time, health, per-layer scores and methods),
   never records or anything the result files do not already hold. Unusable files are not cached:
   they are read again and reported again.
@@ -19,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -28,15 +33,16 @@ import time
 import zlib
 from pathlib import Path
 
-from netprobe.timeline.builder import RunSummary
+from netprobe.timeline.runs import RunSummary
 
 CACHE_ENV = "NETPROBE_CACHE_DIR"
 CACHE_FILE = "timeline.sqlite3"
 KEEP_DAYS = 180
 FORMAT = 1  # bump when the stored summary layout changes
-# The modules whose code decides a summary; any change to them changes every key.
-_CODE_FILES = ("model/records.py", "timeline/builder.py")
-_CODE_DIRS = ("analysis", "evidence")
+# The module of `summarise_file`: the code of everything it imports decides a summary.
+SUMMARY_ENTRY_POINT = "netprobe.timeline.files"
+_PACKAGE = "netprobe"
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent.parent  # the folder holding netprobe/
 
 
 def default_cache_path() -> Path:
@@ -49,17 +55,71 @@ def default_cache_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """SHA-256 over netprobe's version and the source of the modules that decide a summary."""
+    """SHA-256 over netprobe's version and the source of every module a summary depends on."""
     from netprobe import __version__
 
-    package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256(f"netprobe {__version__} cache format {FORMAT}\n".encode())
-    sources = [package / name for name in _CODE_FILES]
-    for folder in _CODE_DIRS:
-        sources += sorted((package / folder).glob("*.py"))
-    for source in sources:
-        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    for name in summary_modules():
+        digest.update(name.encode() + b"\0" + module_source(name) + b"\0")
     return digest.hexdigest()
+
+
+def summary_modules(entry: str = SUMMARY_ENTRY_POINT) -> tuple[str, ...]:
+    """`entry` and every netprobe module (and package) it imports, transitively, sorted.
+
+    Read from the import statements anywhere in each module, so imports inside functions (how
+    `summarise_file` loads the reader and the analysis) count as well as module-level ones.
+    """
+    found: set[str] = set()
+    pending = [entry]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        path = _module_path(name)
+        if path is None:
+            continue  # not a netprobe module: another library, or a name inside a module
+        found.add(name)
+        parts = name.split(".")
+        pending += [".".join(parts[:size]) for size in range(1, len(parts))]  # its packages
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        pending += _imported_names(ast.parse(path.read_bytes(), str(path)), package)
+    return tuple(sorted(found))
+
+
+def module_source(name: str) -> bytes:
+    """The source bytes of netprobe module `name` (what the fingerprint hashes)."""
+    path = _module_path(name)
+    if path is None:
+        raise ValueError(f"{name} is not a netprobe module")
+    return path.read_bytes()
+
+
+def _module_path(name: str) -> Path | None:
+    if name != _PACKAGE and not name.startswith(_PACKAGE + "."):
+        return None
+    base = _SOURCE_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(tree: ast.AST, package: str) -> list[str]:
+    # Candidate module names: for `from a.b import c`, both `a.b` and `a.b.c` (c may be a module).
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{node.module}" if node.module else anchor
+            else:
+                base = node.module or ""
+            names.append(base)
+            names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return names
 
 
 def context_digest(verify: bool, allowed_signers: str | None) -> bytes:

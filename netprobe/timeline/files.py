@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from netprobe.timeline.builder import RunSummary, parse_time, summary_from_analysis
 from netprobe.timeline.cache import (
     SummaryCache,
     context_digest,
@@ -28,6 +27,7 @@ from netprobe.timeline.cache import (
     encode_summary,
     file_key,
 )
+from netprobe.timeline.runs import RunSummary, parse_time, summary_from_analysis
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-OK = "ok"
-BLOCKED = "blocked"
-UNKNOWN = "unknown"
+from netprobe.model.vocabulary import BLOCKED, OK, UNKNOWN
 
 
 @dataclass(frozen=True)
