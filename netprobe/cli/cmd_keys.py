@@ -1,7 +1,7 @@
 """`netprobe keygen` and `netprobe verify`: signing keys and result-file verification.
 
-Rules: thin commands over `netprobe.evidence.keys` and `netprobe.evidence.reader`. The private key is never
-printed. verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
+Rules: thin commands over `netprobe.evidence.keys` and `netprobe.evidence.reader`; the verify table
+and JSON items come from `netprobe.render.keys`. The private key is never printed. verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
 files the most severe wins, in the order COMPLETE < PARTIAL < UNSIGNED < unreadable < INVALID.
 """
 
@@ -11,21 +11,19 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from netprobe.cli.app import app
 from netprobe.cli.common import EXIT_USAGE, OutputFormat, fail, out, print_json
 from netprobe.evidence.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
 from netprobe.evidence.reader import ResultFileError, Verification, verify_file
+from netprobe.render.keys import UNREADABLE, verify_dict, verify_status, verify_table
 
 EXIT_PARTIAL = 3
 EXIT_UNSIGNED = 4
 EXIT_INVALID = 5
-UNREADABLE = "UNREADABLE"
 EXIT_CODES = {"COMPLETE": 0, "PARTIAL": EXIT_PARTIAL, "UNSIGNED": EXIT_UNSIGNED}
 EXIT_CODES.update({UNREADABLE: EXIT_USAGE, "INVALID": EXIT_INVALID})
 SEVERITY = ["COMPLETE", "PARTIAL", "UNSIGNED", UNREADABLE, "INVALID"]
-STATUS_STYLE = {"COMPLETE": "green", "PARTIAL": "yellow", "UNSIGNED": "yellow"}
 
 
 @app.command()
@@ -89,54 +87,8 @@ def verify(
         except ResultFileError as exc:
             results.append((path, str(exc)))
     if output_format == OutputFormat.json:
-        print_json([_as_dict(item) for item in results])
+        print_json([verify_dict(item) for item in results])
     else:
-        out.print(_table(results))
-    worst = max((_status(item) for item in results), key=SEVERITY.index)
+        out.print(verify_table(results))
+    worst = max((verify_status(item) for item in results), key=SEVERITY.index)
     raise typer.Exit(EXIT_CODES[worst])
-
-
-def _status(item: Verification | tuple[Path, str]) -> str:
-    return item.status if isinstance(item, Verification) else UNREADABLE
-
-
-def _as_dict(item: Verification | tuple[Path, str]) -> dict[str, object]:
-    if isinstance(item, Verification):
-        data = item.to_dict()
-        data.pop("covered_sha512", None)
-        return data
-    path, message = item
-    return {"path": str(path), "status": UNREADABLE, "message": message}
-
-
-def _table(results: list[Verification | tuple[Path, str]]) -> Table:
-    table = Table(title="Result file verification")
-    table.add_column("file", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("signed", justify="right")
-    table.add_column("unsigned", justify="right")
-    table.add_column("signer", overflow="fold")
-    table.add_column("details", overflow="fold")
-    for item in results:
-        if not isinstance(item, Verification):
-            path, message = item
-            table.add_row(escape(str(path)), f"[red]{UNREADABLE}[/]", "", "", "", escape(message))
-            continue
-        style = STATUS_STYLE.get(item.status, "red")
-        if item.trusted:
-            signer = f"{item.principal} (trusted)"
-        elif item.signer_fingerprint is None:
-            signer = "-"
-        elif item.trusted is False:
-            signer = f"untrusted: not in allowed signers; {item.signer_fingerprint}"
-        else:
-            signer = f"untrusted (no --allowed-signers); {item.signer_fingerprint}"
-        table.add_row(
-            escape(str(item.path)),
-            f"[{style}]{item.status}[/]",
-            str(item.records_covered),
-            str(item.records_uncovered),
-            escape(signer),
-            escape(item.message),
-        )
-    return table
