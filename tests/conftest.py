@@ -1,11 +1,24 @@
-"""Fixtures shared by the probe tests: a test CA and a certificate for the loopback names."""
+"""Fixtures shared by the tests (a test CA and certificate for the loopback names, a private
+summary cache), and CI's rule that nothing may be skipped.
+
+Rules:
+- With `CI=true` in the environment every skip (a skip marker, `pytest.skip`, `importorskip`, a
+  skipped module) is turned into a failure that carries the skip's reason, so a tool missing
+  on CI's machine fails the run loudly instead of hiding a test. Expected failures (xfail) stay
+  what they are. Elsewhere skips stay skips.
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
 
 import pytest
 import trustme
 
 from tests.localservers import issue_cert, make_ca
+
+pytest_plugins = ["pytester"]  # test_ci_skips.py runs small pytest sessions through it
 
 
 @pytest.fixture(scope="module")
@@ -23,3 +36,35 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) ->
     # `netprobe timeline` caches summaries under ~/.cache; tests (and the processes they start)
     # get a fresh cache directory each, so no test sees another's entries or the user's.
     monkeypatch.setenv("NETPROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    # A skip's longrepr is (file, line, "Skipped: reason").
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if _under_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI=true, where nothing may be skipped: {_skip_reason(report)}"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    _fail_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _fail_skip(outcome.get_result())

@@ -1,9 +1,6 @@
 """`netprobe report` and `netprobe diff` through typer's CliRunner, on files written here.
 
-Also the golden replay: every `tests/golden/<case>/` holding `old.jsonl`, `new.jsonl`,
-`expected_report.json` (analysis of new.jsonl) and `expected_diff.json` (old -> new) is
-re-analysed and must match exactly. The lab records those files; after an intended change of the
-rules, regenerate the expectations with `python tests/golden/regen.py` and review the git diff.
+The golden replay of recorded lab runs lives beside the analysis tests (test_analysis_golden.py).
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from tests import recordfactory as rf
 
 TG = "telegram.org"
 GOOD = "203.0.113.10"
-GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 @pytest.fixture
@@ -162,28 +158,3 @@ def test_diff_unreadable_exits_2(runner, tmp_path):
     result = runner.invoke(app, ["diff", str(good), str(tmp_path / "missing.jsonl"), "--no-verify"])
     assert result.exit_code == 2
     assert "missing.jsonl" in result.stderr
-
-
-def _golden_cases() -> list[Path]:
-    if not GOLDEN.is_dir():
-        return []
-    needed = ("old.jsonl", "new.jsonl", "expected_report.json", "expected_diff.json")
-    return sorted(
-        d for d in GOLDEN.iterdir() if d.is_dir() and all((d / n).exists() for n in needed)
-    )
-
-
-@pytest.mark.parametrize("case", _golden_cases() or [None], ids=lambda c: c.name if c else "none")
-def test_golden_replay(case):
-    if case is None:
-        pytest.skip("no tests/golden/<case>/ with old.jsonl, new.jsonl and expected json yet")
-    import sys
-
-    sys.path.insert(0, str(GOLDEN))
-    try:
-        from regen import expected_documents
-    finally:
-        sys.path.remove(str(GOLDEN))
-    report, diff = expected_documents(case)
-    assert report == json.loads((case / "expected_report.json").read_text())
-    assert diff == json.loads((case / "expected_diff.json").read_text())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import pwd
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -149,13 +151,54 @@ def test_directory_instead_of_key(tmp_path: Path) -> None:
         load_signer(tmp_path / "d")
 
 
+def _as_nobody(check) -> str:
+    """Run `check()` (-> str) in a forked child that has dropped root for `nobody`; its result.
+
+    Forked, not exec'd: the interpreter may live where `nobody` cannot reach (root's home), and
+    the child needs nothing it has not already imported.
+    """
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            result = check()
+        except BaseException as exc:  # everything goes back to the parent as text
+            result = f"{type(exc).__name__}: {exc}"
+        os.write(write_end, result.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        result = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return result
+
+
 def test_unreadable_key_when_not_root(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root can read a mode 0000 file")
-    path = write_key(tmp_path / "k", b"x")
-    os.chmod(path, 0o000)
-    with pytest.raises(KeyFileError, match="cannot read"):
-        load_signer(path)
+    # A mode 0000 key in a folder anyone can traverse: reachable (stat works), not readable.
+    # As root (CI) the check runs as `nobody`, since root reads any file whatever its mode.
+    generate_key(tmp_path / "warm", "warm")
+    load_signer(tmp_path / "warm")  # import everything loading needs before dropping root
+    with tempfile.TemporaryDirectory(prefix="netprobe-unreadable-") as folder:
+        os.chmod(folder, 0o711)
+        path = write_key(Path(folder) / "k", b"x")
+        os.chmod(path, 0o000)
+
+        def check() -> str:
+            assert os.geteuid() != 0
+            path.stat()  # reachable: the failure below is about reading the file
+            try:
+                load_signer(path)
+            except KeyFileError as exc:
+                return f"KeyFileError: {exc}"
+            return "loaded"
+
+        result = _as_nobody(check) if os.geteuid() == 0 else check()
+    assert result == f"KeyFileError: cannot read key {path}: Permission denied"
 
 
 def test_mismatched_pub_file_is_reported(tmp_path: Path) -> None:
