@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from netprobe.model.target_ids import domain_id  # noqa: E402
 from netprobe.timeline.builder import TimelineBuilder, TimelineOptions  # noqa: E402
 from netprobe.timeline.files import (  # noqa: E402
     ReadOptions,
@@ -68,7 +69,7 @@ def main() -> None:
     onset = None
     for network in report["networks"]:
         for target in network["targets"]:
-            if target["target_id"] == "domain:telegram.org":
+            if target["target_id"] == domain_id("telegram.org"):
                 onset = [c for c in target["changes"] if not c["initial"]]
     elapsed = finished - started
     print(

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from netprobe.model.records import encode_line, format_utc, measurement, new_record  # noqa: E402
+from netprobe.model.target_ids import domain_id, endpoint_id  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 WEB = ["telegram.org", "web.telegram.org", "t.me", "telegram.me", "core.telegram.org",
@@ -111,14 +112,14 @@ def run_records(rng: random.Random, *, blocked: bool, offline: bool, ranges: int
 
     def tcp(ip: str, group: str, role: str, attempt: int, fail: bool) -> None:
         failure = "generic_timeout_error" if (offline or fail) else None
-        rec("tcp", failure, "connect", target_id=f"endpoint:{ip}:443", group=group, role=role,
+        rec("tcp", failure, "connect", target_id=endpoint_id(ip, 443), group=group, role=role,
             attempt=attempt, ip=ip, port=443)  # fmt: skip
 
     for attempt in range(2):
         for name in [*WEB, CONTROL_DOMAIN]:
             role = "control" if name == CONTROL_DOMAIN else "target"
             group = "control" if role == "control" else "web"
-            target_id = f"domain:{name}"
+            target_id = domain_id(name)
             dns(name, target_id, group, role, attempt, "system")
             dns(name, target_id, group, role, attempt, CONTROL_RESOLVER)
             ip = WEB_IP if role == "target" else "93.184.215.14"
