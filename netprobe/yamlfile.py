@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -88,7 +89,7 @@ class NodeReader:
     def error(self, node: Node | None, path: str | None, message: str) -> YamlFileError:
         return self.error_class(self.filename, line_of(node) if node else None, path, message)
 
-    def value(self, node: Node) -> object:
+    def value(self, node: Node) -> Any:
         return self.loader.construct_object(node, deep=True)
 
     def describe(self, node: Node) -> str:

@@ -49,7 +49,7 @@ def _help(name: str) -> str:
 def _flag(name: str) -> Any:
     """A typer option declared from the table: spelling, help and default (shown by typer)."""
     option = OPTIONS[name]
-    spellings = [option.flag, option.short] if option.short else [option.flag]
+    spellings = [spelling for spelling in (option.flag, option.short) if spelling]
     default = False if option.kind == "boolean" else option.default
     return typer.Option(default, *spellings, help=_help(name))
 
