@@ -101,14 +101,18 @@ def run(
     def given(param: str, value: Any) -> Any:
         # Only flags typed on the command line override the config file and the lists.
         source = ctx.get_parameter_source(param)
-        return None if source is None or source.name in ("DEFAULT", "DEFAULT_MAP") else value
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            return None
+        if isinstance(value, list):
+            return [str(item) for item in value]
+        return str(value) if isinstance(value, Path) else value
 
     flags = {
-        "targets": [str(p) for p in target_files] if target_files else None,
-        "out": given("out_dir", out_dir and str(out_dir)),
-        "resolvers": given("resolvers", resolvers and list(resolvers)),
-        "control_resolvers": control_resolvers or None,
-        "ca_bundle": str(ca_bundle) if ca_bundle else None,
+        "targets": given("target_files", target_files),
+        "out": given("out_dir", out_dir),
+        "resolvers": given("resolvers", resolvers),
+        "control_resolvers": given("control_resolvers", control_resolvers),
+        "ca_bundle": given("ca_bundle", ca_bundle),
         "timeout": given("timeout", timeout),
         "concurrency": given("concurrency", concurrency),
         "repeat": given("repeat", repeat),
@@ -117,11 +121,11 @@ def run(
         "vantage": given("vantage", vantage),
         "asn": given("asn", asn),
         "cc": given("cc", cc),
-        "key": str(key) if key else None,
-        "sign": False if no_sign else None,
-        "log": str(log_file) if log_file else None,
-        "keep_days": keep_days,
-        "quiet": True if quiet else None,
+        "key": given("key", key),
+        "sign": given("no_sign", not no_sign),
+        "log": given("log_file", log_file),
+        "keep_days": given("keep_days", keep_days),
+        "quiet": given("quiet", quiet),
         "checkpoint_every": given("checkpoint_every", checkpoint_every),
         "checkpoint_seconds": given("checkpoint_seconds", checkpoint_seconds),
     }
