@@ -7,134 +7,65 @@ Rules:
 - Flags given on the command line override the file (`merge_options`); a flag counts as given when
   its value is not None.
 - Relative paths in the file are relative to the file's folder (cron starts in $HOME).
-- Errors name the place: `file:line: key: message` (`ConfigError`).
-- `parse_config` and `merge_options` are pure; only `load_config`/`default_config_path` look at disk.
+- Keys and values follow the option table (`netprobe.options`): the same checks and the same
+  normalisation (`asn: 7552` -> `AS7552`) as the flags of `netprobe run`.
+- Errors name the place: `file:line: key: message` (`ConfigError`, read by the shared
+  line-aware reader `netprobe.yamlfile`).
+- `read_config`, `parse_config` and `merge_options` are pure; only `read_config_file`,
+  `load_config` and `default_config_path` look at disk.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from yaml.nodes import MappingNode, ScalarNode
+
+from netprobe.options import CONFIG, OPTIONS, Given, OptionError, Origin, check, names, values
+from netprobe.yamlfile import NodeReader, YamlFileError, line_of
 
 
-class ConfigError(ValueError):
+class ConfigError(YamlFileError):
     """A config file that cannot be used; the message is `file:line: key: message`."""
 
 
+ALLOWED_KEYS = names(CONFIG)
 # Options whose values are file-system paths (resolved against the config file's folder).
-PATH_KEYS = frozenset({"targets", "out", "ca_bundle", "key", "log"})
+PATH_KEYS = frozenset(name for name in ALLOWED_KEYS if OPTIONS[name].path)
 
 
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("expected a non-empty string")
-    return value
+class _ConfigReader(NodeReader):
+    error_class = ConfigError
 
 
-def _string_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise ValueError("expected a string or a non-empty list of strings")
-    return [_string(item) for item in value]
-
-
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError("expected a positive number")
-    return float(value)
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("expected a positive whole number")
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("expected true or false")
-    return value
-
-
-def _asn(value: Any) -> str:
-    text = _string(value)
-    if not re.fullmatch(r"AS\d+", text):
-        raise ValueError("expected an AS number like AS7552")
-    return text
-
-
-def _country(value: Any) -> str:
-    text = _string(value)
-    if not re.fullmatch(r"[A-Z]{2}", text):
-        raise ValueError("expected a two-letter upper-case country code like VN")
-    return text
-
-
-VALIDATORS: dict[str, Callable[[Any], Any]] = {
-    "targets": _string_list,
-    "out": _string,
-    "resolvers": _string_list,
-    "control_resolvers": _string_list,
-    "ca_bundle": _string,
-    "timeout": _positive_number,
-    "concurrency": _positive_int,
-    "repeat": _positive_int,
-    "vantage": _string,
-    "asn": _asn,
-    "cc": _country,
-    "key": _string,
-    "sign": _boolean,
-    "log": _string,
-    "keep_days": _positive_number,
-    "quiet": _boolean,
-    "deadline": _positive_number,
-    # Also accepted because `netprobe run` has these flags too (extension of the issue's list).
-    "udp_wait": _positive_number,
-    "checkpoint_every": _positive_int,
-    "checkpoint_seconds": _positive_number,
-}
-ALLOWED_KEYS = frozenset(VALIDATORS)
+def read_config(text: str, filename: str) -> dict[str, Given]:
+    """Validate a config file's text; {option: Given} with option names using underscores."""
+    reader = _ConfigReader(text, filename)
+    root = reader.root()
+    if root is None or (isinstance(root, ScalarNode) and root.tag.endswith(":null")):
+        return {}
+    if not isinstance(root, MappingNode):
+        raise reader.error(root, None, "the config must be a mapping of option: value")
+    config: dict[str, Given] = {}
+    entries = reader.entries(
+        root, "", ALLOWED_KEYS, normalise=lambda key: key.replace("-", "_"), noun="option"
+    )
+    for entry in entries:
+        origin = Origin.config(filename, line_of(entry.key_node), entry.written)
+        try:
+            config[entry.key] = Given(
+                check(entry.key, reader.value(entry.value_node), origin), origin
+            )
+        except OptionError as exc:
+            raise ConfigError(filename, origin.line, exc.field, exc.message) from None
+    return config
 
 
 def parse_config(text: str, filename: str) -> dict[str, Any]:
     """Validate a config file's text; returns {option: value} with option names using underscores."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
-    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
-        return {}
-    if not isinstance(root, yaml.MappingNode):
-        raise ConfigError(
-            f"{filename}:{root.start_mark.line + 1}: the config must be a mapping of option: value"
-        )
-    loader = yaml.SafeLoader("")
-    config: dict[str, Any] = {}
-    for key_node, value_node in root.value:
-        line = key_node.start_mark.line + 1
-        raw_key = str(key_node.value)
-        key = raw_key.replace("-", "_")
-        if key not in ALLOWED_KEYS:
-            allowed = ", ".join(sorted(ALLOWED_KEYS))
-            raise ConfigError(f"{filename}:{line}: {raw_key}: unknown option (allowed: {allowed})")
-        if key in config:
-            raise ConfigError(f"{filename}:{line}: {raw_key}: given twice")
-        value = loader.construct_object(value_node, deep=True)
-        try:
-            config[key] = VALIDATORS[key](value)
-        except ValueError as exc:
-            raise ConfigError(f"{filename}:{line}: {raw_key}: {exc}, got {value!r}") from None
-    loader.dispose()
-    return config
+    return values(read_config(text, filename))
 
 
 def resolve_paths(config: dict[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -164,8 +95,8 @@ def default_config_path() -> Path:
     return user_path
 
 
-def load_config(path: Path | None) -> dict[str, Any]:
-    """Read and validate a config file.
+def read_config_file(path: Path | None) -> dict[str, Given]:
+    """Read and validate a config file: {option: Given}, paths made absolute.
 
     `path=None` (or the default path itself) means the default location, where a missing file is
     simply no config ({}). Any other path that does not exist is a `ConfigError`, and so is a
@@ -179,11 +110,18 @@ def load_config(path: Path | None) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if explicit:
-            raise ConfigError(f"{path}: config file not found") from None
+            raise ConfigError(str(path), None, None, "config file not found") from None
         return {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    return resolve_paths(parse_config(text, str(path)), path.resolve().parent)
+        raise ConfigError(str(path), None, None, f"cannot read config file: {exc}") from None
+    given = read_config(text, str(path))
+    resolved = resolve_paths(values(given), path.resolve().parent)
+    return {name: Given(resolved[name], item.origin) for name, item in given.items()}
+
+
+def load_config(path: Path | None) -> dict[str, Any]:
+    """`read_config_file` as plain {option: value}."""
+    return values(read_config_file(path))
 
 
 def merge_options(config: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:

@@ -231,7 +231,9 @@ def test_bad_target_list_exits_2_naming_file_and_line(
         ("--resolver", "ftp://192.0.2.1", "resolver"),
         ("--asn", "Viettel", "--asn"),
         ("--cc", "VNM", "--cc"),
-        ("--timeout", "0", "--timeout"),
+        ("--timeout", "0", "--timeout: expected a number of seconds from 0.05 to 600, got 0.0"),
+        ("--concurrency", "100000000", "--concurrency: expected a whole number from 1 to 10000"),
+        ("--keep-days", "0", "--keep-days: expected a number of days above 0"),
         ("--ca-bundle", "/nonexistent.pem", "--ca-bundle"),
     ],
 )
@@ -243,6 +245,45 @@ def test_bad_options_exit_2(
     assert done.returncode == 2, done.stdout
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_config_values_are_normalised_like_flags(tmp_path: Path, loopback: Lab) -> None:
+    # udp_wait 0 ("do not wait for late replies") and a bare AS number are valid in the config
+    # file too, and come out the way the flags would give them.
+    targets = target_list(tmp_path, loopback)
+    config = tmp_path / "config.yaml"
+    config.write_text("udp_wait: 0\nasn: 7552\ncc: vn\n")
+    args = run_args(tmp_path, loopback, targets, "--no-sign", "--quiet", "--config", str(config))
+    args.remove("--udp-wait")
+    args.remove("0.1")
+    done = netprobe(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    header = read_lines(Path(done.stdout.strip()))[0]
+    assert (header["probe_asn"], header["probe_cc"]) == ("AS7552", "VN")
+    assert header["options"]["udp_wait"] == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "message"),
+    [
+        ("config", "vantage: v\nconcurrency: 100000000\n", "config.yaml:2: concurrency: expected"),
+        ("config", "timeout: 0\n", "config.yaml:1: timeout: expected a number of seconds"),
+        ("list", "timeout: .inf", "local.yaml:3: settings.timeout: expected a number of seconds"),
+        ("list", "concurrency: 100000000", "local.yaml:3: settings.concurrency: expected"),
+    ],
+)
+def test_bad_values_outside_the_flags_name_their_file_not_a_flag(
+    tmp_path: Path, where: str, text: str, message: str
+) -> None:
+    targets = tmp_path / "local.yaml"
+    settings = f"settings:\n  {text}\n" if where == "list" else ""
+    targets.write_text(f"name: local\n{settings}groups:\n  g:\n    endpoints: [127.0.0.1:9]\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(text if where == "config" else "vantage: v\n")
+    done = netprobe(tmp_path, "run", str(targets), "--no-sign", "--config", str(config))
+    assert done.returncode == 2, done.stdout
+    assert message in done.stderr
+    assert "--timeout" not in done.stderr and "--concurrency" not in done.stderr
 
 
 def slow_run(tmp_path: Path, lab: Lab, *extra: str) -> subprocess.Popen[str]:

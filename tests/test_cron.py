@@ -178,7 +178,7 @@ def test_bad_config_exits_2_naming_file_and_line(tmp_path):
     run = netprobe_run("--config", str(config))
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 2
-    assert f"{config}:2: timeout: expected a positive number" in stderr
+    assert f"{config}:2: timeout: expected a number of seconds from 0.05 to 600" in stderr
     assert "Traceback" not in stderr
 
 

@@ -153,11 +153,26 @@ def parse_error(yaml_text: str) -> str:
         ),
         (
             "settings:\n  timeout: soon\ngroups:\n  web:\n    domains: [example.com]\n",
-            't.yaml:2: settings.timeout: expected a number of seconds > 0, got "soon"',
+            't.yaml:2: settings.timeout: expected a number of seconds from 0.05 to 600, got "soon"',
         ),
         (
             "settings:\n  repeat: 1.5\ngroups:\n  web:\n    domains: [example.com]\n",
-            "t.yaml:2: settings.repeat: expected an integer >= 1, got 1.5",
+            "t.yaml:2: settings.repeat: expected a whole number from 1 to 100, got 1.5",
+        ),
+        # The bounds are the flags' bounds (netprobe.options), not just "positive".
+        (
+            "settings:\n  concurrency: 100000000\ngroups:\n  web:\n    domains: [example.com]\n",
+            "t.yaml:2: settings.concurrency: expected a whole number from 1 to 10000,"
+            " got 100000000",
+        ),
+        (
+            "settings:\n  timeout: .inf\ngroups:\n  web:\n    domains: [example.com]\n",
+            "t.yaml:2: settings.timeout: expected a number of seconds from 0.05 to 600, got inf",
+        ),
+        (
+            "settings:\n  vantage: x\ngroups:\n  web:\n    domains: [example.com]\n",
+            "t.yaml:2: settings.vantage: unknown key (allowed: timeout, concurrency, repeat,"
+            " deadline, udp_wait, max_addresses_per_domain, ports)",
         ),
         (
             "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  resolvers: [8.8.8.8]\n",
@@ -235,6 +250,18 @@ def test_defaults_label_name_ports_and_max_addresses() -> None:
     assert target_list.groups["web"].domains[0].ports == (443,)
     assert target_list.settings == {"max_addresses_per_domain": 4}
     assert target_list.controls.sni is None and target_list.controls.resolvers == []
+
+
+def test_settings_udp_wait_zero_means_no_wait_and_values_stay_as_written() -> None:
+    target_list = parse_targets(
+        "settings: {udp_wait: 0, deadline: 120, timeout: 1.5}\n"
+        "groups:\n  web:\n    domains: [example.com]\n",
+        "t.yaml",
+    )
+    assert target_list.settings["udp_wait"] == 0
+    # Whole numbers stay ints: the result header shows them as the list wrote them.
+    assert type(target_list.settings["deadline"]) is int
+    assert target_list.settings["timeout"] == 1.5
 
 
 def test_settings_ports_are_the_default_for_groups_and_ranges() -> None:

@@ -1,7 +1,15 @@
-"""Rendering of `netprobe run`'s closing summary (rich)."""
+"""Rendering of `netprobe run`: the progress bar, the closing summary (rich) and its warnings.
+
+Rules: rendering only; the CLI decides where things go (`run_document` is the `--format json`
+document, `run_warnings` the lines for stderr). The progress bar draws only when enabled (a
+terminal, no --quiet).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -36,3 +44,60 @@ def _cell(state: str) -> str:
     if state.startswith("fail"):
         return f"[red]{state}[/]"
     return state
+
+
+def run_document(result: Any) -> dict[str, Any]:
+    """The `--format json` summary of a finished run (`result`: executor's RunResult)."""
+    return {"path": str(result.path), "interrupted": result.interrupted, **result.summary.to_dict()}
+
+
+def run_warnings(result: Any) -> list[str]:
+    """What the user must be told about a finished run, in order (possibly nothing)."""
+    warnings = []
+    if result.interrupted == "deadline":
+        warnings.append(
+            "the run reached its --deadline before every probe finished; the file holds what was measured"
+        )
+    elif result.interrupted:
+        warnings.append(
+            f"stopped by {result.interrupted}; the file is closed and signed up to the stop"
+        )
+    problem = result.summary.vantage_problem()
+    if problem:
+        warnings.append(problem)
+    return warnings
+
+
+class progress_bar:
+    """A rich progress bar on `console`, or nothing (disabled); yields `on_progress(done)`."""
+
+    def __init__(self, console: Console, *, enabled: bool, total: int) -> None:
+        self.console, self.enabled, self.total = console, enabled, total
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("probing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("probing", total=self.total)
+        return lambda done: self._bar.update(task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -17,7 +17,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from netprobe import SOFTWARE_NAME, __version__
 from netprobe.model.records import HEADER, SUMMARY, format_utc, new_record
 from netprobe.model.resolvers import ResolverSpec, parse_resolver
+from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext
 from netprobe.probes.dns import answer_addresses, probe_dns
 from netprobe.probes.tcp import probe_tcp
@@ -34,28 +35,6 @@ from netprobe.targets.lists import Domain, Endpoint, TargetList
 
 DEFAULT_CONTROL_RESOLVERS = ("https://1.1.1.1/dns-query", "https://8.8.8.8/dns-query")
 QUERY_TYPES = ("A", "AAAA")
-
-
-@dataclass
-class RunOptions:
-    """Everything a run needs besides the target lists. Defaults are the CLI's defaults."""
-
-    out_dir: Path = Path("results")
-    resolvers: list[str] = field(default_factory=lambda: ["system"])
-    control_resolvers: list[str] | None = None  # None: the target list's, else the defaults
-    ca_bundle: str | None = None
-    timeout: float = 5.0
-    concurrency: int = 64
-    repeat: int = 1
-    deadline: float = 1800.0
-    udp_wait: float = 0.5
-    max_addresses_per_domain: int = 4
-    vantage: str = "unnamed"
-    asn: str | None = None
-    cc: str | None = None
-    checkpoint_every: int = 256
-    checkpoint_seconds: float = 10.0
-    resolv_conf: str = "/etc/resolv.conf"
 
 
 @dataclass

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from netprobe.options import OPTIONS
 from netprobe.targets import yaml_reader as ty
 from netprobe.targets.yaml_reader import TargetError
 
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 DEFAULT_PORTS: tuple[int, ...] = (443,)
-DEFAULT_MAX_ADDRESSES_PER_DOMAIN = 4
+DEFAULT_MAX_ADDRESSES_PER_DOMAIN: int = OPTIONS["max_addresses_per_domain"].default
 DNS_QUERY_TYPES = ("A", "AAAA")
 
 

@@ -1,7 +1,11 @@
 """Validation of target-list YAML into plain, checked values (helper of `netprobe.targets.lists`).
 
 Rules:
-- Works on the `yaml.compose` node tree so every error can name its line (1-based).
+- Works on the `yaml.compose` node tree so every error can name its line (1-based); the generic
+  walking (mappings, unknown and duplicate keys, syntax errors) is `netprobe.yamlfile`, shared
+  with the config file.
+- `settings:` values are checked by the run-option table (`netprobe.options`), so a list accepts
+  exactly what the flags and the config file accept.
 - Pure: text in, `ParsedDocument` out, `TargetError` on the first problem.
 - Scalars are typed by PyYAML's safe constructor (so `443` is an int and `"443"` a string);
   every check says what it expected and shows what it got.
@@ -15,20 +19,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from netprobe.options import LIST, LIST_ONLY_SETTINGS, OptionError, Origin, check, names
+from netprobe.yamlfile import NodeReader, YamlFileError, shown
+from netprobe.yamlfile import line_of as _line
 
-class TargetError(ValueError):
+
+class TargetError(YamlFileError):
     """A bad target list: `str(e)` is `file:line: field: message`."""
-
-    def __init__(self, filename: str, line: int | None, field: str | None, message: str):
-        self.filename = filename
-        self.line = line
-        self.field = field
-        self.message = message
-        where = filename if line is None else f"{filename}:{line}"
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
 TOP_KEYS = ("name", "description", "settings", "expected_ranges", "groups", "controls")
@@ -36,16 +35,8 @@ GROUP_KEYS = ("label", "domains", "ports", "endpoints", "ranges", "expected")
 RANGE_KEYS = ("cidr", "ports", "sample", "sni")
 ENDPOINT_KEYS = ("address", "sni")
 CONTROL_KEYS = ("domains", "endpoints", "sni", "resolvers")
-SETTING_KINDS = {
-    # name: (type check, description used in messages)
-    "timeout": (lambda v: _is_number(v) and v > 0, "a number of seconds > 0"),
-    "concurrency": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "repeat": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "udp_wait": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
-    "deadline": (lambda v: _is_number(v) and v > 0, "a number of seconds > 0"),
-    "max_addresses_per_domain": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "ports": (None, "a list of integers 1-65535"),
-}
+# Run options a list may set (rules from `netprobe.options`), plus the list's default ports.
+SETTING_KEYS = names(LIST) + LIST_ONLY_SETTINGS
 RESOLVER_SCHEMES = ("udp://", "tcp://", "tls://", "https://")
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -83,76 +74,21 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+class _Reader(NodeReader):
+    """The shared node walker plus target-list values: ports, names, endpoints, networks."""
 
-
-def _line(node: Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _shown(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
-
-
-class _Reader:
-    """Walks the node tree; holds the filename and the constructor for scalar values."""
+    error_class = TargetError
 
     def __init__(self, text: str, filename: str):
-        self.filename = filename
-        self.loader = yaml.SafeLoader(text)
+        super().__init__(text, filename)
         self.seen_domains: dict[str, int] = {}
         self.seen_endpoints: dict[tuple[str, int], int] = {}
         self.seen_ranges: list[tuple[ipaddress._BaseNetwork, int]] = []
 
-    def error(self, node: Node | None, path: str | None, message: str) -> TargetError:
-        return TargetError(self.filename, _line(node) if node else None, path, message)
-
-    def value(self, node: Node) -> Any:
-        return self.loader.construct_object(node, deep=True)
-
-    def describe(self, node: Node) -> str:
-        if isinstance(node, MappingNode):
-            return "a mapping"
-        if isinstance(node, SequenceNode):
-            return "a list"
-        value = self.value(node)
-        return "nothing" if value is None else _shown(value)
-
-    def mapping(self, node: Node, path: str, allowed: tuple[str, ...]) -> dict[str, Node]:
-        if not isinstance(node, MappingNode):
-            raise self.error(node, path, f"expected a mapping, got {self.describe(node)}")
-        found: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            key = self.value(key_node)
-            key_path = f"{path}.{key}" if path else str(key)
-            if not isinstance(key, str):
-                raise self.error(key_node, path or None, f"keys must be text, got {_shown(key)}")
-            if allowed and key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-                hint = (
-                    f'; did you mean "{close[0]}"?'
-                    if close
-                    else f" (allowed: {', '.join(allowed)})"
-                )
-                raise self.error(key_node, key_path, f"unknown key{hint}")
-            if key in found:
-                raise self.error(
-                    key_node, key_path, f"duplicate key (first at line {_line(found[key])})"
-                )
-            found[key] = value_node
-        return found
-
-    def sequence(self, node: Node, path: str, expected: str) -> list[Node]:
-        if isinstance(node, SequenceNode):
-            return list(node.value)
-        raise self.error(node, path, f"expected {expected}, got {self.describe(node)}")
-
-    def text(self, node: Node, path: str, expected: str = "text") -> str:
-        value = self.value(node) if isinstance(node, ScalarNode) else None
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(node, path, f"expected {expected}, got {self.describe(node)}")
-        return value.strip()
+    def syntax_hint(self, source_line: str) -> str:
+        if UNQUOTED_V6_ENDPOINT.search(source_line):
+            return '; quote IPv6 endpoints: "[2001:db8::1]:443"'
+        return ""
 
     def ports(self, node: Node, path: str) -> tuple[int, ...]:
         if isinstance(node, SequenceNode):
@@ -161,8 +97,7 @@ class _Reader:
                 if len(set(ports)) != len(ports):
                     raise self.error(node, path, f"{PORTS_EXPECTED} without repeats, got {ports}")
                 return tuple(ports)
-            shown = "[" + ", ".join(_shown(p) for p in ports) + "]"
-            raise self.error(node, path, f"{PORTS_EXPECTED}, got {shown}")
+            raise self.error(node, path, f"{PORTS_EXPECTED}, got {shown(ports)}")
         raise self.error(node, path, f"{PORTS_EXPECTED}, got {self.describe(node)}")
 
     def hostname(self, node: Node, path: str) -> str:
@@ -259,20 +194,7 @@ class _Reader:
 def parse_document(text: str, filename: str) -> ParsedDocument:
     """Check the whole document; see docs/DESIGN.md for the format."""
     reader = _Reader(text, filename)
-    try:
-        root = reader.loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or exc.context or "syntax error"
-        source_line = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else ""
-        if UNQUOTED_V6_ENDPOINT.search(source_line):
-            problem += '; quote IPv6 endpoints: "[2001:db8::1]:443"'
-        raise TargetError(filename, line, None, f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise TargetError(filename, None, None, f"invalid YAML: {exc}") from None
-    finally:
-        reader.loader.dispose()
+    root = reader.root()
     if root is None:
         raise TargetError(filename, None, None, "empty file; expected a mapping with groups")
     top = reader.mapping(root, "", TOP_KEYS)
@@ -294,19 +216,16 @@ def parse_document(text: str, filename: str) -> ParsedDocument:
 
 
 def _settings(reader: _Reader, node: Node, doc: ParsedDocument) -> None:
-    for key, value_node in reader.mapping(node, "settings", tuple(SETTING_KINDS)).items():
-        path = f"settings.{key}"
+    for key, value_node in reader.mapping(node, "settings", SETTING_KEYS).items():
         if key == "ports":
-            doc.default_ports = reader.ports(value_node, path)
+            doc.default_ports = reader.ports(value_node, "settings.ports")
             doc.settings["ports"] = list(doc.default_ports)
             continue
-        check, expected = SETTING_KINDS[key]
-        value = reader.value(value_node)
-        if not check(value):
-            raise reader.error(
-                value_node, path, f"expected {expected}, got {reader.describe(value_node)}"
-            )
-        doc.settings[key] = value
+        origin = Origin.target_list(reader.filename, _line(value_node), key)
+        try:
+            doc.settings[key] = check(key, reader.value(value_node), origin)
+        except OptionError as exc:
+            raise TargetError(reader.filename, origin.line, exc.field, exc.message) from None
 
 
 def _expected_ranges(reader: _Reader, node: Node, doc: ParsedDocument) -> None:

@@ -1,0 +1,152 @@
+"""Line-aware reading of YAML files: the node walker shared by target lists and the config file.
+
+Rules:
+- Works on the `yaml.compose` node tree, so every error can name its line (1-based).
+- Every error is a `YamlFileError` (the readers use subclasses: `TargetError`, `ConfigError`);
+  `str(e)` is `file:line: field: message`, or `file:line: message` when no field is concerned.
+- Scalars are typed by PyYAML's safe constructor (so `443` is an int and `"443"` a string);
+  every check says what it expected and shows what it got (`shown`, `NodeReader.describe`).
+- Unknown keys are errors with a "did you mean" when one is close; duplicate keys are errors
+  naming the line of the first one.
+- Pure: text in, nodes and values out.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from netprobe.options import shown
+
+__all__ = ["YamlFileError", "NodeReader", "Entry", "line_of", "shown"]
+
+
+class YamlFileError(ValueError):
+    """A YAML file that cannot be used: `str(e)` is `file:line: field: message`."""
+
+    def __init__(self, filename: str, line: int | None, field: str | None, message: str):
+        self.filename = filename
+        self.line = line
+        self.field = field
+        self.message = message
+        where = filename if line is None else f"{filename}:{line}"
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+def line_of(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One `key: value` of a mapping: `key` normalised, `written` as in the file."""
+
+    key: str
+    written: str
+    key_node: Node
+    value_node: Node
+
+
+class NodeReader:
+    """Walks a node tree; holds the filename and the constructor for scalar values.
+
+    Subclasses set `error_class` to their own `YamlFileError` subclass and may add a hint to
+    syntax errors by overriding `syntax_hint`.
+    """
+
+    error_class: type[YamlFileError] = YamlFileError
+
+    def __init__(self, text: str, filename: str):
+        self.text_lines = text.splitlines()
+        self.filename = filename
+        self.loader = yaml.SafeLoader(text)
+
+    def root(self) -> Node | None:
+        """The document's root node (None for an empty document); syntax errors name the line."""
+        try:
+            return self.loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            problem = exc.problem or exc.context or "syntax error"
+            if line and line <= len(self.text_lines):
+                problem += self.syntax_hint(self.text_lines[line - 1])
+            raise self.error_class(self.filename, line, None, f"invalid YAML: {problem}") from None
+        except yaml.YAMLError as exc:
+            raise self.error_class(self.filename, None, None, f"invalid YAML: {exc}") from None
+        finally:
+            self.loader.dispose()
+
+    def syntax_hint(self, source_line: str) -> str:
+        """Text appended to a syntax error found on `source_line` (none by default)."""
+        return ""
+
+    def error(self, node: Node | None, path: str | None, message: str) -> YamlFileError:
+        return self.error_class(self.filename, line_of(node) if node else None, path, message)
+
+    def value(self, node: Node) -> Any:
+        return self.loader.construct_object(node, deep=True)
+
+    def describe(self, node: Node) -> str:
+        if isinstance(node, MappingNode):
+            return "a mapping"
+        if isinstance(node, SequenceNode):
+            return "a list"
+        return shown(self.value(node))
+
+    def entries(
+        self,
+        node: Node,
+        path: str,
+        allowed: tuple[str, ...],
+        *,
+        normalise: Callable[[str], str] | None = None,
+        noun: str = "key",
+    ) -> list[Entry]:
+        """The `key: value` pairs of a mapping node, checked: text keys, allowed, no repeats.
+
+        `allowed=()` allows any key; `normalise` maps a written key to its canonical name (the
+        config file accepts `keep-days` for `keep_days`); `noun` names keys in messages.
+        """
+        if not isinstance(node, MappingNode):
+            raise self.error(node, path or None, f"expected a mapping, got {self.describe(node)}")
+        found: dict[str, Entry] = {}
+        for key_node, value_node in node.value:
+            written = self.value(key_node)
+            if not isinstance(written, str):
+                raise self.error(key_node, path or None, f"keys must be text, got {shown(written)}")
+            key = normalise(written) if normalise else written
+            key_path = f"{path}.{written}" if path else written
+            if allowed and key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = (
+                    f'; did you mean "{close[0]}"?'
+                    if close
+                    else f" (allowed: {', '.join(allowed)})"
+                )
+                raise self.error(key_node, key_path, f"unknown {noun}{hint}")
+            if key in found:
+                first = line_of(found[key].value_node)
+                raise self.error(key_node, key_path, f"duplicate {noun} (first at line {first})")
+            found[key] = Entry(key, written, key_node, value_node)
+        return list(found.values())
+
+    def mapping(self, node: Node, path: str, allowed: tuple[str, ...]) -> dict[str, Node]:
+        """`entries` as {key: value node}."""
+        return {entry.key: entry.value_node for entry in self.entries(node, path, allowed)}
+
+    def sequence(self, node: Node, path: str, expected: str) -> list[Node]:
+        if isinstance(node, SequenceNode):
+            return list(node.value)
+        raise self.error(node, path, f"expected {expected}, got {self.describe(node)}")
+
+    def text(self, node: Node, path: str, expected: str = "text") -> str:
+        value = self.value(node) if isinstance(node, ScalarNode) else None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(node, path, f"expected {expected}, got {self.describe(node)}")
+        return value.strip()
