@@ -5,12 +5,13 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from netprobe.run.tally import LAYERS, RunSummary
+from netprobe.model.vocabulary import LAYERS
+from netprobe.run.tally import STATE_FAILED, STATE_NONE, STATE_OK, RunTally
 
 MAX_ROWS = 60
 
 
-def run_table(summary: RunSummary) -> Table:
+def run_table(summary: RunTally) -> Table:
     """One row per target: what each layer saw. Long runs show the first rows and a count."""
     table = Table(title="Reachability seen in this run (verdicts: netprobe report FILE)")
     table.add_column("target", overflow="fold")
@@ -21,7 +22,7 @@ def run_table(summary: RunSummary) -> Table:
     rows = list(summary.targets.values())
     for target in rows[:MAX_ROWS]:
         cells = [
-            _cell(target.layers[layer].state()) if layer in target.layers else "-"
+            _cell(target.layers[layer].state()) if layer in target.layers else STATE_NONE
             for layer in LAYERS
         ]
         table.add_row(escape(target.target_id), escape(target.group), target.role, *cells)
@@ -31,8 +32,8 @@ def run_table(summary: RunSummary) -> Table:
 
 
 def _cell(state: str) -> str:
-    if state.startswith("ok"):
+    if state.startswith(STATE_OK):
         return f"[green]{state}[/]"
-    if state.startswith("fail"):
+    if state.startswith(STATE_FAILED):
         return f"[red]{state}[/]"
     return state
