@@ -22,18 +22,25 @@ from dataclasses import dataclass
 
 from netprobe.analysis import RunAnalysis, Verdict, run_metadata
 from netprobe.analysis.common import answer_ips
-
-CHANGE_KINDS = (
-    "newly_blocked",
-    "unblocked",
-    "method_changed",
-    "became_down",
-    "recovered",
-    "became_inconclusive",
-    "added",
-    "removed",
+from netprobe.model.records import DNS, TLS
+from netprobe.model.target_ids import endpoint_label
+from netprobe.model.vocabulary import (
+    ADDED,
+    BECAME_DOWN,
+    BECAME_INCONCLUSIVE,
+    BLOCKED,
+    CHANGE_KINDS,
+    DOWN,
+    INCONCLUSIVE,
+    METHOD_CHANGED,
+    NEWLY_BLOCKED,
+    RECOVERED,
+    REMOVED,
+    ROLE_TARGET,
+    UNBLOCKED,
 )
-LIST_ONLY_KINDS = frozenset({"added", "removed"})
+
+LIST_ONLY_KINDS = frozenset({ADDED, REMOVED})
 
 
 @dataclass
@@ -81,19 +88,19 @@ class RunDiff:
 def change_kind(before: Verdict | None, after: Verdict | None) -> str | None:
     """The kind of change between two verdicts of one target, or None if nothing changed."""
     if before is None:
-        return "added" if after is not None else None
+        return ADDED if after is not None else None
     if after is None:
-        return "removed"
+        return REMOVED
     if (before.status, before.method) == (after.status, after.method):
         return None
-    if after.status == "blocked":
-        return "method_changed" if before.status == "blocked" else "newly_blocked"
-    if after.status == "down":
-        return "became_down"
-    if after.status == "inconclusive":
-        return "became_inconclusive"
+    if after.status == BLOCKED:
+        return METHOD_CHANGED if before.status == BLOCKED else NEWLY_BLOCKED
+    if after.status == DOWN:
+        return BECAME_DOWN
+    if after.status == INCONCLUSIVE:
+        return BECAME_INCONCLUSIVE
     # after is ok
-    return "unblocked" if before.status == "blocked" else "recovered"
+    return UNBLOCKED if before.status == BLOCKED else RECOVERED
 
 
 def _state(verdict: Verdict | None) -> dict | None:
@@ -186,7 +193,7 @@ def _target_files(header: dict) -> set[str]:
 def _answer_sets(records: list[dict]) -> dict[tuple[str, str, str, str], set[str]]:
     sets: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     for record in records:
-        if record.get("type") != "dns" or record.get("failure") is not None:
+        if record.get("type") != DNS or record.get("failure") is not None:
             continue
         key = (
             str(record.get("target_id")),
@@ -219,11 +226,12 @@ def _dns_moves(old_records: list[dict], new_records: list[dict]) -> list[dict]:
 def _fingerprints(records: list[dict]) -> dict[tuple[str, str], set[str]]:
     prints: dict[tuple[str, str], set[str]] = defaultdict(set)
     for record in records:
-        if record.get("type") != "tls" or record.get("sni_role") != "target":
+        if record.get("type") != TLS or record.get("sni_role") != ROLE_TARGET:
             continue
         certificates = record.get("peer_certificates") or []
         if certificates and isinstance(certificates[0], dict) and certificates[0].get("sha256"):
-            where = f"{record.get('ip')}:{record.get('port')} SNI {record.get('server_name')}"
+            address = endpoint_label(str(record.get("ip")), record.get("port"))
+            where = f"{address} SNI {record.get('server_name')}"
             prints[(str(record.get("target_id")), where)].add(str(certificates[0]["sha256"]))
     return prints
 
@@ -246,7 +254,7 @@ def _certificate_changes(old_records: list[dict], new_records: list[dict]) -> li
 
 
 def _resolver_changes(old: dict, new: dict) -> list[dict]:
-    found = []
+    found: list[dict] = []
     for field in ("resolvers", "control_resolvers"):
         before, after = (
             set(old.get(field) or []),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from netprobe.model.records import encode_line, measurement, new_record
+from netprobe.model.target_ids import endpoint_id
 
 PROBE_RESOLVER = "system"
 CONTROL_RESOLVER = "https://198.51.100.53/dns-query"
@@ -126,10 +127,6 @@ def dns(
 
 def late_reply(ips: list[str], rcode: str = "NOERROR", t: float = 0.01) -> dict:
     return {"t": t, "rcode": rcode, "answers": _answers(ips)}
-
-
-def endpoint_id(ip: str, port: int) -> str:
-    return f"endpoint:[{ip}]:{port}" if ":" in ip else f"endpoint:{ip}:{port}"
 
 
 def tcp(

@@ -160,3 +160,28 @@ def test_json_is_stable_and_jq_friendly():
         "evidence": data["changes"][0]["evidence"],
     }
     assert data["old"]["vantage"] == "lab-1" and data["summary"]["newly_blocked"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ip", "where"),
+    [
+        ("203.0.113.60", "203.0.113.60:443 SNI telegram.org"),
+        ("2001:db8::60", "[2001:db8::60]:443 SNI telegram.org"),
+    ],
+)
+def test_certificate_change_names_the_address_like_everywhere_else(ip, where):
+    # An IPv6 address is bracketed before its port: `2001:db8::60:443` would read as one address.
+    def endpoint_run(sha256):
+        return run([rf.tls(ip, 443, TG, group="dc", certs=[rf.certificate(TG, sha256=sha256)])])
+
+    result = diff_runs(endpoint_run("cd" * 32), endpoint_run("ef" * 32))
+    changed = [n for n in result.notable if n["kind"] == "certificate_changed"]
+    assert changed == [
+        {
+            "kind": "certificate_changed",
+            "target": rf.endpoint_id(ip, 443),
+            "key": where,
+            "before": ["cd" * 32],
+            "after": ["ef" * 32],
+        }
+    ]

@@ -1,4 +1,4 @@
-"""failures.classify and failures.scrub: table tests."""
+"""probes.errors.classify, failures.scrub and failures.rcode_failure: table tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import httpcore
 import httpx
 import pytest
 
-from netprobe.model.failures import CERTIFICATE_FAILURES, classify, rcode_failure, scrub
+from netprobe.model.failures import CERTIFICATE_FAILURES, rcode_failure, scrub
+from netprobe.probes.errors import classify
 
 
 def verify_error(

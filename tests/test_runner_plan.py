@@ -8,7 +8,7 @@ import pytest
 
 from netprobe.model.records import measurement
 from netprobe.run.executor import file_stem, select_addresses
-from netprobe.run.tally import RunSummary
+from netprobe.run.tally import RunTally
 
 
 def dns(role: str, resolver: str, *ips: str, qtype: str = "A") -> dict:
@@ -97,7 +97,7 @@ def tcp(target: str, role: str, failure: str | None) -> dict:
 
 
 def test_summary_says_why_an_offline_run_cannot_conclude() -> None:
-    summary = RunSummary()
+    summary = RunTally()
     summary.add(tcp("endpoint:192.0.2.1:443", "control", "network_unreachable"))
     summary.add(tcp("endpoint:198.51.100.1:443", "target", "network_unreachable"))
     problem = summary.vantage_problem()
@@ -107,7 +107,7 @@ def test_summary_says_why_an_offline_run_cannot_conclude() -> None:
 
 
 def test_summary_layers_and_healthy_controls() -> None:
-    summary = RunSummary()
+    summary = RunTally()
     summary.add(tcp("endpoint:192.0.2.1:443", "control", None))
     summary.add(tcp("endpoint:198.51.100.1:443", "target", "generic_timeout_error"))
     summary.add(tcp("endpoint:198.51.100.1:443", "target", None))

@@ -4,8 +4,10 @@ Rules:
 - Pure: `analyse(header, records)` reads only the stored records; re-analysing an old file gives the
   same answer. It never touches the network (no ASN lookups, no re-probing).
 - Output is deterministic: verdicts sorted by target id, groups in header order, evidence sorted.
-- The decision rules live in `layers` (signs per attempt), `verdict` (repeats, layer order) and
-  `summary` (one sentence per group); README.md ("How verdicts are decided") explains them to users.
+- The decision rules live in `health` (can the vantage point support a verdict), `dns` and
+  `connect` (signs per attempt: DNS, and TCP/TLS), `verdict` (repeats, layer order), `ranges`
+  (sampled addresses) and `summary` (one sentence per group); README.md ("How verdicts are
+  decided") explains them to users. The words are `netprobe.model.vocabulary`'s.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import BLOCKED, DOWN, INCONCLUSIVE, OK, family, phrase, tally
+from netprobe.analysis.common import family, phrase, tally
 from netprobe.analysis.context import RunContext, build_context, hostname_of
+from netprobe.analysis.health import vantage_notes
 from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
 from netprobe.analysis.verdict import judge_target
+from netprobe.model.records import MEASUREMENT_TYPES, TCP, TLS
+from netprobe.model.target_ids import OTHER, parse_target_id
+from netprobe.model.vocabulary import CONTROL_GROUP, METHOD_ORDER, ROLE_TARGET, VERDICT_STATUSES
 
-STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE)
-METHODS = ("dns", "ip", "sni", "tls", "mitm")
-MEASUREMENT_TYPES = frozenset({"dns", "tcp", "tls"})
+STATUSES = VERDICT_STATUSES
+METHODS = METHOD_ORDER
 RUN_FIELDS = (
     "run_id",
     "vantage",
@@ -126,7 +131,7 @@ def check_records(records: Iterable[dict]) -> str | None:
         failure = record.get("failure")
         if failure is not None and not isinstance(failure, str):
             return f"{where}: field 'failure' must be null or a string, got {failure!r}"
-        if record["type"] in ("tcp", "tls"):
+        if record["type"] in (TCP, TLS):
             if not isinstance(record.get("ip"), str):
                 return f"{where}: field 'ip' must be a string, got {record.get('ip')!r}"
             port = record.get("port")
@@ -164,7 +169,7 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
     for target_id in sorted(by_target):
         target_records = by_target[target_id]
         group = str(target_records[0].get("group") or "")
-        role = str(target_records[0].get("role") or "target")
+        role = str(target_records[0].get("role") or ROLE_TARGET)
         judged = judgements[target_id]
         verdicts[target_id] = Verdict(
             target_id=target_id,
@@ -186,11 +191,16 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
             for s in layer.deciding
         ]
         failures = tally(phrase(s.failure) for s in deciding if s.failure)
+        parsed = parse_target_id(target_id)
         items[group].append(
             GroupItem(
                 target_id=target_id,
-                name=_short_name(target_id, target_records),
-                port=_endpoint_port(target_id),
+                name=(
+                    parsed.label(target_id)
+                    if parsed.kind != OTHER
+                    else hostname_of(target_records[0]) or target_id
+                ),
+                port=parsed.port,
                 status=judged.status,
                 method=judged.method,
                 failure_phrase=min(failures, key=lambda w: (-failures[w], w)) if failures else None,
@@ -212,55 +222,27 @@ def _group_summaries(header: dict, items: dict[str, list[GroupItem]]) -> list[Gr
     order += sorted(name for name in items if name not in declared)
     summaries = []
     for name in order:
-        info = declared.get(name) if isinstance(declared.get(name), dict) else {}
-        label = str(info.get("label") or ("Controls" if name == "control" else name))
+        info = declared.get(name)
+        if not isinstance(info, dict):
+            info = {}
+        label = str(info.get("label") or ("Controls" if name == CONTROL_GROUP else name))
         status, method = group_status(items[name])
         summaries.append(GroupSummary(name, label, status, method, group_line(label, items[name])))
     return summaries
 
 
 def _vantage(ctx: RunContext, records: list[dict], detail: bool = True) -> dict:
+    if not detail:
+        notes: list[str] = []
+    else:
+        ips = {str(r["ip"]) for r in records if r.get("type") in (TCP, TLS) and r.get("ip")}
+        notes = vantage_notes(ctx.health, {family(ip) for ip in ips}, ctx.families_ok)
     return {
         "healthy": ctx.healthy,
         "control_resolver_ok": ctx.control_resolver_ok,
         "control_endpoints_ok": ctx.control_endpoints_ok,
-        "notes": _vantage_notes(ctx, records) if detail else [],
+        "notes": notes,
     }
-
-
-def _vantage_notes(ctx: RunContext, records: list[dict]) -> list[str]:
-    notes = []
-    if not ctx.has_controls:
-        notes.append(
-            "the run has no control measurements: failures cannot be told from an outage here"
-        )
-    else:
-        if not ctx.control_resolver_ok:
-            notes.append("no control-resolver lookup succeeded: DNS tampering cannot be confirmed")
-        if not ctx.control_endpoints_ok:
-            notes.append("no control endpoint answered: IP/SNI blocking cannot be confirmed")
-    ips = {str(r["ip"]) for r in records if r.get("type") in ("tcp", "tls") and r.get("ip")}
-    families = {family(ip) for ip in ips}
-    for fam in sorted(families - ctx.families_ok):
-        notes.append(f"nothing connected over {fam}: {fam} failures are inconclusive")
-    return notes
-
-
-def _endpoint_port(target_id: str) -> int | None:
-    if not target_id.startswith("endpoint:"):
-        return None
-    try:
-        return int(target_id.rsplit(":", 1)[1])
-    except ValueError:
-        return None
-
-
-def _short_name(target_id: str, records: list[dict]) -> str:
-    if target_id.startswith("domain:"):
-        return target_id.split(":", 1)[1]
-    if target_id.startswith("endpoint:"):
-        return target_id.split(":", 1)[1]
-    return hostname_of(records[0]) or target_id
 
 
 __all__ = [

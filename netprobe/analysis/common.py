@@ -1,7 +1,9 @@
-"""Shared vocabulary of the analysis: signs, failure words, bogons and address helpers.
+"""Shared helpers of the analysis: signs, failure words, bogons and address helpers.
 
 Rules:
 - Pure: no I/O, no network. Everything here works on values already stored in records.
+- The words (statuses, methods, layers) are `netprobe.model.vocabulary`'s, the failure strings
+  `netprobe.model.failures`'s; this module defines neither.
 - A `Sign` is what one attempt of one layer shows: `ok`, `blocked` (with a method), `down`,
   `unknown` (a failure the controls cannot explain) or `neutral` (nothing to learn, e.g. a name
   without AAAA records at either resolver).
@@ -16,50 +18,28 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-OK = "ok"
-BLOCKED = "blocked"
-DOWN = "down"
-INCONCLUSIVE = "inconclusive"
-NOT_APPLICABLE = "n/a"
-UNKNOWN = "unknown"  # a sign, never a verdict: turns into `inconclusive`
-NEUTRAL = "neutral"
-
-# Methods, in the order a client meets them: the first blocked layer names the verdict's method.
-METHOD_ORDER = ("dns", "ip", "sni", "tls", "mitm")
-
-TIMEOUTS = frozenset({"generic_timeout_error", "timed_out"})
-CERTIFICATE_FAILURES = frozenset(
-    {"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_invalid_certificate"}
-)
-CONNECT_FAILURES_WITHOUT_OPERATION = frozenset(
-    {
-        "connection_refused",
-        "host_unreachable",
-        "network_unreachable",
-        "network_down",
-        "address_family_not_supported",
-        "address_not_available",
-        "permission_denied",
-    }
-)
+from netprobe.model import failures as f
+from netprobe.model.failures import CONNECT_FAILURES_WITHOUT_OPERATION, CONNECT_OPERATION
+from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.vocabulary import METHOD_ORDER
 
 _PHRASES = {
-    "generic_timeout_error": "time out",
-    "timed_out": "time out",
-    "connection_reset": "reset",
-    "connection_refused": "refused",
-    "eof_error": "closed by the peer",
-    "host_unreachable": "host unreachable",
-    "network_unreachable": "network unreachable",
-    "dns_nxdomain_error": "NXDOMAIN",
-    "dns_servfail_error": "SERVFAIL",
-    "dns_refused_error": "REFUSED",
-    "dns_no_answer": "no answer",
-    "dns_server_misbehaving": "bad reply",
-    "ssl_invalid_hostname": "certificate for another name",
-    "ssl_unknown_authority": "untrusted certificate",
-    "ssl_invalid_certificate": "invalid certificate",
-    "ssl_failed_handshake": "handshake failure",
+    f.GENERIC_TIMEOUT: "time out",
+    f.TIMED_OUT: "time out",
+    f.CONNECTION_RESET: "reset",
+    f.CONNECTION_REFUSED: "refused",
+    f.EOF_ERROR: "closed by the peer",
+    f.HOST_UNREACHABLE: "host unreachable",
+    f.NETWORK_UNREACHABLE: "network unreachable",
+    f.DNS_NXDOMAIN: "NXDOMAIN",
+    f.DNS_SERVFAIL: "SERVFAIL",
+    f.DNS_REFUSED: "REFUSED",
+    f.DNS_NO_ANSWER: "no answer",
+    f.DNS_SERVER_MISBEHAVING: "bad reply",
+    f.SSL_INVALID_HOSTNAME: "certificate for another name",
+    f.SSL_UNKNOWN_AUTHORITY: "untrusted certificate",
+    f.SSL_INVALID_CERTIFICATE: "invalid certificate",
+    f.SSL_FAILED_HANDSHAKE: "handshake failure",
 }
 
 _BOGONS = [
@@ -103,6 +83,10 @@ class Sign(NamedTuple):
     failure: str | None = None  # the failure string behind it, for summaries
     port: int | None = None
     seconds: float | None = None  # duration of a success, for the "slow" note
+
+
+# A layer's signs, by attempt number.
+AttemptSigns = dict[int, list[Sign]]
 
 
 def phrase(failure: str | None) -> str:
@@ -159,12 +143,6 @@ def is_bogon(ip: str, expected: list) -> bool:
     return in_networks(ip, _BOGONS)
 
 
-def endpoint_label(ip: str, port: int | None) -> str:
-    if port is None:
-        return ip
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def duration(record: dict) -> float:
     try:
         return max(0.0, float(record.get("t", 0.0)) - float(record.get("t0", 0.0)))
@@ -189,11 +167,11 @@ def connect_failed(record: dict) -> bool:
     failure = record.get("failure")
     if failure is None:
         return False
-    if record.get("type") == "tcp":
+    if record.get("type") == TCP:
         return True
     operation = record.get("failed_operation")
     if operation:
-        return operation == "connect"
+        return operation == CONNECT_OPERATION
     return failure in CONNECT_FAILURES_WITHOUT_OPERATION
 
 
@@ -210,3 +188,39 @@ def count_phrase(counts: dict[str, int]) -> str:
     """`{"reset": 2, "time out": 1}` -> "reset 2x, time out 1x" (sorted, deterministic)."""
     items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{key} {value}x" if value > 1 else key for key, value in items)
+
+
+def attempt_of(record: dict) -> int:
+    """The record's attempt number (0 when missing or malformed)."""
+    try:
+        return int(record.get("attempt") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def split_by_type(records: list[dict]) -> dict[str, list[dict]]:
+    """A target's records by type (dns, tcp, tls), so each layer reads only its own."""
+    split: dict[str, list[dict]] = {DNS: [], TCP: [], TLS: []}
+    for record in records:
+        same_type = split.get(str(record.get("type")))
+        if same_type is not None:
+            same_type.append(record)
+    return split
+
+
+def ips_text(ips: Iterable[str]) -> str:
+    return ", ".join(sorted(ips)) or "nothing"
+
+
+def first_sign(signs: list[Sign], kind: str) -> Sign:
+    return next(sign for sign in signs if sign.kind == kind)
+
+
+def majority_method(methods: list[str | None]) -> str | None:
+    """The commonest method; ties go to the one a client meets first (METHOD_ORDER)."""
+    counts = tally(m for m in methods if m)
+    if not counts:
+        return None
+    return min(
+        counts, key=lambda m: (-counts[m], METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m)
+    )

@@ -2,8 +2,8 @@
 
 Rules:
 - Pure: built from the header and the measurement records only; never uses the network.
-- "Control resolver healthy": some dns record from a control resolver succeeded.
-  "Control endpoints healthy": some tcp/tls record of a control target succeeded.
+- Vantage health (control resolver / control endpoints working) is `health.VantageHealth`, the
+  one definition `netprobe run` uses too.
 - An address family (IPv4/IPv6) works at the vantage if any tcp/tls record over it succeeded,
   control or target: a failure over a family that never works anywhere proves nothing.
 - A DNS answer is genuine if it equals a control answer for the name, lies inside the expected
@@ -17,14 +17,11 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from netprobe.analysis.common import (
-    CERTIFICATE_FAILURES,
-    answer_ips,
-    duration,
-    family,
-    in_networks,
-    parse_networks,
-)
+from netprobe.analysis.common import answer_ips, duration, family, in_networks, parse_networks
+from netprobe.analysis.health import VantageHealth
+from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
+from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.vocabulary import ROLE_CONTROL, ROLE_TARGET
 
 
 @dataclass
@@ -42,15 +39,25 @@ class RunContext:
     control_lookups: dict[tuple[str, str], ControlLookup]
     tls_valid: set[tuple[str, str]]  # (hostname, ip) with a valid target-SNI handshake
     tls_target_failures: dict[tuple[str, str], str]  # (hostname, ip) -> a failure, never valid
-    control_resolver_ok: bool
-    control_endpoints_ok: bool
+    health: VantageHealth
     families_ok: set[str]
     control_median: dict[str, float]  # record type -> median seconds of successful controls
-    has_controls: bool
 
     @property
     def healthy(self) -> bool:
-        return self.control_resolver_ok or self.control_endpoints_ok
+        return self.health.healthy
+
+    @property
+    def control_resolver_ok(self) -> bool:
+        return self.health.control_resolver_ok
+
+    @property
+    def control_endpoints_ok(self) -> bool:
+        return self.health.control_endpoints_ok
+
+    @property
+    def has_controls(self) -> bool:
+        return self.health.has_controls
 
     def expected_for(self, group: str) -> list:
         return self.expected_by_group.get(group) or self.expected_all
@@ -91,37 +98,34 @@ def build_context(header: dict, records: list[dict]) -> RunContext:
     lookups: dict[tuple[str, str], ControlLookup] = defaultdict(ControlLookup)
     tls_valid: set[tuple[str, str]] = set()
     tls_failures: dict[tuple[str, str], str] = {}
-    control_resolver_ok = False
-    control_endpoints_ok = False
-    has_controls = False
+    health = VantageHealth()
     families_ok: set[str] = set()
     control_seconds: dict[str, list[float]] = defaultdict(list)
 
     for record in records:
+        health.add(record)
         kind = record.get("type")
         failure = record.get("failure")
-        if kind == "dns" and record.get("resolver_role") == "control":
-            has_controls = True
+        if kind == DNS and record.get("resolver_role") == ROLE_CONTROL:
             lookup = lookups[(_hostname(record), str(record.get("query_type")))]
             if failure is None:
-                control_resolver_ok = True
                 lookup.ips.update(answer_ips(record.get("answers")))
-                control_seconds["dns"].append(duration(record))
+                control_seconds[DNS].append(duration(record))
             else:
                 lookup.failures.append(str(failure))
-        if kind in ("tcp", "tls"):
+        if kind == TCP or kind == TLS:
             if failure is None and record.get("ip"):
                 families_ok.add(family(str(record["ip"])))
-            if record.get("role") == "control":
-                has_controls = True
-                if failure is None:
-                    control_endpoints_ok = True
-                    control_seconds[str(kind)].append(duration(record))
-        if kind == "tls" and record.get("sni_role") == "target" and record.get("ip"):
+            if failure is None and record.get("role") == ROLE_CONTROL:
+                control_seconds[str(kind)].append(duration(record))
+        if kind == TLS and record.get("sni_role") == ROLE_TARGET and record.get("ip"):
             key = (_hostname(record), str(record["ip"]))
             if failure is None:
                 tls_valid.add(key)
-            elif failure in CERTIFICATE_FAILURES or record.get("failed_operation") != "connect":
+            elif (
+                failure in CERTIFICATE_FAILURES
+                or record.get("failed_operation") != CONNECT_OPERATION
+            ):
                 tls_failures.setdefault(key, str(failure))
     for key in tls_valid:
         tls_failures.pop(key, None)
@@ -132,11 +136,9 @@ def build_context(header: dict, records: list[dict]) -> RunContext:
         control_lookups=dict(lookups),
         tls_valid=tls_valid,
         tls_target_failures=tls_failures,
-        control_resolver_ok=control_resolver_ok,
-        control_endpoints_ok=control_endpoints_ok,
+        health=health,
         families_ok=families_ok,
         control_median={k: statistics.median(v) for k, v in control_seconds.items() if v},
-        has_controls=has_controls,
     )
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from netprobe.analysis.common import BLOCKED, INCONCLUSIVE, OK, parse_ip, parse_networks
+from netprobe.analysis.common import parse_ip, parse_networks
 from netprobe.analysis.verdict import TargetJudgement
+from netprobe.model.target_ids import is_endpoint_id
+from netprobe.model.vocabulary import BLOCKED, INCONCLUSIVE, IP_METHOD, OK, TCP_LAYER
 
 
 def apply_range_rule(
@@ -29,7 +31,7 @@ def apply_range_rule(
     groups = header.get("groups") or {}
     members: dict[tuple[str, Any], list[str]] = {}
     for target_id in judged:
-        if not target_id.startswith("endpoint:"):
+        if not is_endpoint_id(target_id):
             continue
         records = by_target[target_id]
         group = str(records[0].get("group") or "")
@@ -43,10 +45,10 @@ def apply_range_rule(
             members.setdefault((group, network), []).append(target_id)
 
     for (_group, network), target_ids in members.items():
-        connected = [t for t in target_ids if judged[t].layers["tcp"].status == OK]
+        connected = [t for t in target_ids if judged[t].layers[TCP_LAYER].status == OK]
         for target_id in target_ids:
             judgement = judged[target_id]
-            if judgement.status != BLOCKED or judgement.method != "ip":
+            if judgement.status != BLOCKED or judgement.method != IP_METHOD:
                 continue
             if connected:
                 judgement.status, judgement.method = INCONCLUSIVE, None

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from netprobe.analysis.common import BLOCKED, DOWN, INCONCLUSIVE, OK
-from netprobe.analysis.layers import majority_method
+from netprobe.analysis.common import majority_method
+from netprobe.model.vocabulary import BLOCKED, DOWN, INCONCLUSIVE, OK
 
 MAX_NAMES = 3
 
@@ -60,7 +60,7 @@ def _by_port(items: list[GroupItem]) -> str:
         total = len(port_items)
         blocked = [i for i in port_items if i.status == BLOCKED]
         if blocked:
-            words = _commonest([i.failure_phrase or "blocked" for i in blocked])
+            words = _commonest([i.failure_phrase or BLOCKED for i in blocked])
             if len(blocked) == total:
                 full[(total, words)].append(port)
             else:
@@ -85,23 +85,23 @@ def _by_name(items: list[GroupItem]) -> str:
     if blocked:
         methods = Counter(i.method for i in blocked)
         how = ", ".join(
-            f"{n} by {m} ({_commonest([i.failure_phrase or m for i in blocked if i.method == m])})"
+            f"{n} by {m} ({_commonest([i.failure_phrase or str(m) for i in blocked if i.method == m])})"
             for m, n in sorted(methods.items(), key=lambda mn: (-mn[1], str(mn[0])))
         )
         parts.append(f"{len(blocked)}/{total} blocked: {how}")
-    for status, word in ((OK, "ok"), (DOWN, "down"), (INCONCLUSIVE, "inconclusive")):
+    for status in (OK, DOWN, INCONCLUSIVE):  # a status is its own word
         names = sorted(i.name for i in items if i.status == status)
         if not names:
             continue
         if not blocked and status == OK:
             parts.append(f"{len(names)}/{total} reachable")
         elif len(names) == total:
-            parts.append(f"{total}/{total} {word}")
+            parts.append(f"{total}/{total} {status}")
         else:
             shown = ", ".join(names[:MAX_NAMES]) + (
                 f" +{len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
             )
-            parts.append(f"{word}: {shown}")
+            parts.append(f"{status}: {shown}")
     del statuses
     return "; ".join(parts)
 

@@ -18,32 +18,28 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from netprobe.analysis.common import (
+from netprobe.analysis.common import AttemptSigns, Sign, majority_method, phrase, split_by_type
+from netprobe.analysis.connect import combine_reachability, tcp_signs, tls_signs
+from netprobe.analysis.context import RunContext
+from netprobe.analysis.dns import combine_dns, dns_signs
+from netprobe.analysis.health import unhealthy_reason
+from netprobe.model.vocabulary import (
     BLOCKED,
+    DNS_LAYER,
     DOWN,
     INCONCLUSIVE,
+    LAYERS,
     NEUTRAL,
     NOT_APPLICABLE,
     OK,
+    SINGLE_METHOD_LAYER,
+    TCP_LAYER,
+    TLS_LAYER,
     UNKNOWN,
-    Sign,
-    phrase,
-)
-from netprobe.analysis.context import RunContext
-from netprobe.analysis.layers import (
-    AttemptSigns,
-    combine_dns,
-    combine_reachability,
-    dns_signs,
-    majority_method,
-    split_by_type,
-    tcp_signs,
-    tls_signs,
 )
 
 SLOW_SECONDS = 1.0
 SLOW_FACTOR = 5.0
-LAYER_METHOD = {"dns": "dns", "tcp": "ip"}
 _KIND_ORDER = {BLOCKED: 0, DOWN: 1, UNKNOWN: 2, OK: 3, NEUTRAL: 4}
 
 
@@ -76,7 +72,7 @@ def aggregate_layer(
     if majority(blocked, total):
         result.status = BLOCKED
         result.deciding = [s for s in per_attempt if s.kind == BLOCKED]
-        result.method = LAYER_METHOD.get(name) or majority_method(
+        result.method = SINGLE_METHOD_LAYER.get(name) or majority_method(
             [s.method for s in result.deciding]
         )
     elif majority(down, total):
@@ -96,9 +92,9 @@ def aggregate_layer(
     failing = [s for s in per_attempt if s.kind in (BLOCKED, DOWN, UNKNOWN)]
     if result.status == OK and failing:
         words = Counter(phrase(s.failure) if s.failure else s.kind for s in failing)
-        detail = ", ".join(f"{w}" for w in sorted(words))
+        failed = ", ".join(f"{w}" for w in sorted(words))
         result.notes.append(
-            f"{name}: {len(failing)}/{total} attempts failed ({detail}); the others worked, so not a block"
+            f"{name}: {len(failing)}/{total} attempts failed ({failed}); the others worked, so not a block"
         )
     if result.status == BLOCKED and ok:
         result.notes.append(f"{name}: {ok}/{total} attempts worked")
@@ -144,15 +140,15 @@ def judge_target(
     records: list[dict], ctx: RunContext, group: str, detail: bool = True
 ) -> TargetJudgement:
     """One target's verdict. Without `detail` no evidence is written (the verdict is the same)."""
-    split = split_by_type(records)
-    dns, tcp, tls = split["dns"], split["tcp"], split["tls"]
+    split = split_by_type(records)  # a layer is named after its record type
+    dns, tcp, tls = split[DNS_LAYER], split[TCP_LAYER], split[TLS_LAYER]
     layers = {
-        "dns": aggregate_layer("dns", dns_signs(dns, ctx, group), combine_dns, ctx, detail),
-        "tcp": aggregate_layer(
-            "tcp", tcp_signs(tcp, tls, ctx, group), combine_reachability, ctx, detail
+        DNS_LAYER: aggregate_layer(DNS_LAYER, dns_signs(dns, ctx, group), combine_dns, ctx, detail),
+        TCP_LAYER: aggregate_layer(
+            TCP_LAYER, tcp_signs(tcp, tls, ctx, group), combine_reachability, ctx, detail
         ),
-        "tls": aggregate_layer(
-            "tls", tls_signs(tls, ctx, group), combine_reachability, ctx, detail
+        TLS_LAYER: aggregate_layer(
+            TLS_LAYER, tls_signs(tls, ctx, group), combine_reachability, ctx, detail
         ),
     }
     evidence = [line for layer in layers.values() for line in layer.evidence]
@@ -162,11 +158,7 @@ def judge_target(
         for layer in layers.values():
             if layer.status != NOT_APPLICABLE:
                 layer.status, layer.method, layer.score = INCONCLUSIVE, None, None
-        why = (
-            "no control measurement succeeded"
-            if ctx.has_controls
-            else "the run has no control measurements"
-        )
+        why = unhealthy_reason(ctx.health)
         return TargetJudgement(
             INCONCLUSIVE, None, layers, evidence, [f"vantage unhealthy: {why}", *notes]
         )
@@ -176,7 +168,7 @@ def judge_target(
         first = blocked[0]
         for other in blocked[1:]:
             notes.append(f"also blocked at the {other.name} layer ({other.method})")
-        if first.name == "dns" and layers["tls"].status == OK:
+        if first.name == DNS_LAYER and layers[TLS_LAYER].status == OK:
             notes.append("reachable through the control resolver's addresses: a DNS-only block")
         # The deciding layer's evidence first: it is what a reader (and a table) shows first.
         evidence = first.evidence + [line for line in evidence if line not in first.evidence]
@@ -184,7 +176,7 @@ def judge_target(
     if any(layer.status == DOWN for layer in layers.values()):
         return TargetJudgement(DOWN, None, layers, evidence, notes)
     deepest = next(
-        (layers[n] for n in ("tls", "tcp", "dns") if layers[n].status != NOT_APPLICABLE), None
+        (layers[n] for n in reversed(LAYERS) if layers[n].status != NOT_APPLICABLE), None
     )
     if deepest is None:
         return TargetJudgement(

@@ -7,6 +7,8 @@ Rules:
 - `parse_target_id` never raises: an id of another shape is kind `other`, so records written by
   other or later software still analyse.
 - `label()` is how a person sees a target: the name, or `ip:port` with IPv6 bracketed.
+- A tls record's `address_sources` say where its address came from: `<resolver role>:<resolver>`
+  (`control:1.1.1.1`, `probe:system`) for a domain's address, `endpoint` for a listed endpoint.
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ def endpoint_label(ip: str, port: int | None) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def is_domain_id(target_id: str) -> bool:
+    """Whether `parse_target_id(target_id).kind` is DOMAIN, without building the parts (fast)."""
+    return target_id.startswith(DOMAIN_PREFIX)
+
+
+def is_endpoint_id(target_id: str) -> bool:
+    """Whether the id names an endpoint (`endpoint:` prefix; its parts may still be malformed)."""
+    return target_id.startswith(ENDPOINT_PREFIX)
+
+
 def parse_target_id(target_id: str) -> TargetId:
     """Take an id apart; ids of an unknown shape come back as kind OTHER."""
     if target_id.startswith(DOMAIN_PREFIX):
@@ -69,3 +81,22 @@ def parse_target_id(target_id: str) -> TargetId:
 def target_label(target_id: str) -> str:
     """How a person sees a target id: `telegram.org`, `1.2.3.4:443`, `[2001:db8::1]:443`."""
     return parse_target_id(target_id).label(target_id)
+
+
+# ---------------------------------------------------------------- address sources
+
+ENDPOINT_SOURCE = "endpoint"  # the address is a listed endpoint, not a DNS answer
+
+
+def address_source(resolver_role: str, resolver_address: str) -> str:
+    """`control:1.1.1.1`, `probe:system`: the resolver that returned an address."""
+    return f"{resolver_role}:{resolver_address}"
+
+
+def address_source_role(label: str) -> str | None:
+    """`control` / `probe` (the resolver role) of `control:<spec>` / `probe:<spec>`, `endpoint`
+    for a listed endpoint's address; None for a label of any other shape."""
+    role, sep, _spec = label.partition(":")
+    if sep:
+        return role
+    return ENDPOINT_SOURCE if label == ENDPOINT_SOURCE else None

@@ -4,9 +4,12 @@ Rules:
 - Each word is defined here once; every other module imports it (no string literals elsewhere).
 - These strings are written into reports and JSON documents: renaming one changes the output
   format, so they only ever gain members.
+- Pure: constants only.
 """
 
 from __future__ import annotations
+
+from netprobe.model import records
 
 # Statuses of a target (and of a layer of it).
 OK = "ok"
@@ -16,6 +19,8 @@ INCONCLUSIVE = "inconclusive"
 NOT_APPLICABLE = "n/a"
 UNKNOWN = "unknown"  # a sign, never a verdict: turns into `inconclusive`
 NEUTRAL = "neutral"
+# The statuses a verdict can have, in the order reports count them.
+VERDICT_STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE)
 
 # Methods, in the order a client meets them: the first blocked layer names the verdict's method.
 DNS_METHOD = "dns"
@@ -26,18 +31,46 @@ MITM_METHOD = "mitm"
 METHOD_ORDER = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD)
 
 # Layers: the record types a target's evidence comes in, in the order a client meets them.
-DNS_LAYER = "dns"
-TCP_LAYER = "tcp"
-TLS_LAYER = "tls"
+DNS_LAYER = records.DNS
+TCP_LAYER = records.TCP
+TLS_LAYER = records.TLS
 LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
-# The method a layer's failure points to when nothing finer is known.
-LAYER_METHOD = {DNS_LAYER: DNS_METHOD, TCP_LAYER: IP_METHOD, TLS_LAYER: TLS_METHOD}
+# Two maps from layer to method, on purpose:
+# - SINGLE_METHOD_LAYER: the layers that can be blocked one way only (a blocked dns layer is always
+#   `dns`, a blocked tcp layer always `ip`). tls is left out: its method (sni, tls or mitm) comes
+#   from the evidence, so the analysis reads it from the signs (`analysis.verdict`).
+# - LAYER_METHOD: the method a layer's failure points to when nothing finer is known, for every
+#   layer (the timeline's default for a blocked layer whose verdicts named no method).
+SINGLE_METHOD_LAYER = {DNS_LAYER: DNS_METHOD, TCP_LAYER: IP_METHOD}
+LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD}
 
 # DNS query types asked for every domain, in this order.
-QUERY_TYPES = ("A", "AAAA")
+QUERY_A = "A"
+QUERY_AAAA = "AAAA"
+QUERY_TYPES = (QUERY_A, QUERY_AAAA)
 
-# Roles of a record and of a resolver.
+# Roles of a record (`role`, `sni_role`) and of a resolver (`resolver_role`).
 ROLE_TARGET = "target"
 ROLE_CONTROL = "control"
 RESOLVER_PROBE = "probe"
 CONTROL_GROUP = "control"
+
+# Kinds of change between two runs of one target (`netprobe diff`), in report order.
+NEWLY_BLOCKED = "newly_blocked"  # -> blocked from anything else
+UNBLOCKED = "unblocked"  # blocked -> ok
+METHOD_CHANGED = "method_changed"  # blocked -> blocked, another method
+BECAME_DOWN = "became_down"  # -> down
+RECOVERED = "recovered"  # down or inconclusive -> ok
+BECAME_INCONCLUSIVE = "became_inconclusive"  # -> inconclusive
+ADDED = "added"  # only in the new run
+REMOVED = "removed"  # only in the old run
+CHANGE_KINDS = (
+    NEWLY_BLOCKED,
+    UNBLOCKED,
+    METHOD_CHANGED,
+    BECAME_DOWN,
+    RECOVERED,
+    BECAME_INCONCLUSIVE,
+    ADDED,
+    REMOVED,
+)

@@ -35,13 +35,14 @@ import dns.rdatatype
 import httpx
 
 from netprobe.model import records
-from netprobe.model.failures import DNS_NO_ANSWER, DNS_SERVER_MISBEHAVING, classify, rcode_failure
+from netprobe.model.failures import DNS_NO_ANSWER, DNS_SERVER_MISBEHAVING, rcode_failure
 from netprobe.model.resolvers import ResolverSpec
+from netprobe.model.vocabulary import QUERY_TYPES
 from netprobe.probes import ProbeContext
+from netprobe.probes.errors import classify
 from netprobe.probes.tcp import connect_socket
 from netprobe.probes.tls import TlsChannel
 
-QUERY_TYPES = ("A", "AAAA")
 DOH_MEDIA_TYPE = "application/dns-message"
 DOT_ALPN = ("dot",)  # IANA ALPN id for DNS over TLS
 

@@ -15,8 +15,8 @@ import ipaddress
 import socket
 
 from netprobe.model import records
-from netprobe.model.failures import classify
 from netprobe.probes import ProbeContext
+from netprobe.probes.errors import classify
 
 # What a connect can fail with; anything else is a bug and propagates.
 NETWORK_ERRORS = (OSError, TimeoutError, EOFError)

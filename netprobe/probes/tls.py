@@ -26,8 +26,9 @@ from typing import Any
 from cryptography import x509
 
 from netprobe.model import records
-from netprobe.model.failures import CERTIFICATE_FAILURES, classify
+from netprobe.model.failures import CERTIFICATE_FAILURES
 from netprobe.probes import ProbeContext
+from netprobe.probes.errors import classify
 from netprobe.probes.tcp import NETWORK_ERRORS, connect_socket, socket_family
 
 DEFAULT_ALPN = ("h2", "http/1.1")

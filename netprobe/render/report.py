@@ -11,17 +11,36 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLE = {"ok": "green", "blocked": "bold red", "down": "yellow", "inconclusive": "dim"}
+from netprobe.model.vocabulary import (
+    ADDED,
+    BECAME_DOWN,
+    BECAME_INCONCLUSIVE,
+    BLOCKED,
+    DOWN,
+    INCONCLUSIVE,
+    LAYERS,
+    METHOD_CHANGED,
+    NEWLY_BLOCKED,
+    NOT_APPLICABLE,
+    OK,
+    RECOVERED,
+    REMOVED,
+    ROLE_CONTROL,
+    UNBLOCKED,
+)
+
+STATUS_STYLE = {OK: "green", BLOCKED: "bold red", DOWN: "yellow", INCONCLUSIVE: "dim"}
 KIND_STYLE = {
-    "newly_blocked": "bold red",
-    "unblocked": "green",
-    "method_changed": "magenta",
-    "became_down": "yellow",
-    "recovered": "green",
-    "became_inconclusive": "dim",
-    "added": "cyan",
-    "removed": "cyan",
+    NEWLY_BLOCKED: "bold red",
+    UNBLOCKED: "green",
+    METHOD_CHANGED: "magenta",
+    BECAME_DOWN: "yellow",
+    RECOVERED: "green",
+    BECAME_INCONCLUSIVE: "dim",
+    ADDED: "cyan",
+    REMOVED: "cyan",
 }
+LAYERS_HEADING = "/".join(LAYERS)  # "dns/tcp/tls"
 MAX_EVIDENCE_LINES = 4
 
 
@@ -57,6 +76,11 @@ def _file_line(file: dict | None) -> str | None:
     if file.get("dropped"):
         parts.append(f"{file['dropped']} records dropped")
     return "  ".join(parts)
+
+
+def _layers_cell(layers: dict) -> str:
+    """`ok/blocked/n/a`: each layer's status, in client order."""
+    return "/".join(layers.get(name, NOT_APPLICABLE) for name in LAYERS)
 
 
 def _evidence_cell(lines: list[str], notes: list[str]) -> str:
@@ -97,16 +121,16 @@ def report_renderable(report: dict) -> RenderableType:
     table.add_column("target")
     table.add_column("group")
     table.add_column("status")
-    table.add_column("dns/tcp/tls")
+    table.add_column(LAYERS_HEADING)
     table.add_column("evidence", overflow="fold")
     for verdict in report.get("verdicts", []):
         layers = verdict.get("layers", {})
         table.add_row(
             escape(verdict["target_id"])
-            + (" (control)" if verdict.get("role") == "control" else ""),
+            + (" (control)" if verdict.get("role") == ROLE_CONTROL else ""),
             escape(verdict.get("group", "")),
             _status_text(verdict["status"], verdict.get("method")),
-            "/".join(layers.get(name, "n/a") for name in ("dns", "tcp", "tls")),
+            _layers_cell(layers),
             escape(_evidence_cell(verdict.get("evidence", []), verdict.get("notes", []))),
         )
     parts.append(table)
@@ -135,12 +159,12 @@ def report_markdown(report: dict) -> str:
         "",
         "## Verdicts",
         "",
-        "| target | group | status | dns/tcp/tls | evidence |",
+        f"| target | group | status | {LAYERS_HEADING} | evidence |",
         "|---|---|---|---|---|",
     ]
     for verdict in report.get("verdicts", []):
         status = verdict["status"] + (f" ({verdict['method']})" if verdict.get("method") else "")
-        layers = "/".join(verdict.get("layers", {}).get(n, "n/a") for n in ("dns", "tcp", "tls"))
+        layers = _layers_cell(verdict.get("layers", {}))
         evidence = [*verdict.get("evidence", []), *(f"note: {n}" for n in verdict.get("notes", []))]
         lines.append(
             f"| `{verdict['target_id']}` | {verdict.get('group', '')} | {status} | {layers} | "

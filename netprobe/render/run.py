@@ -13,12 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from netprobe.run.tally import LAYERS, RunSummary
+from netprobe.model.vocabulary import LAYERS
+from netprobe.run.tally import STATE_FAILED, STATE_NONE, STATE_OK, RunTally
 
 MAX_ROWS = 60
 
 
-def run_table(summary: RunSummary) -> Table:
+def run_table(summary: RunTally) -> Table:
     """One row per target: what each layer saw. Long runs show the first rows and a count."""
     table = Table(title="Reachability seen in this run (verdicts: netprobe report FILE)")
     table.add_column("target", overflow="fold")
@@ -29,7 +30,7 @@ def run_table(summary: RunSummary) -> Table:
     rows = list(summary.targets.values())
     for target in rows[:MAX_ROWS]:
         cells = [
-            _cell(target.layers[layer].state()) if layer in target.layers else "-"
+            _cell(target.layers[layer].state()) if layer in target.layers else STATE_NONE
             for layer in LAYERS
         ]
         table.add_row(escape(target.target_id), escape(target.group), target.role, *cells)
@@ -39,9 +40,9 @@ def run_table(summary: RunSummary) -> Table:
 
 
 def _cell(state: str) -> str:
-    if state.startswith("ok"):
+    if state.startswith(STATE_OK):
         return f"[green]{state}[/]"
-    if state.startswith("fail"):
+    if state.startswith(STATE_FAILED):
         return f"[red]{state}[/]"
     return state
 

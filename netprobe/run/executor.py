@@ -25,22 +25,22 @@ from typing import Any, Protocol
 from netprobe import SOFTWARE_NAME, __version__
 from netprobe.model.records import HEADER, SUMMARY, format_utc, new_record
 from netprobe.model.resolvers import ResolverSpec, parse_resolver
+from netprobe.model.vocabulary import QUERY_TYPES
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext
 from netprobe.probes.dns import answer_addresses, probe_dns
 from netprobe.probes.tcp import probe_tcp
 from netprobe.probes.tls import make_ssl_context, probe_tls
-from netprobe.run.tally import RunSummary
+from netprobe.run.tally import RunTally
 from netprobe.targets.lists import Domain, Endpoint, TargetList
 
 DEFAULT_CONTROL_RESOLVERS = ("https://1.1.1.1/dns-query", "https://8.8.8.8/dns-query")
-QUERY_TYPES = ("A", "AAAA")
 
 
 @dataclass
 class RunResult:
     path: Path
-    summary: RunSummary
+    summary: RunTally
     interrupted: str | None  # None, "deadline", or a signal name
 
 
@@ -147,7 +147,7 @@ class Runner:
         )
         self.control_sni = control_sni(target_lists)
         self.ssl_context: ssl.SSLContext = make_ssl_context(options.ca_bundle)
-        self.summary = RunSummary()
+        self.summary = RunTally()
         self._semaphore: asyncio.Semaphore | None = None
         self._sink: RecordSink | None = None
         self._run_start = 0.0

@@ -6,6 +6,7 @@ Rules:
 - Layers: `dns` = probe-resolver queries, `tcp` = connects, `tls` = handshakes with the target SNI.
   Control-resolver queries and control-SNI handshakes only feed the vantage health counts.
 - A layer is `ok` when any attempt succeeded; otherwise it carries the most common failure.
+- Vantage health is `netprobe.analysis.health`'s definition, the one `netprobe report` uses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-LAYERS = ("dns", "tcp", "tls")
+from netprobe.analysis.health import VantageHealth
+from netprobe.model.failures import DNS_NO_ANSWER
+from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.vocabulary import LAYERS, OK, QUERY_AAAA, ROLE_CONTROL
+
+# A layer's state in the end-of-run table: "-", "ok", "ok 2/3" or "fail: <failure>".
+STATE_NONE = "-"
+STATE_OK = OK
+STATE_FAILED = "fail"
 
 
 @dataclass
@@ -28,11 +37,11 @@ class LayerCount:
 
     def state(self) -> str:
         if self.attempts == 0:
-            return "-"
+            return STATE_NONE
         if self.ok:
-            return "ok" if not self.failures else f"ok {self.ok}/{self.attempts}"
+            return STATE_OK if not self.failures else f"{STATE_OK} {self.ok}/{self.attempts}"
         failure, _ = self.failures.most_common(1)[0]
-        return f"fail: {failure}"
+        return f"{STATE_FAILED}: {failure}"
 
 
 @dataclass
@@ -47,26 +56,30 @@ class TargetCount:
 
 
 @dataclass
-class RunSummary:
+class RunTally:
+    """What `netprobe run` counts while records stream past (see the module rules)."""
+
     measurements: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     targets: dict[str, TargetCount] = field(default_factory=dict)
     control_resolver: LayerCount = field(default_factory=LayerCount)
     control_endpoints: LayerCount = field(default_factory=LayerCount)
     control_sni: LayerCount = field(default_factory=LayerCount)
+    health: VantageHealth = field(default_factory=VantageHealth)
 
     def add(self, record: dict[str, Any]) -> None:
         self.measurements += 1
+        self.health.add(record)
         failure = record.get("failure")
-        if failure == "dns_no_answer" and record.get("query_type") == "AAAA":
+        if failure == DNS_NO_ANSWER and record.get("query_type") == QUERY_AAAA:
             return  # a name without IPv6 is normal, not a failure of the name
         if failure:
             self.failures[failure] += 1
         kind = record["type"]
-        if kind == "dns" and record.get("resolver_role") == "control":
+        if kind == DNS and record.get("resolver_role") == ROLE_CONTROL:
             _count(self.control_resolver, failure)
             return
-        if kind == "tls" and record.get("sni_role") == "control":
+        if kind == TLS and record.get("sni_role") == ROLE_CONTROL:
             _count(self.control_sni, failure)
             return
         target = self.targets.get(record["target_id"])
@@ -74,12 +87,12 @@ class RunSummary:
             target = TargetCount(record["target_id"], record["group"], record["role"])
             self.targets[record["target_id"]] = target
         _count(target.layer(kind), failure)
-        if record["role"] == "control" and kind in ("tcp", "tls"):
+        if record["role"] == ROLE_CONTROL and kind in (TCP, TLS):
             _count(self.control_endpoints, failure)
 
     def vantage_problem(self) -> str | None:
         """Why this run cannot support a verdict, in one sentence; None when controls worked."""
-        if self.control_resolver.ok or self.control_endpoints.ok:
+        if self.health.healthy:
             return None
         parts = []
         for label, count in (

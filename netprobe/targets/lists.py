@@ -23,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from netprobe.model.target_ids import domain_id, endpoint_id, target_label
+from netprobe.model.vocabulary import QUERY_TYPES
 from netprobe.options import OPTIONS
 from netprobe.targets import yaml_reader as ty
 from netprobe.targets.yaml_reader import TargetError
@@ -46,19 +48,6 @@ __all__ = [
 
 DEFAULT_PORTS: tuple[int, ...] = (443,)
 DEFAULT_MAX_ADDRESSES_PER_DOMAIN: int = OPTIONS["max_addresses_per_domain"].default
-DNS_QUERY_TYPES = ("A", "AAAA")
-
-
-def endpoint_id(ip: str, port: int) -> str:
-    """`endpoint:1.2.3.4:443`, `endpoint:[2001:db8::1]:443` (address in compressed form)."""
-    address = ipaddress.ip_address(ip)
-    host = f"[{address.compressed}]" if address.version == 6 else address.compressed
-    return f"endpoint:{host}:{port}"
-
-
-def domain_id(name: str) -> str:
-    """`domain:telegram.org` (lower-case, no trailing dot)."""
-    return f"domain:{name.lower().rstrip('.')}"
 
 
 @dataclass(frozen=True)
@@ -261,7 +250,7 @@ class TargetList:
             "control_domains": control_domains,
             "control_endpoints": control_endpoints,
             "targets": domains + endpoints + range_endpoints,
-            "dns_queries_per_resolver": (domains + control_domains) * len(DNS_QUERY_TYPES) * repeat,
+            "dns_queries_per_resolver": (domains + control_domains) * len(QUERY_TYPES) * repeat,
             "endpoint_probes": all_endpoints * repeat,
         }
 
@@ -334,7 +323,7 @@ def _check_controls_outside_ranges(target_list: TargetList, parsed: ty.ParsedDoc
                     target_list.filename,
                     line,
                     "controls.endpoints",
-                    f"{endpoint.target_id.removeprefix('endpoint:')} is also probed by range "
+                    f"{target_label(endpoint.target_id)} is also probed by range "
                     f"{spec.cidr} of group {spec.group!r}; a control cannot also be a target",
                 )
 
