@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from netprobe.model.records import measurement
-from netprobe.run.executor import file_stem, select_addresses
+from netprobe.run.executor import file_stem
+from netprobe.run.planner import select_addresses
 from netprobe.run.tally import RunSummary
 
 
@@ -118,7 +119,7 @@ def test_summary_layers_and_healthy_controls() -> None:
 
 
 def test_progress_total_matches_the_jobs_without_iterating_huge_ranges() -> None:
-    from netprobe.run.executor import count_jobs
+    from netprobe.run.planner import count_jobs
     from netprobe.targets.lists import bundled_targets_path, load_targets, parse_targets
 
     bundled = load_targets(bundled_targets_path())
