@@ -40,6 +40,9 @@ from netprobe.targets.lists import TargetList
 
 # The reason a run that reached its deadline reports as `interrupted`.
 DEADLINE = "deadline"
+# The probes a run uses unless told otherwise; made at import so that importing the probe modules
+# (dnspython, httpx) is not part of any run's time.
+DEFAULT_PROBES = real_probes()
 
 
 @dataclass
@@ -137,7 +140,7 @@ class Runner:
         self.target_lists = target_lists
         self.options = options
         self.on_progress = on_progress or (lambda done: None)
-        self.probes = probes if probes is not None else real_probes()
+        self.probes = probes if probes is not None else DEFAULT_PROBES
         self.probe_resolvers, self.control_resolvers = resolve_option_resolvers(
             target_lists, options
         )
@@ -221,14 +224,15 @@ class Runner:
 
     async def _job(self, job: Job) -> None:
         """A job's first steps together, then the follow-ups planned from their records."""
-        ctx = ProbeContext(job.target_id, job.group, job.role, job.attempt, self._run_start)
-        records = await self._steps(ctx, self.plan.first_steps(job))
+        target = job.target
+        ctx = ProbeContext(
+            target.target_id, target.group, target.role, job.attempt, self._run_start
+        )
+        probe = self._probe
+        records = await asyncio.gather(*[probe(ctx, step) for step in self.plan.first_steps(job)])
         follow_ups = self.plan.follow_up_steps(job, records)
         if follow_ups:
-            await self._steps(ctx, follow_ups)
-
-    async def _steps(self, ctx: ProbeContext, steps: list[Step]) -> list[dict[str, Any]]:
-        return await asyncio.gather(*(self._probe(ctx, step) for step in steps))
+            await asyncio.gather(*[probe(ctx, step) for step in follow_ups])
 
     async def _probe(self, ctx: ProbeContext, step: Step) -> dict[str, Any]:
         """One probe under the semaphore; its record goes to the sink as soon as it is back."""

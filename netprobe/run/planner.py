@@ -148,16 +148,16 @@ class RunPlan:
         """How many jobs `jobs()` yields (by arithmetic, see `count_jobs`)."""
         return count_jobs(list(self.target_lists), self.repeat)
 
-    def first_steps(self, job: Job) -> list[Step]:
+    def first_steps(self, job: Job) -> Sequence[Step]:
         """The steps a job starts with, all run together."""
         if isinstance(job.target, Domain):
-            return list(self.dns_queries(job.target.name))
-        return list(self.endpoint_steps(job.target))
+            return self.dns_queries(job.target.name)
+        return self.endpoint_steps(job.target)
 
-    def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> list[Step]:
+    def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> Sequence[Step]:
         """The steps planned from the records of `first_steps(job)` (in the same order)."""
         if isinstance(job.target, Domain):
-            return list(self.domain_handshakes(job.target, records))
+            return self.domain_handshakes(job.target, records)
         return []
 
     def dns_queries(self, hostname: str) -> list[DnsQuery]:
