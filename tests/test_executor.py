@@ -204,7 +204,7 @@ def planned_probes(target_lists: list[TargetList], opts: RunOptions) -> list[tup
             for s in first
             if isinstance(s, DnsQuery)
         ]
-        for step in first + plan.follow_up_steps(job, answers):
+        for step in [*first, *plan.follow_up_steps(job, answers)]:
             keys.append(step_key(ctx_fields, step))
     return keys
 

@@ -255,7 +255,7 @@ def test_an_endpoint_gets_tcp_then_tls_only_when_it_names_an_sni() -> None:
         TlsHandshake("192.0.2.2", 443, "web.a.test", "target", None, ("endpoint",)),
         TlsHandshake("192.0.2.2", 443, "control.test", "control", None, ("endpoint",)),
     ]
-    assert plan.follow_up_steps(with_sni, []) == []
+    assert list(plan.follow_up_steps(with_sni, [])) == []
 
 
 @pytest.mark.parametrize(

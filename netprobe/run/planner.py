@@ -42,7 +42,7 @@ ENDPOINT_SOURCE = "endpoint"
 
 
 # -- steps: one probe call each ----------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DnsQuery:
     hostname: str
     query_type: str  # "A" | "AAAA"
@@ -64,7 +64,7 @@ class DnsQuery:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TcpConnect:
     ip: str
     port: int
@@ -75,7 +75,7 @@ class TcpConnect:
         return probes.tcp(ctx, self.ip, self.port, timeout=settings.timeout)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TlsHandshake:
     ip: str
     port: int
@@ -103,7 +103,7 @@ class TlsHandshake:
 Step = DnsQuery | TcpConnect | TlsHandshake
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """One target (a domain or an endpoint) in one attempt (0-based round)."""
 
@@ -124,7 +124,7 @@ class Job:
 
 
 # -- the plan ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunPlan:
     """Everything that decides which probes a run makes; see the module docstring."""
 
@@ -158,7 +158,7 @@ class RunPlan:
         """The steps planned from the records of `first_steps(job)` (in the same order)."""
         if isinstance(job.target, Domain):
             return self.domain_handshakes(job.target, records)
-        return []
+        return ()  # shared, not a new list per endpoint job
 
     def dns_queries(self, hostname: str) -> list[DnsQuery]:
         """Probe resolvers first, then control resolvers; each asked every query type in order."""
