@@ -7,8 +7,9 @@ import ssl
 
 import pytest
 
+from netprobe.model.records import answer_addresses
 from netprobe.model.resolvers import ResolverSpec, parse_resolver
-from netprobe.probes.dns import answer_addresses, probe_dns
+from netprobe.probes.dns import probe_dns
 from netprobe.probes.tls import make_ssl_context
 from tests.localservers import (
     FORGED_A,

@@ -11,9 +11,11 @@ signed stop checkpoint). The library modules are imported inside the functions s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +150,9 @@ def run(
     signer = _signer(settings)
 
     from netprobe.render.run import progress_bar
-    from netprobe.run.executor import count_jobs, run_targets
+    from netprobe.run.executor import StopRequest, run_targets
     from netprobe.run.lock import LockBusy, default_lock_path, run_lock
+    from netprobe.run.planner import count_jobs
 
     try:
         options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +167,11 @@ def run(
                 enabled=not quiet and err.is_terminal,
                 total=count_jobs(target_lists, options.repeat),
             ) as on_progress:
-                result = run_targets(target_lists, options, signer=signer, on_progress=on_progress)
+                stop = StopRequest()
+                with _stop_on_signals(stop):
+                    result = run_targets(
+                        target_lists, options, signer=signer, on_progress=on_progress, stop=stop
+                    )
     except LockBusy as exc:
         log.warning("%s", exc)
         from netprobe.run.lock import EXIT_LOCKED
@@ -247,6 +254,33 @@ def _signer(settings: dict[str, Any]) -> Any:
             markup=False,
         )
     return signer
+
+
+# The signals that stop a run cleanly: the file is closed with a signed `signal` checkpoint and
+# the exit code is 128 + the signal's number (130 SIGINT, 143 SIGTERM).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """While the run lasts, SIGTERM/SIGINT/SIGHUP ask it to stop (`stop.stop("SIGTERM")`).
+
+    The handler only records the request and wakes the run's loop; the run then winds down and
+    closes its file from the main flow. The previous handlers come back afterwards.
+    """
+    previous: dict[signal.Signals, Any] = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(
+                sig, lambda signum, frame: stop.stop(signal.Signals(signum).name)
+            )
+        except (ValueError, OSError):
+            pass  # not the main thread (tests): signals keep their handlers
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _prune(keep_days: float | None, out_dir: Path, quiet: bool) -> None:

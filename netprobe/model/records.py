@@ -6,14 +6,17 @@ Rules:
   record before verifying it (signatures cover the bytes as written).
 - Times inside a run are seconds since the run start (`t0`, `t`), rounded to microseconds;
   wall-clock times are UTC ISO-8601 with a `Z` suffix.
+- `HeaderRecord`, `DnsRecord`, ... are the typed shapes of those records (for annotations only):
+  `new_record` and `measurement` keep building plain dicts in the order fields are given.
 The full schema is in docs/DESIGN.md.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 
@@ -60,6 +63,169 @@ def measurement(
         failed_operation=failed_operation if failure else None,
         **fields,
     )
+
+
+# -- typed records -----------------------------------------------------------------------------
+# One TypedDict per record type, fields as in docs/DESIGN.md "Result file", in file order. They
+# describe the dicts that `new_record`/`measurement` build (those stay plain dicts, so the bytes
+# written never depend on these annotations). `NotRequired` marks a field only some records have.
+
+
+class TargetFile(TypedDict):
+    name: str  # the file's base name only: a full path could name the volunteer's home
+    sha256: str | None
+
+
+class HeaderOptions(TypedDict):
+    timeout: float
+    concurrency: int
+    repeat: int
+    deadline: float
+    udp_wait: float
+    max_addresses_per_domain: int
+    ca_bundle: str | None  # base name only
+
+
+class SignerInfo(TypedDict):
+    public_key: str
+    fingerprint: str
+    namespace: str
+
+
+class HeaderRecord(TypedDict):
+    schema_version: int
+    type: Literal["header"]
+    software_name: str
+    software_version: str
+    run_id: str
+    started_at: str
+    vantage: str
+    probe_asn: str
+    probe_cc: str
+    resolvers: list[str]
+    control_resolvers: list[str]
+    system_resolver_ip: str | None
+    target_files: list[TargetFile]
+    target_list_name: str
+    control_sni: str | None
+    options: HeaderOptions
+    expected_ranges: dict[str, list[str]]
+    groups: dict[str, dict[str, Any]]
+    signer: NotRequired[SignerInfo | None]  # filled in by the writer, last
+
+
+class MeasurementRecord(TypedDict):
+    """The fields every `dns`, `tcp` and `tls` record starts with."""
+
+    schema_version: int
+    type: str
+    target_id: str
+    group: str
+    role: str  # "target" | "control"
+    attempt: int
+    t0: float
+    t: float
+    failure: str | None
+    failed_operation: str | None  # "resolve" | "connect" | "tls_handshake" when failure is set
+
+
+class DnsAnswer(TypedDict):
+    answer_type: str  # "A" | "AAAA" | "CNAME"
+    ipv4: NotRequired[str]
+    ipv6: NotRequired[str]
+    hostname: NotRequired[str]
+    ttl: int
+
+
+class LateReply(TypedDict):
+    t: float
+    rcode: str
+    answers: list[DnsAnswer]
+
+
+class DnsRecord(MeasurementRecord):
+    hostname: str
+    query_type: str  # "A" | "AAAA"
+    resolver_address: str
+    resolver_role: str  # "probe" | "control"
+    engine: str  # "udp" | "tcp" | "dot" | "doh"
+    resolver_ip: str | None
+    rcode: str | None
+    answers: list[DnsAnswer]
+    late_replies: list[LateReply]
+    http_status: NotRequired[int | None]  # doh records only
+
+
+class TcpRecord(MeasurementRecord):
+    ip: str
+    port: int
+
+
+class PeerCertificate(TypedDict):
+    sha256: str
+    subject: str | None
+    issuer: str | None
+    san: list[str]
+    not_before: str | None
+    not_after: str | None
+
+
+class TlsRecord(MeasurementRecord):
+    ip: str
+    port: int
+    server_name: str
+    sni_role: str  # "target" | "control"
+    hostname: str | None
+    address_sources: list[str]
+    alpn_offered: list[str]
+    tls_version: str | None
+    cipher_suite: str | None
+    negotiated_protocol: str | None
+    peer_certificates: list[PeerCertificate]
+    certificates_from_unverified_handshake: bool
+
+
+class SummaryRecord(TypedDict):
+    schema_version: int
+    type: Literal["summary"]
+    finished_at: str
+    duration: float
+    interrupted: str | None  # None, "deadline" or a signal name such as "SIGTERM"
+    measurements: int
+    targets: int
+    failures: dict[str, int]
+    controls: dict[str, dict[str, int]]
+
+
+class CheckpointRecord(TypedDict):
+    schema_version: int
+    type: Literal["checkpoint"]
+    seq: int
+    lines: int
+    bytes: int
+    reason: str  # "start" | "interval" | "signal" | "end"
+
+
+class SignatureRecord(TypedDict):
+    schema_version: int
+    type: Literal["signature"]
+    seq: int
+    namespace: str
+    hash_alg: str
+    sshsig: str
+
+
+Measurement = DnsRecord | TcpRecord | TlsRecord
+
+
+def answer_addresses(record: Mapping[str, Any]) -> list[str]:
+    """The A/AAAA addresses in a dns record's answers, in order."""
+    addresses = []
+    for answer in record.get("answers") or []:
+        address = answer.get("ipv4") or answer.get("ipv6")
+        if address:
+            addresses.append(address)
+    return addresses
 
 
 def encode_line(record: dict[str, Any]) -> bytes:

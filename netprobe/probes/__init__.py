@@ -1,16 +1,40 @@
-"""Probe kinds. Each module holds one coroutine and one record type (docs/DESIGN.md).
+"""Probe kinds, and the small interface through which the runner calls them (docs/DESIGN.md).
 
-Rules: a probe never raises for a network failure; it returns a record whose `failure` holds an
-OONI failure string (see `netprobe.model.failures`). It raises only on bad input or bugs.
+A probe kind is one module here (`dns.py`, `tcp.py`, `tls.py`) holding one coroutine
+`probe_<kind>(ctx, <what to probe>, *, <settings>) -> <Kind>Record` and producing one record
+type (a TypedDict in `netprobe.model.records`). The runner never imports those modules itself:
+it receives a `Probes` (one coroutine per kind, `real_probes()` by default), the way an HTTP
+client receives a transport, so tests run whole runs with fake probes and no sockets.
+
+Rules of the interface (every probe, real or fake, keeps them):
+- A probe never raises for a network failure: it returns its record with `failure` set to an
+  OONI failure string (see `netprobe.model.failures`). It raises only on bad input or a bug.
+- It returns exactly one record per call, built by `ctx.record(...)`, so the common fields
+  (`target_id`, `group`, `role`, `attempt`, `t0`, `t`) come from the `ProbeContext` it was given.
+- It bounds its own time with the `timeout` it is given; the runner only bounds the whole run
+  (deadline, stop request) by cancelling, and a probe must let `CancelledError` through.
+- It writes nothing and keeps no state between calls: the runner streams its record to the sink.
+- The `ssl_context` it may be given is shared by concurrent probes: set per-connection options
+  (ALPN) on it only immediately before `wrap_bio`, with no await in between.
+Adding a kind: one module with one coroutine and one record type, one field on `Probes` (with
+its Protocol below) and in `real_probes()`, and a step in `netprobe.run.planner` that calls it.
+This module stays pure (no asyncio, socket or ssl imports) so planning code may import it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from netprobe.model import records
+
+if TYPE_CHECKING:
+    import ssl
+
+    from netprobe.model.records import DnsRecord, TcpRecord, TlsRecord
+    from netprobe.model.resolvers import ResolverSpec
 
 
 @dataclass(frozen=True)
@@ -49,3 +73,73 @@ class ProbeContext:
             failed_operation=failed_operation,
             **fields,
         )
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The run-wide settings the runner hands to every probe call."""
+
+    timeout: float  # seconds per probe
+    udp_wait: float  # seconds a UDP DNS probe keeps listening after the first reply
+    ssl_context: ssl.SSLContext  # verifying client context, shared by every TLS/DoT/DoH probe
+
+
+class DnsProbe(Protocol):
+    """Ask one resolver for one name's A or AAAA records (`netprobe.probes.dns.probe_dns`)."""
+
+    async def __call__(
+        self,
+        ctx: ProbeContext,
+        hostname: str,
+        query_type: str,
+        resolver: ResolverSpec,
+        *,
+        resolver_role: str,
+        timeout: float,
+        udp_wait: float,
+        ssl_context: ssl.SSLContext,
+    ) -> DnsRecord: ...
+
+
+class TcpProbe(Protocol):
+    """Open (and close) one TCP connection to ip:port (`netprobe.probes.tcp.probe_tcp`)."""
+
+    async def __call__(
+        self, ctx: ProbeContext, ip: str, port: int, *, timeout: float
+    ) -> TcpRecord: ...
+
+
+class TlsProbe(Protocol):
+    """One TLS handshake with ip:port sending SNI `server_name` (`netprobe.probes.tls.probe_tls`)."""
+
+    async def __call__(
+        self,
+        ctx: ProbeContext,
+        ip: str,
+        port: int,
+        server_name: str,
+        *,
+        sni_role: str,
+        hostname: str | None,
+        address_sources: Sequence[str],
+        ssl_context: ssl.SSLContext,
+        timeout: float,
+    ) -> TlsRecord: ...
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The probe kinds a run may use, one coroutine each: the runner's only way to the network."""
+
+    dns: DnsProbe
+    tcp: TcpProbe
+    tls: TlsProbe
+
+
+def real_probes() -> Probes:
+    """The probes that touch the network (imported here, lazily, to keep this module pure)."""
+    from netprobe.probes.dns import probe_dns
+    from netprobe.probes.tcp import probe_tcp
+    from netprobe.probes.tls import probe_tls
+
+    return Probes(dns=probe_dns, tcp=probe_tcp, tls=probe_tls)

@@ -22,7 +22,7 @@ import asyncio
 import ipaddress
 import ssl
 import struct
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import dns.asyncquery
@@ -48,16 +48,6 @@ DOT_ALPN = ("dot",)  # IANA ALPN id for DNS over TLS
 
 # What a query can fail with; anything else is a bug and propagates.
 _NETWORK_ERRORS = (OSError, TimeoutError, EOFError, dns.exception.DNSException, httpx.HTTPError)
-
-
-def answer_addresses(record: dict) -> list[str]:
-    """The A/AAAA addresses in a dns record's answers, in order."""
-    addresses = []
-    for answer in record.get("answers") or []:
-        address = answer.get("ipv4") or answer.get("ipv6")
-        if address:
-            addresses.append(address)
-    return addresses
 
 
 def describe_answers(message: dns.message.Message) -> list[dict[str, Any]]:
@@ -94,7 +84,7 @@ async def probe_dns(
     timeout: float,
     udp_wait: float,
     ssl_context: ssl.SSLContext,
-) -> dict:
+) -> records.DnsRecord:
     """Ask `resolver` for `hostname`'s `query_type` (A or AAAA) records; return a `dns` record."""
     if query_type not in QUERY_TYPES:
         raise ValueError(f"query type {query_type!r}: expected one of {', '.join(QUERY_TYPES)}")
@@ -135,13 +125,14 @@ async def probe_dns(
     }
     if resolver.engine == "doh":
         fields["http_status"] = exchange.get("http_status")
-    return ctx.record(
+    record = ctx.record(
         records.DNS,
         t0=t0,
         failure=failure,
         failed_operation="resolve",
         **fields,
     )
+    return cast(records.DnsRecord, record)
 
 
 async def _ask(
@@ -154,14 +145,18 @@ async def _ask(
 ) -> dns.message.Message | None:
     """The first reply, or None when a DoH server answered with a non-200 HTTP status."""
     engine = resolver.engine
+    if engine == "doh":
+        if resolver.url is None:
+            raise ValueError(f"resolver {resolver.address!r}: a doh resolver needs a URL")
+        return await _ask_doh(query, resolver.url, exchange, timeout, ssl_context)
+    if resolver.ip is None or resolver.port is None:
+        raise ValueError(f"resolver {resolver.address!r}: no server address")
     if engine == "udp":
-        return await _ask_udp(query, resolver, exchange, ctx)
+        return await _ask_udp(query, resolver.ip, resolver.port, exchange, ctx)
     if engine == "tcp":
         return await dns.asyncquery.tcp(query, resolver.ip, timeout=timeout, port=resolver.port)
     if engine == "dot":
-        return await _ask_dot(query, resolver, ssl_context)
-    if engine == "doh":
-        return await _ask_doh(query, resolver, exchange, timeout, ssl_context)
+        return await _ask_dot(query, resolver.ip, resolver.port, ssl_context)
     raise ValueError(f"resolver {resolver.address!r}: unknown engine {engine!r}")
 
 
@@ -199,12 +194,12 @@ class _UdpReplies(asyncio.DatagramProtocol):
 
 
 async def _ask_udp(
-    query: dns.message.Message, resolver: ResolverSpec, exchange: dict[str, Any], ctx: ProbeContext
+    query: dns.message.Message, ip: str, port: int, exchange: dict[str, Any], ctx: ProbeContext
 ) -> dns.message.Message:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: _UdpReplies(query.id, ctx, exchange["late_replies"]),
-        remote_addr=(resolver.ip, resolver.port),  # a connected socket drops other sources
+        remote_addr=(ip, port),  # a connected socket drops other sources
     )
     exchange["transport"] = transport
     transport.sendto(query.to_wire())
@@ -212,13 +207,13 @@ async def _ask_udp(
 
 
 async def _ask_dot(
-    query: dns.message.Message, resolver: ResolverSpec, ssl_context: ssl.SSLContext
+    query: dns.message.Message, ip: str, port: int, ssl_context: ssl.SSLContext
 ) -> dns.message.Message:
     """DNS over TLS through the TLS probe's channel (ALPN "dot" is set race-free there)."""
-    sock = await connect_socket(resolver.ip, resolver.port)
+    sock = await connect_socket(ip, port)
     try:
         # The server is given by address, so its certificate must name that IP.
-        channel = TlsChannel(sock, ssl_context, resolver.ip, DOT_ALPN)
+        channel = TlsChannel(sock, ssl_context, ip, DOT_ALPN)
         await channel.handshake()
         wire = query.to_wire()
         await channel.send(struct.pack("!H", len(wire)) + wire)
@@ -233,7 +228,7 @@ async def _ask_dot(
 
 async def _ask_doh(
     query: dns.message.Message,
-    resolver: ResolverSpec,
+    url: str,
     exchange: dict[str, Any],
     timeout: float,
     ssl_context: ssl.SSLContext,
@@ -243,7 +238,7 @@ async def _ask_doh(
     async with httpx.AsyncClient(
         verify=ssl_context, http2=False, timeout=timeout, trust_env=False
     ) as client:
-        response = await client.post(resolver.url, content=query.to_wire(), headers=headers)
+        response = await client.post(url, content=query.to_wire(), headers=headers)
     exchange["http_status"] = response.status_code
     if response.status_code != 200:
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import cast
 
 from netprobe.model import records
 from netprobe.probes import ProbeContext
@@ -42,7 +43,7 @@ async def connect_socket(ip: str, port: int) -> socket.socket:
     return sock
 
 
-async def probe_tcp(ctx: ProbeContext, ip: str, port: int, *, timeout: float) -> dict:
+async def probe_tcp(ctx: ProbeContext, ip: str, port: int, *, timeout: float) -> records.TcpRecord:
     """Connect to ip:port within `timeout` seconds and return a `tcp` record."""
     socket_family(ip)  # bad input raises here, before any record is made
     t0 = ctx.now()
@@ -53,7 +54,7 @@ async def probe_tcp(ctx: ProbeContext, ip: str, port: int, *, timeout: float) ->
         sock.close()
     except NETWORK_ERRORS as exc:
         failure = classify(exc)
-    return ctx.record(
+    record = ctx.record(
         records.TCP,
         t0=t0,
         failure=failure,
@@ -61,3 +62,4 @@ async def probe_tcp(ctx: ProbeContext, ip: str, port: int, *, timeout: float) ->
         ip=ip,
         port=port,
     )
+    return cast(records.TcpRecord, record)

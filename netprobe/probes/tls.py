@@ -20,8 +20,9 @@ import asyncio
 import functools
 import hashlib
 import ssl
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 
@@ -182,11 +183,11 @@ async def probe_tls(
     *,
     sni_role: str,
     hostname: str | None,
-    address_sources: list[str],
+    address_sources: Sequence[str],
     ssl_context: ssl.SSLContext,
     timeout: float,
     alpn: tuple[str, ...] = DEFAULT_ALPN,
-) -> dict:
+) -> records.TlsRecord:
     """Handshake with ip:port sending SNI `server_name`; return a `tls` record (never sends data)."""
     socket_family(ip)  # bad input raises here, before any record is made
     t0 = ctx.now()
@@ -207,7 +208,7 @@ async def probe_tls(
         if second.get("certificates"):
             certificates = second["certificates"]
             from_unverified = True
-    return ctx.record(
+    record = ctx.record(
         records.TLS,
         t0=t0,
         failure=failure,
@@ -225,9 +226,10 @@ async def probe_tls(
         peer_certificates=[describe_certificate(der) for der in certificates],
         certificates_from_unverified_handshake=from_unverified,
     )
+    return cast(records.TlsRecord, record)
 
 
-def describe_certificate(der: bytes) -> dict[str, Any]:
+def describe_certificate(der: bytes) -> records.PeerCertificate:
     """The record form of one DER certificate (sha256, subject, issuer, san, validity)."""
     described: dict[str, Any] = {"sha256": hashlib.sha256(der).hexdigest()}
     try:
@@ -239,7 +241,7 @@ def describe_certificate(der: bytes) -> dict[str, Any]:
         described["not_after"] = _utc_z(cert.not_valid_after_utc)
     except ValueError:  # a malformed certificate is evidence too: keep its fingerprint
         described.update(subject=None, issuer=None, san=[], not_before=None, not_after=None)
-    return described
+    return cast(records.PeerCertificate, described)
 
 
 def _subject_alt_names(cert: x509.Certificate) -> list[str]:
