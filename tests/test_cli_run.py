@@ -365,3 +365,83 @@ def test_bad_resolver_does_not_create_a_key_first(tmp_path: Path, loopback: Lab)
     assert done.returncode == 2
     assert "created signing key" not in done.stderr
     assert not (tmp_path / "data" / "netprobe").exists()
+
+
+# -- the end of a run: a control resolver that fails every lookup ------------------------------
+
+
+def control_domain_list(tmp_path: Path, lab: Lab) -> Path:
+    """A target domain and a control domain, both served by the loopback TLS server."""
+    path = tmp_path / "controls.yaml"
+    path.write_text(
+        f"""\
+name: controls
+settings:
+  ports: [{lab.tls_port}]
+groups:
+  web:
+    domains: [loop.test]
+controls:
+  domains: [localhost]
+  endpoints: ["127.0.0.1:{lab.control_port}"]
+  sni: localhost
+"""
+    )
+    return path
+
+
+def run_with_dead_control_resolver(
+    tmp_path: Path, lab: Lab, monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    monkeypatch.setitem(ls.ZONE, "localhost.", {"A": ["127.0.0.1"]})
+    dead = f"https://127.0.0.1:{lab.closed_port}/dns-query"  # nothing listens: every lookup fails
+    args = run_args(tmp_path, lab, control_domain_list(tmp_path, lab), "--no-sign", *extra)
+    args[args.index(lab.doh)] = dead
+    return netprobe(tmp_path, *args), dead
+
+
+def dead_resolver_warning(dead: str) -> str:
+    return (
+        f"control resolver {dead}: 0 of 4 lookups answered (connection_refused x4): "
+        "DNS verdicts of this run cannot use it"
+    )
+
+
+def test_a_dead_control_resolver_is_a_warning_and_its_control_domain_is_not_ok(
+    tmp_path: Path, loopback: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done, dead = run_with_dead_control_resolver(tmp_path, loopback, monkeypatch)
+    assert done.returncode == 0, done.stderr  # the run completed: its file is fine
+    assert dead_resolver_warning(dead) in " ".join(done.stderr.split())
+    row = next(line for line in done.stdout.splitlines() if "domain:localhost" in line)
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[4] == "ok 1/3", row  # the probe resolver's answer, not the control lookups'
+    assert "some controls failed" in done.stdout
+
+
+def test_json_output_carries_the_control_warning(
+    tmp_path: Path, loopback: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done, dead = run_with_dead_control_resolver(tmp_path, loopback, monkeypatch, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["warnings"] == [dead_resolver_warning(dead)]
+    assert document["control_resolvers"][dead]["answered"] == 0
+    rows = {row["target_id"]: row for row in document["per_target"]}
+    assert rows["domain:localhost"]["dns"] == "ok 1/3"
+    assert rows["domain:loop.test"]["dns"] == "ok"
+    assert "control resolver" in done.stderr  # stderr too, for whoever reads only that
+
+
+def test_quiet_keeps_the_control_warning_and_drops_the_table(
+    tmp_path: Path, loopback: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "run.log"
+    done, dead = run_with_dead_control_resolver(
+        tmp_path, loopback, monkeypatch, "--quiet", "--log", str(log)
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).exists()  # the path, and nothing else
+    assert len(done.stdout.splitlines()) == 1
+    assert dead_resolver_warning(dead) in " ".join(done.stderr.split())
+    assert dead_resolver_warning(dead) in log.read_text()  # cron users with --log see it too

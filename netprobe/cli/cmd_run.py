@@ -299,6 +299,8 @@ def _prune(keep_days: float | None, out_dir: Path, quiet: bool) -> None:
 
 
 def _render(result: Any, output_format: OutputFormat, quiet: bool) -> None:
+    """The end of a run: the path (--quiet), the JSON document or the table on stdout, then the
+    warnings on stderr and in the log, whatever the format (--quiet drops only the table)."""
     from netprobe.render.run import run_document, run_table, run_warnings
 
     if quiet:
@@ -309,6 +311,7 @@ def _render(result: Any, output_format: OutputFormat, quiet: bool) -> None:
         out.print(run_table(result.summary))
         out.print(f"results: {result.path}", highlight=False)
     for message in run_warnings(result):
+        log.warning("%s", message)
         warn(message)
 
 

@@ -1,8 +1,12 @@
 """Rendering of `netprobe run`: the progress bar, the closing summary (rich) and its warnings.
 
 Rules: rendering only; the CLI decides where things go (`run_document` is the `--format json`
-document, `run_warnings` the lines for stderr). The progress bar draws only when enabled (a
-terminal, no --quiet).
+document, `run_warnings` the lines for stderr, the same ones as the document's `warnings`). The
+warnings are, in order: an interrupted run, each control that answered nothing (`RunTally.
+control_problems`), a vantage point where no control worked. The table colours a layer green
+only when every attempt worked (`ok`), yellow when some did (`ok 2/3`), red when none did or a
+silent address answered (`fail: ...`, `injected`); when a control failed, its caption points at
+the warnings. The progress bar draws only when enabled (a terminal, no --quiet).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from netprobe.model.vocabulary import LAYERS
-from netprobe.run.tally import STATE_FAILED, STATE_NONE, STATE_OK, RunTally
+from netprobe.run.tally import STATE_FAILED, STATE_INJECTED, STATE_NONE, STATE_OK, RunTally
 
 MAX_ROWS = 60
 
@@ -34,22 +38,35 @@ def run_table(summary: RunTally) -> Table:
             for layer in LAYERS
         ]
         table.add_row(escape(target.target_id), escape(target.group), target.role, *cells)
+    captions = []
     if len(rows) > MAX_ROWS:
-        table.caption = f"{len(rows) - MAX_ROWS} more targets not shown; use --format json for all"
+        captions.append(f"{len(rows) - MAX_ROWS} more targets not shown; use --format json for all")
+    if summary.control_problems():
+        captions.append("[yellow]some controls failed: see the warnings below[/]")
+    if captions:
+        table.caption = "\n".join(captions)
     return table
 
 
 def _cell(state: str) -> str:
+    text = escape(state)  # a failure string may hold brackets
+    if state == STATE_OK:
+        return f"[green]{text}[/]"
     if state.startswith(STATE_OK):
-        return f"[green]{state}[/]"
-    if state.startswith(STATE_FAILED):
-        return f"[red]{state}[/]"
-    return state
+        return f"[yellow]{text}[/]"
+    if state.startswith(STATE_FAILED) or state == STATE_INJECTED:
+        return f"[red]{text}[/]"
+    return text
 
 
 def run_document(result: Any) -> dict[str, Any]:
     """The `--format json` summary of a finished run (`result`: executor's RunResult)."""
-    return {"path": str(result.path), "interrupted": result.interrupted, **result.summary.to_dict()}
+    return {
+        "path": str(result.path),
+        "interrupted": result.interrupted,
+        **result.summary.to_dict(),
+        "warnings": run_warnings(result),
+    }
 
 
 def run_warnings(result: Any) -> list[str]:
@@ -63,6 +80,7 @@ def run_warnings(result: Any) -> list[str]:
         warnings.append(
             f"stopped by {result.interrupted}; the file is closed and signed up to the stop"
         )
+    warnings += result.summary.control_problems()
     problem = result.summary.vantage_problem()
     if problem:
         warnings.append(problem)
