@@ -206,7 +206,7 @@ def test_a_control_sni_that_no_server_answered_is_a_warning() -> None:
     ]
     assert run_warnings(result_of(records)) == [
         f"control SNI {rf.CONTROL_SNI}: 0 of 2 handshakes answered (connection_reset x2): "
-        "SNI verdicts of this run cannot use it"
+        "SNI verdicts of this run cannot use it (SNI filtering cannot be told from TLS blocking)"
     ]
 
 

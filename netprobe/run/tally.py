@@ -225,6 +225,7 @@ class RunTally:
                 problems.append(
                     f"control SNI {name}: 0 of {count.attempts} handshakes answered"
                     f" ({count.top_failures()}): SNI verdicts of this run cannot use it"
+                    " (SNI filtering cannot be told from TLS blocking)"
                 )
         return problems
 
