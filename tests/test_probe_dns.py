@@ -15,6 +15,8 @@ from netprobe.model.resolvers import ResolverSpec, parse_resolver
 from netprobe.probes.dns import EDNS_PAYLOAD, probe_dns
 from netprobe.probes.doh import DohClients
 from netprobe.probes.tls import make_ssl_context
+from netprobe.run.executor import Runner, RunOptions
+from netprobe.targets.lists import parse_targets
 from tests.localservers import (
     FORGED_A,
     GENUINE_A,
@@ -420,3 +422,39 @@ def test_unpooled_doh_queries_each_open_a_connection(h2_server, client_context) 
             is None
         )
     assert h2_server.connections == 2
+
+
+class _ListSink:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def write_header(self, header: dict) -> None:
+        pass
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+
+def test_a_run_shares_one_doh_connection_per_resolver_and_closes_it(
+    ca, cert, dns_server, tmp_path
+) -> None:
+    # Names without addresses, so that no TLS follow-up is planned and nothing leaves loopback.
+    targets = parse_targets(
+        "name: local\ngroups:\n  web:\n"
+        "    domains: [nodata.test, nxdomain.test, servfail.test, refused.test]\n",
+        "local.yaml",
+    )
+    with h2_doh_server(cert) as server:
+        options = RunOptions(
+            resolvers=[dns_server.address()], control_resolvers=[server.url],
+            ca_bundle=write_ca_bundle(ca, str(tmp_path)), timeout=2.0, udp_wait=0.0,
+            concurrency=8, repeat=2,
+        )  # fmt: skip
+        runner = Runner([targets], options)
+        sink = _ListSink()
+        assert asyncio.run(runner.run(sink, {"type": "header"})) is None  # type: ignore[arg-type]
+        doh = [r for r in sink.records if r["type"] == "dns" and r["engine"] == "doh"]
+        assert len(doh) == 4 * 2 * 2  # names x query types x repeats
+        assert {r["http_version"] for r in doh} == {"HTTP/2"}
+        assert server.connections == 1
+        assert runner.settings.doh_clients is not None and len(runner.settings.doh_clients) == 0
