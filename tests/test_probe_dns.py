@@ -279,6 +279,7 @@ def test_queries_carry_edns0_and_replies_record_flags(scheme) -> None:
     assert record["failure"] is None
     assert record["flags"] == ["QR", "RD"]  # the test server sets neither AA nor RA
     assert record["edns_payload"] == 8192  # dnspython's make_response default
+    assert type(record["edns_payload"]) is int  # not dnspython's RdataClass enum
     assert ("mismatched_replies" in record) == (scheme == "udp")
     assert "truncated_udp" not in record and "retried_over_tcp" not in record
 

@@ -155,7 +155,7 @@ async def probe_dns(
     }
     if reply is not None:
         fields["flags"] = describe_flags(reply)
-        fields["edns_payload"] = reply.payload if reply.edns >= 0 else None
+        fields["edns_payload"] = int(reply.payload) if reply.edns >= 0 else None
     if resolver.engine == "udp":
         fields["mismatched_replies"] = udp.mismatched
     if "truncated_udp" in exchange:
