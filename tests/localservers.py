@@ -10,6 +10,14 @@ Rules:
     refused.test     the matching rcode                     silent.test  never answered
     injected.test    UDP: a forged reply (A 198.51.100.66) at once, a wrong-id datagram, then the
                      genuine reply 50 ms later; TCP/DoT/DoH answer only genuinely.
+    truncated.test   UDP: a reply with TC set and no answer; TCP: the genuine A/AAAA.
+    truncsilent.test UDP: a reply with TC set and no answer; TCP: never answered.
+    mismatched.test  UDP: a reply with our id for another question (A 198.51.100.77) at once,
+                     then the genuine reply 50 ms later; TCP answers genuinely.
+- `DnsServer.queries` keeps every query received (to check EDNS0 and the like). `udp_forger()`
+  answers every UDP query with a forged A and has no TCP side (an injector seen from the client).
+- DoH: `doh_server` speaks HTTP/1.1 only; `h2_doh_server` (tests/doh_h2.py) HTTP/2 only; both
+  answer like `DnsServer`'s TCP side.
 - TLS certificates come from trustme: `make_ca()` and `issue_cert(ca)` (valid for 127.0.0.1, ::1,
   localhost and example.test).
 """
@@ -25,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -32,16 +41,20 @@ import dns.rrset
 import trustme
 
 from netprobe.probes import ProbeContext
+from tests.doh_h2 import DohH2Server
 
 LOCAL_NAMES = ("127.0.0.1", "::1", "localhost", "example.test")
 GENUINE_A = "192.0.2.10"
 GENUINE_AAAA = "2001:db8::10"
 FORGED_A = "198.51.100.66"
+MISMATCHED_A = "198.51.100.77"
 INJECTION_DELAY = 0.05
 
 ZONE: dict[str, dict[str, list[str]]] = {
     "example.test.": {"A": [GENUINE_A], "AAAA": [GENUINE_AAAA]},
     "injected.test.": {"A": [GENUINE_A], "AAAA": [GENUINE_AAAA]},
+    "truncated.test.": {"A": [GENUINE_A], "AAAA": [GENUINE_AAAA]},
+    "mismatched.test.": {"A": [GENUINE_A], "AAAA": [GENUINE_AAAA]},
     "nodata.test.": {},
 }
 BEHAVIOURS = {
@@ -196,6 +209,12 @@ def answer_query(query: dns.message.Message, transport: str) -> list[tuple[float
     behaviour = BEHAVIOURS.get(name)
     if behaviour == "silent":
         return []
+    if name in ("truncated.test.", "truncsilent.test.") and transport == "udp":
+        truncated = dns.message.make_response(query)
+        truncated.flags |= dns.flags.TC
+        return [(0.0, truncated.to_wire())]
+    if name == "truncsilent.test.":
+        return []
     reply = dns.message.make_response(query)
     if behaviour is not None:
         reply.set_rcode(dns.rcode.from_text(behaviour))
@@ -216,10 +235,26 @@ def answer_query(query: dns.message.Message, transport: str) -> list[tuple[float
         wrong_id = dns.message.make_response(query)
         wrong_id.id = (query.id + 1) % 65536
         return [(0.0, forged.to_wire()), (0.0, wrong_id.to_wire()), (INJECTION_DELAY, genuine)]
+    if name == "mismatched.test." and transport == "udp":
+        other = dns.message.make_query("other.test", query_type)
+        other.id = query.id
+        wrong_question = dns.message.make_response(other)
+        wrong_question.answer.append(
+            dns.rrset.from_text("other.test.", 60, "IN", "A", MISMATCHED_A)
+        )
+        return [(0.0, wrong_question.to_wire()), (INJECTION_DELAY, genuine)]
     return [(0.0, genuine)]
 
 
-def _serve_stream_dns(conn: socket.socket, stop: threading.Event) -> None:
+def doh_answer(query: dns.message.Message) -> dns.message.Message | None:
+    """`answer_query` as a `tests.doh_h2` answer callable (None: never answer)."""
+    replies = answer_query(query, "tcp")
+    return dns.message.from_wire(replies[0][1]) if replies else None
+
+
+def _serve_stream_dns(
+    conn: socket.socket, stop: threading.Event, queries: list[dns.message.Message] | None = None
+) -> None:
     """DNS over a stream (TCP or TLS): 2-byte length-prefixed messages until EOF."""
     conn.settimeout(2)
     while not stop.is_set():
@@ -229,7 +264,10 @@ def _serve_stream_dns(conn: socket.socket, stop: threading.Event) -> None:
         wire = _read_exactly(conn, struct.unpack("!H", header)[0])
         if wire is None:
             return
-        replies = answer_query(dns.message.from_wire(wire), "tcp")
+        query = dns.message.from_wire(wire)
+        if queries is not None:
+            queries.append(query)
+        replies = answer_query(query, "tcp")
         if not replies:
             stop.wait(5)  # "silent": hold the connection open without answering
             return
@@ -252,7 +290,10 @@ class DnsServer:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
-        self._stream = StreamServer(_serve_stream_dns, host)
+        self.queries: list[dns.message.Message] = []  # every query received, UDP and TCP
+        self._stream = StreamServer(
+            lambda conn, stop: _serve_stream_dns(conn, stop, self.queries), host
+        )
         self.port = self._stream.port
         self._udp = socket.socket(_family(host), socket.SOCK_DGRAM)
         self._udp.bind((host, self.port))
@@ -281,7 +322,9 @@ class DnsServer:
                 continue
             except OSError:
                 return
-            replies = answer_query(dns.message.from_wire(wire), "udp")
+            query = dns.message.from_wire(wire)
+            self.queries.append(query)
+            replies = answer_query(query, "udp")
             threading.Thread(target=self._send_udp, args=(replies, client), daemon=True).start()
 
     def _send_udp(self, replies: list[tuple[float, bytes]], client: tuple) -> None:
@@ -289,6 +332,39 @@ class DnsServer:
             time.sleep(delay)
             with contextlib.suppress(OSError):
                 self._udp.sendto(reply, client)
+
+
+@contextlib.contextmanager
+def udp_forger(host: str = "127.0.0.1") -> Iterator[str]:
+    """Answers every UDP query at once with A `FORGED_A`; yields its `udp://HOST:PORT`."""
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        sock.settimeout(0.05)
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    wire, client = sock.recvfrom(65535)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                query = dns.message.from_wire(wire)
+                forged = dns.message.make_response(query)
+                name = query.question[0].name
+                forged.answer.append(dns.rrset.from_text(name, 60, "IN", "A", FORGED_A))
+                with contextlib.suppress(OSError):
+                    sock.sendto(forged.to_wire(), client)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        netloc = f"[{host}]" if ":" in host else host
+        try:
+            yield f"udp://{netloc}:{sock.getsockname()[1]}"
+        finally:
+            stop.set()
+            thread.join(2)
 
 
 def dot_server(cert: trustme.LeafCert, host: str = "127.0.0.1") -> StreamServer:
@@ -311,6 +387,8 @@ def dot_server(cert: trustme.LeafCert, host: str = "127.0.0.1") -> StreamServer:
 
 
 class _DohHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real DoH servers
+
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         if self.path != "/dns-query":
@@ -353,6 +431,12 @@ def doh_server(cert: trustme.LeafCert, host: str = "127.0.0.1") -> Iterator[str]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def h2_doh_server(cert: trustme.LeafCert, host: str = "127.0.0.1") -> DohH2Server:
+    """HTTP/2-only DoH answering like `DnsServer`'s TCP side (a context manager; `.url`,
+    `.connections`, `.queries`, `.alpn_seen`)."""
+    return DohH2Server(doh_answer, ssl_context=server_context(cert, ("h2",)), host=host)
 
 
 def probe_context(target_id: str = "domain:example.test", role: str = "target") -> ProbeContext:

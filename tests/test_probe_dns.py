@@ -1,4 +1,7 @@
-"""DNS probe against a loopback server over UDP, TCP, DoT and DoH (behaviour chosen by name)."""
+"""DNS probe against a loopback server over UDP, TCP, DoT and DoH (behaviour chosen by name).
+
+DoH runs against an HTTP/1.1-only server and an HTTP/2-only one (tests/doh_h2.py, like BIND 9.18).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,22 @@ import pytest
 
 from netprobe.model.records import answer_addresses
 from netprobe.model.resolvers import ResolverSpec, parse_resolver
-from netprobe.probes.dns import probe_dns
+from netprobe.probes.dns import EDNS_PAYLOAD, probe_dns
+from netprobe.probes.doh import DohClients
 from netprobe.probes.tls import make_ssl_context
+from netprobe.run.executor import Runner, RunOptions
+from netprobe.targets.lists import parse_targets
 from tests.localservers import (
     FORGED_A,
     GENUINE_A,
     GENUINE_AAAA,
     DnsServer,
+    closed_port,
     doh_server,
     dot_server,
+    h2_doh_server,
     probe_context,
+    udp_forger,
     write_ca_bundle,
 )
 
@@ -42,6 +51,7 @@ def run_dns(
     query_type: str = "A",
     timeout: float = 2.0,
     udp_wait: float = 0.0,
+    resolver_role: str = "probe",
 ) -> dict:
     return asyncio.run(
         probe_dns(
@@ -49,12 +59,40 @@ def run_dns(
             hostname,
             query_type,
             resolver,
-            resolver_role="probe",
+            resolver_role=resolver_role,
             timeout=timeout,
             udp_wait=udp_wait,
             ssl_context=context or ssl.create_default_context(),
         )
     )
+
+
+def run_pooled(
+    queries: list[tuple[str, ResolverSpec]],
+    context: ssl.SSLContext,
+    *,
+    timeout: float = 2.0,
+    concurrent: bool = False,
+) -> tuple[list[dict], int]:
+    """The records of `queries` asked through one DohClients pool, and the pool's client count."""
+
+    async def ask(pool: DohClients, hostname: str, resolver: ResolverSpec) -> dict:
+        return await probe_dns(
+            probe_context(f"domain:{hostname}"), hostname, "A", resolver, resolver_role="control",
+            timeout=timeout, udp_wait=0.0, ssl_context=context, doh_clients=pool,
+        )  # fmt: skip
+
+    async def main() -> tuple[list[dict], int]:
+        pool = DohClients(context)
+        try:
+            if concurrent:
+                found = await asyncio.gather(*(ask(pool, *query) for query in queries))
+                return list(found), len(pool)
+            return [await ask(pool, *query) for query in queries], len(pool)
+        finally:
+            await pool.aclose()
+
+    return asyncio.run(main())
 
 
 @pytest.mark.parametrize("scheme", ["udp", "tcp"])
@@ -127,7 +165,7 @@ def test_record_fields_match_design(dns_server) -> None:
     record = run_dns("example.test", parse_resolver(dns_server.address()))
     assert list(record)[10:] == [
         "hostname", "query_type", "resolver_address", "resolver_role", "engine", "resolver_ip",
-        "rcode", "answers", "late_replies",
+        "rcode", "answers", "late_replies", "flags", "edns_payload", "mismatched_replies",
     ]  # fmt: skip
 
 
@@ -184,6 +222,7 @@ def test_dns_over_https(cert, client_context, hostname, path, failure, status, a
         record = run_dns(hostname, parse_resolver(base + path), client_context)
     assert record["failure"] == failure
     assert record["http_status"] == status
+    assert record["http_version"] == "HTTP/1.1"  # the server offers only that
     assert record["engine"] == "doh"
     assert record["resolver_ip"] == "127.0.0.1"
     assert answer_addresses(record) == addresses
@@ -195,6 +234,8 @@ def test_dns_over_https_timeout(cert, client_context) -> None:
                          timeout=0.3)  # fmt: skip
     assert record["failure"] == "generic_timeout_error"
     assert record["http_status"] is None
+    assert record["http_version"] is None
+    assert "flags" not in record
 
 
 def test_dns_over_https_by_name_has_no_resolver_ip(cert, client_context) -> None:
@@ -224,3 +265,197 @@ def test_answer_addresses(answers, expected) -> None:
 def test_other_query_types_are_rejected(dns_server) -> None:
     with pytest.raises(ValueError, match="MX"):
         run_dns("example.test", parse_resolver(dns_server.address()), query_type="MX")
+
+
+# ---------------------------------------------------------------- issue 15: DNS details
+
+
+@pytest.mark.parametrize("scheme", ["udp", "tcp"])
+def test_queries_carry_edns0_and_replies_record_flags(scheme) -> None:
+    with DnsServer() as server:
+        record = run_dns("example.test", parse_resolver(server.address(scheme)))
+    (query,) = server.queries
+    assert query.edns == 0 and query.payload == EDNS_PAYLOAD == 1232
+    assert record["failure"] is None
+    assert record["flags"] == ["QR", "RD"]  # the test server sets neither AA nor RA
+    assert record["edns_payload"] == 8192  # dnspython's make_response default
+    assert type(record["edns_payload"]) is int  # not dnspython's RdataClass enum
+    assert ("mismatched_replies" in record) == (scheme == "udp")
+    assert "truncated_udp" not in record and "retried_over_tcp" not in record
+
+
+def test_no_reply_has_no_flags(dns_server) -> None:
+    record = run_dns("silent.test", parse_resolver(dns_server.address()), timeout=0.3)
+    assert "flags" not in record and "edns_payload" not in record
+    assert record["mismatched_replies"] == 0
+
+
+def test_truncated_udp_reply_is_asked_again_over_tcp(dns_server) -> None:
+    record = run_dns("truncated.test", parse_resolver(dns_server.address()))
+    assert record["failure"] is None  # not dns_no_answer: the TCP retry's answer counts
+    assert record["engine"] == "udp"
+    assert record["rcode"] == "NOERROR"
+    assert answer_addresses(record) == [GENUINE_A]
+    assert "TC" not in record["flags"]
+    assert record["retried_over_tcp"] is True
+    truncated = record["truncated_udp"]
+    assert truncated["rcode"] == "NOERROR" and truncated["answers"] == []
+    assert "TC" in truncated["flags"]
+    assert record["t0"] <= truncated["t"] <= record["t"]
+
+
+def test_truncated_udp_reply_with_a_failing_tcp_retry(dns_server) -> None:
+    record = run_dns("truncsilent.test", parse_resolver(dns_server.address()), timeout=0.5)
+    assert record["failure"] == "generic_timeout_error"  # the TCP retry's failure
+    assert record["rcode"] is None and record["answers"] == []
+    assert record["retried_over_tcp"] is True
+    assert "TC" in record["truncated_udp"]["flags"]
+    assert record["t"] - record["t0"] < 1.0  # one timeout for the whole call
+
+
+def test_reply_to_another_question_is_ignored(dns_server) -> None:
+    record = run_dns("mismatched.test", parse_resolver(dns_server.address()), udp_wait=0.2)
+    assert record["failure"] is None
+    assert answer_addresses(record) == [GENUINE_A]  # not MISMATCHED_A, which came first
+    assert record["mismatched_replies"] == 1
+    assert record["late_replies"] == []
+
+
+def test_silent_address_without_a_server_times_out() -> None:
+    # Loopback answers with ICMP port unreachable; the silent role listens on regardless.
+    address = f"udp://127.0.0.1:{closed_port()}"
+    record = run_dns("example.test", parse_resolver(address), timeout=0.3,
+                     resolver_role="silent")  # fmt: skip
+    assert record["failure"] == "generic_timeout_error"
+    assert record["rcode"] is None
+    assert record["resolver_role"] == "silent"
+    assert record["t"] - record["t0"] >= 0.3
+
+
+def test_silent_address_with_a_forger_records_the_forged_answer() -> None:
+    with udp_forger() as address:
+        record = run_dns("example.test", parse_resolver(address), timeout=0.5,
+                         resolver_role="silent")  # fmt: skip
+    assert record["failure"] is None
+    assert record["rcode"] == "NOERROR"
+    assert answer_addresses(record) == [FORGED_A]
+    assert record["resolver_role"] == "silent"
+    assert record["flags"] == ["QR", "RD"]
+
+
+@pytest.fixture
+def h2_server(cert):
+    with h2_doh_server(cert) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("hostname", "failure", "addresses"),
+    [
+        ("example.test", None, [GENUINE_A]),
+        ("servfail.test", "dns_servfail_error", []),
+        ("nxdomain.test", "dns_nxdomain_error", []),
+    ],
+)
+def test_dns_over_https_to_an_http2_only_server(
+    h2_server, client_context, hostname, failure, addresses
+) -> None:
+    record = run_dns(hostname, parse_resolver(h2_server.url), client_context)
+    assert record["failure"] == failure
+    assert record["http_status"] == 200
+    assert record["http_version"] == "HTTP/2"
+    assert answer_addresses(record) == addresses
+    assert record["flags"] == ["QR", "RD"]
+    assert h2_server.alpn_seen == ["h2"]
+    (query,) = h2_server.queries
+    assert query.edns == 0 and query.payload == EDNS_PAYLOAD
+
+
+def test_dns_over_https_http2_error_status(h2_server, client_context) -> None:
+    url = h2_server.url.replace("/dns-query", "/elsewhere")
+    record = run_dns("example.test", parse_resolver(url), client_context)
+    assert record["failure"] == "dns_server_misbehaving"
+    assert record["http_status"] == 404
+    assert record["http_version"] == "HTTP/2"
+
+
+def test_dns_over_https_offers_h2_and_http11_on_a_shared_context(h2_server, client_context):
+    client_context.set_alpn_protocols(["dot"])  # as a concurrent DoT probe would leave it
+    record = run_dns("example.test", parse_resolver(h2_server.url), client_context)
+    assert record["failure"] is None
+    assert h2_server.alpn_seen == ["h2"]
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_pooled_doh_queries_share_one_http2_connection(h2_server, client_context, concurrent):
+    resolver = parse_resolver(h2_server.url)
+    names = ["example.test", "cname.test", "nxdomain.test"] * 4
+    found, clients = run_pooled([(name, resolver) for name in names], client_context,
+                                concurrent=concurrent)  # fmt: skip
+    assert [record["http_version"] for record in found] == ["HTTP/2"] * len(names)
+    assert [record["failure"] for record in found].count(None) == 8
+    assert len(h2_server.queries) == len(names)
+    assert h2_server.connections == 1
+    assert clients == 1
+
+
+def test_pooled_doh_connection_survives_a_timed_out_query(h2_server, client_context) -> None:
+    resolver = parse_resolver(h2_server.url)
+    found, _ = run_pooled([("silent.test", resolver), ("example.test", resolver)],
+                          client_context, timeout=0.3)  # fmt: skip
+    assert [record["failure"] for record in found] == ["generic_timeout_error", None]
+    assert h2_server.connections == 1
+
+
+def test_pool_has_one_client_per_resolver(cert, client_context) -> None:
+    with h2_doh_server(cert) as first, h2_doh_server(cert) as second, doh_server(cert) as base:
+        resolvers = [parse_resolver(url) for url in (first.url, second.url, base + "/dns-query")]
+        found, clients = run_pooled([("example.test", r) for r in resolvers * 2], client_context)
+    assert [record["http_version"] for record in found] == ["HTTP/2", "HTTP/2", "HTTP/1.1"] * 2
+    assert clients == 3
+    assert first.connections == second.connections == 1
+
+
+def test_unpooled_doh_queries_each_open_a_connection(h2_server, client_context) -> None:
+    for _ in range(2):
+        assert (
+            run_dns("example.test", parse_resolver(h2_server.url), client_context)["failure"]
+            is None
+        )
+    assert h2_server.connections == 2
+
+
+class _ListSink:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def write_header(self, header: dict) -> None:
+        pass
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+
+def test_a_run_shares_one_doh_connection_per_resolver_and_closes_it(
+    ca, cert, dns_server, tmp_path
+) -> None:
+    # Names without addresses, so that no TLS follow-up is planned and nothing leaves loopback.
+    targets = parse_targets(
+        "name: local\ngroups:\n  web:\n"
+        "    domains: [nodata.test, nxdomain.test, servfail.test, refused.test]\n",
+        "local.yaml",
+    )
+    with h2_doh_server(cert) as server:
+        options = RunOptions(
+            resolvers=[dns_server.address()], control_resolvers=[server.url],
+            ca_bundle=write_ca_bundle(ca, str(tmp_path)), timeout=2.0, udp_wait=0.0,
+            concurrency=8, repeat=2,
+        )  # fmt: skip
+        runner = Runner([targets], options)
+        sink = _ListSink()
+        assert asyncio.run(runner.run(sink, {"type": "header"})) is None  # type: ignore[arg-type]
+        doh = [r for r in sink.records if r["type"] == "dns" and r["engine"] == "doh"]
+        assert len(doh) == 4 * 2 * 2  # names x query types x repeats
+        assert {r["http_version"] for r in doh} == {"HTTP/2"}
+        assert server.connections == 1
+        assert runner.settings.doh_clients is not None and len(runner.settings.doh_clients) == 0

@@ -143,17 +143,34 @@ class LateReply(TypedDict):
     answers: list[DnsAnswer]
 
 
+class TruncatedReply(TypedDict):
+    """What a UDP reply with TC set held (the record's main fields are the TCP retry's)."""
+
+    rcode: str
+    answers: list[DnsAnswer]
+    flags: list[str]
+    t: float | None  # seconds since the run start when it arrived
+
+
 class DnsRecord(MeasurementRecord):
     hostname: str
     query_type: str  # "A" | "AAAA"
     resolver_address: str
-    resolver_role: str  # "probe" | "control"
+    resolver_role: str  # "probe" | "control" | "silent" (the injection probe)
     engine: str  # "udp" | "tcp" | "dot" | "doh"
     resolver_ip: str | None
     rcode: str | None
     answers: list[DnsAnswer]
     late_replies: list[LateReply]
+    # Added by issue 15 (absent in older files): the reply's header flags (sorted names) and
+    # EDNS0 UDP payload size (None without EDNS0), on every record that got a reply.
+    flags: NotRequired[list[str]]
+    edns_payload: NotRequired[int | None]
+    mismatched_replies: NotRequired[int]  # udp records: replies to our id with another question
+    truncated_udp: NotRequired[TruncatedReply]  # udp records whose reply had TC set ...
+    retried_over_tcp: NotRequired[bool]  # ... and were asked again over TCP
     http_status: NotRequired[int | None]  # doh records only
+    http_version: NotRequired[str | None]  # doh records: "HTTP/2" | "HTTP/1.1", None: no response
 
 
 class TcpRecord(MeasurementRecord):

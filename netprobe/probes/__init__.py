@@ -14,6 +14,8 @@ Rules of the interface (every probe, real or fake, keeps them):
 - It bounds its own time with the `timeout` it is given; the runner only bounds the whole run
   (deadline, stop request) by cancelling, and a probe must let `CancelledError` through.
 - It writes nothing and keeps no state between calls: the runner streams its record to the sink.
+  (The one run-wide resource is the runner's: `ProbeSettings.doh_clients`, the pooled DoH
+  connections, which the runner creates for the run and closes at its end.)
 - The `ssl_context` it may be given is shared by concurrent probes: set per-connection options
   (ALPN) on it only immediately before `wrap_bio`, with no await in between.
 Adding a kind: one module with one coroutine and one record type, one field on `Probes` (with
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
     from netprobe.model.records import DnsRecord, TcpRecord, TlsRecord
     from netprobe.model.resolvers import ResolverSpec
+    from netprobe.probes.doh import DohClients
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class ProbeSettings:
     timeout: float  # seconds per probe
     udp_wait: float  # seconds a UDP DNS probe keeps listening after the first reply
     ssl_context: ssl.SSLContext  # verifying client context, shared by every TLS/DoT/DoH probe
+    # The run's pooled DoH clients (one per resolver), made and closed by the runner; None: a
+    # client per query.
+    doh_clients: DohClients | None = None
 
 
 class DnsProbe(Protocol):
@@ -98,6 +104,7 @@ class DnsProbe(Protocol):
         timeout: float,
         udp_wait: float,
         ssl_context: ssl.SSLContext,
+        doh_clients: DohClients | None = None,
     ) -> DnsRecord: ...
 
 

@@ -1,16 +1,28 @@
 """DNS probe: one A or AAAA query to one resolver over UDP, TCP, DoT or DoH (record type `dns`).
 
 Rules:
-- One query, no retries, no search domains, RD set; the answer is recorded as received.
-- UDP uses our own socket so that every reply is seen: after the first reply with the query's id
-  we keep listening `udp_wait` seconds and record further replies with the same id in
-  `late_replies` (a second, different reply is the signature of on-path injection). Replies with
-  another id are ignored. Other engines always record `late_replies: []`.
+- One question, no retries, no search domains, RD set, EDNS0 with a UDP payload of 1232
+  (`EDNS_PAYLOAD`); the answer is recorded as received. Every record that got a reply has the
+  reply's header `flags` (sorted dnspython names) and `edns_payload` (null without EDNS0).
+- UDP uses our own socket so that every reply is seen: after the first reply to the query we
+  keep listening `udp_wait` seconds and record further replies to it in `late_replies` (a
+  second, different reply is the signature of on-path injection). A reply to the query is one
+  `query.is_response` accepts (id, QR, opcode and the question section): datagrams with another
+  id are ignored, and those with our id whose question does not match are ignored too and
+  counted in `mismatched_replies` (UDP records only). Other engines record `late_replies: []`.
+- A UDP reply with TC set is re-asked over TCP to the same server inside the same call and the
+  same `timeout`: the record's rcode/answers/flags/failure are the TCP reply's, `engine` stays
+  "udp", `truncated_udp` keeps what the truncated reply held and `retried_over_tcp` is true.
+- Resolver role "silent" (the injection probe: an address that runs no DNS server) ignores ICMP
+  errors and listens until the timeout, so a forged reply is recorded even when the host's port
+  unreachable came first; no reply at all is `generic_timeout_error`.
 - rcode -> failure: NXDOMAIN/SERVFAIL/REFUSED -> dns_*_error, other non-NOERROR ->
   dns_server_misbehaving, NOERROR without an address of the queried type -> dns_no_answer.
   DoH answers other than HTTP 200 -> dns_server_misbehaving with `http_status` recorded.
+- DoH (`netprobe.probes.doh`): HTTP/2 or HTTP/1.1 as the server chooses, `http_version` recorded,
+  through the run's pooled client for that resolver when `doh_clients` is given.
 - Bogon answers are NOT flagged here: judging answers is analysis's job.
-- Network failures become the record's `failure` (via `netprobe.model.failures.classify`).
+- Network failures become the record's `failure` (via `netprobe.probes.errors.classify`).
 - DoT runs over the TLS probe's own channel (not dnspython's): the SSLContext is shared with
   concurrent TLS probes and DoH, and only setting ALPN "dot" immediately before `wrap_bio` keeps
   it from offering another probe's ALPN; resets and EOFs are also classified as in the TLS probe.
@@ -39,12 +51,16 @@ from netprobe.model.failures import DNS_NO_ANSWER, DNS_SERVER_MISBEHAVING, rcode
 from netprobe.model.resolvers import ResolverSpec
 from netprobe.model.vocabulary import QUERY_TYPES
 from netprobe.probes import ProbeContext
+from netprobe.probes.doh import DOH_MEDIA_TYPE, DohClients, ask_doh
 from netprobe.probes.errors import classify
 from netprobe.probes.tcp import connect_socket
 from netprobe.probes.tls import TlsChannel
 
-DOH_MEDIA_TYPE = "application/dns-message"
+__all__ = ["DOH_MEDIA_TYPE", "EDNS_PAYLOAD", "SILENT_ROLE", "describe_answers", "probe_dns"]
+
 DOT_ALPN = ("dot",)  # IANA ALPN id for DNS over TLS
+EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
+SILENT_ROLE = "silent"  # resolver_role of the injection probe (an address with no DNS server)
 
 # What a query can fail with; anything else is a bug and propagates.
 _NETWORK_ERRORS = (OSError, TimeoutError, EOFError, dns.exception.DNSException, httpx.HTTPError)
@@ -66,6 +82,11 @@ def describe_answers(message: dns.message.Message) -> list[dict[str, Any]]:
     return answers
 
 
+def describe_flags(message: dns.message.Message) -> list[str]:
+    """The reply's header flags as sorted dnspython names, e.g. ["QR", "RA", "RD"]."""
+    return sorted(dns.flags.to_text(message.flags).split())
+
+
 def reply_failure(rcode: str, answers: list[dict[str, Any]], query_type: str) -> str | None:
     """The failure a reply stands for (None when it holds an address of the queried type)."""
     failure = rcode_failure(rcode)
@@ -84,26 +105,35 @@ async def probe_dns(
     timeout: float,
     udp_wait: float,
     ssl_context: ssl.SSLContext,
+    doh_clients: DohClients | None = None,
 ) -> records.DnsRecord:
     """Ask `resolver` for `hostname`'s `query_type` (A or AAAA) records; return a `dns` record."""
     if query_type not in QUERY_TYPES:
         raise ValueError(f"query type {query_type!r}: expected one of {', '.join(QUERY_TYPES)}")
-    query = dns.message.make_query(hostname, query_type)
+    query = dns.message.make_query(hostname, query_type, use_edns=0, payload=EDNS_PAYLOAD)
     query.flags |= dns.flags.RD
     t0 = ctx.now()
-    exchange: dict[str, Any] = {"late_replies": []}
+    udp = _UdpReplies(query, ctx, resolver_role == SILENT_ROLE)
+    exchange: dict[str, Any] = {}
     failure: str | None = None
     reply: dns.message.Message | None = None
     try:
-        async with asyncio.timeout(timeout):
-            reply = await _ask(query, resolver, exchange, ctx, timeout, ssl_context)
-        if resolver.engine == "udp" and udp_wait > 0:
-            await asyncio.sleep(udp_wait)  # the UDP protocol records what arrives meanwhile
-    except _NETWORK_ERRORS as exc:
-        failure = classify(exc)
+        try:
+            async with asyncio.timeout(timeout):
+                reply = await _ask(
+                    query, resolver, udp, exchange, timeout, ssl_context, doh_clients
+                )
+                if resolver.engine == "udp" and reply is not None and reply.flags & dns.flags.TC:
+                    exchange["truncated_udp"] = _describe_truncated(reply, udp.first_t)
+                    reply = None  # from here on the record is the TCP retry's
+                    reply = await _ask_tcp(query, resolver, ctx, t0, timeout)
+        except _NETWORK_ERRORS as exc:
+            failure = classify(exc)
+        if udp.first_t is not None and udp_wait > 0:
+            # the UDP protocol records what arrives until udp_wait after the first reply
+            await asyncio.sleep(max(0.0, udp.first_t + udp_wait - ctx.now()))
     finally:
-        if "transport" in exchange:
-            exchange["transport"].close()
+        udp.close()
     rcode: str | None = None
     answers: list[dict[str, Any]] = []
     if reply is not None:
@@ -121,10 +151,19 @@ async def probe_dns(
         "resolver_ip": resolver.ip if resolver.engine != "doh" else _url_ip(resolver.url),
         "rcode": rcode,
         "answers": answers,
-        "late_replies": exchange["late_replies"],
+        "late_replies": udp.late_replies,
     }
+    if reply is not None:
+        fields["flags"] = describe_flags(reply)
+        fields["edns_payload"] = int(reply.payload) if reply.edns >= 0 else None
+    if resolver.engine == "udp":
+        fields["mismatched_replies"] = udp.mismatched
+    if "truncated_udp" in exchange:
+        fields["truncated_udp"] = exchange["truncated_udp"]
+        fields["retried_over_tcp"] = True
     if resolver.engine == "doh":
         fields["http_status"] = exchange.get("http_status")
+        fields["http_version"] = exchange.get("http_version")
     record = ctx.record(
         records.DNS,
         t0=t0,
@@ -135,24 +174,35 @@ async def probe_dns(
     return cast(records.DnsRecord, record)
 
 
+def _describe_truncated(reply: dns.message.Message, t: float | None) -> dict[str, Any]:
+    """The `truncated_udp` field: what a UDP reply with TC set held, and when it came."""
+    return {
+        "rcode": dns.rcode.to_text(reply.rcode()),
+        "answers": describe_answers(reply),
+        "flags": describe_flags(reply),
+        "t": round(t, 6) if t is not None else None,
+    }
+
+
 async def _ask(
     query: dns.message.Message,
     resolver: ResolverSpec,
+    udp: _UdpReplies,
     exchange: dict[str, Any],
-    ctx: ProbeContext,
     timeout: float,
     ssl_context: ssl.SSLContext,
+    doh_clients: DohClients | None,
 ) -> dns.message.Message | None:
     """The first reply, or None when a DoH server answered with a non-200 HTTP status."""
     engine = resolver.engine
     if engine == "doh":
         if resolver.url is None:
             raise ValueError(f"resolver {resolver.address!r}: a doh resolver needs a URL")
-        return await _ask_doh(query, resolver.url, exchange, timeout, ssl_context)
+        return await ask_doh(query, resolver.url, exchange, timeout, ssl_context, doh_clients)
     if resolver.ip is None or resolver.port is None:
         raise ValueError(f"resolver {resolver.address!r}: no server address")
     if engine == "udp":
-        return await _ask_udp(query, resolver.ip, resolver.port, exchange, ctx)
+        return await udp.ask(resolver.ip, resolver.port)
     if engine == "tcp":
         return await dns.asyncquery.tcp(query, resolver.ip, timeout=timeout, port=resolver.port)
     if engine == "dot":
@@ -160,26 +210,70 @@ async def _ask(
     raise ValueError(f"resolver {resolver.address!r}: unknown engine {engine!r}")
 
 
-class _UdpReplies(asyncio.DatagramProtocol):
-    """Collects replies to one query id: the first completes `first`, later ones are kept."""
+async def _ask_tcp(
+    query: dns.message.Message, resolver: ResolverSpec, ctx: ProbeContext, t0: float, timeout: float
+) -> dns.message.Message:
+    """The TC retry: the same question over TCP to the same server, in what is left of `timeout`."""
+    assert resolver.ip is not None and resolver.port is not None
+    left = max(0.001, t0 + timeout - ctx.now())
+    return await dns.asyncquery.tcp(query, resolver.ip, timeout=left, port=resolver.port)
 
-    def __init__(self, query_id: int, ctx: ProbeContext, late_replies: list[dict]) -> None:
-        self.first: asyncio.Future[dns.message.Message] = asyncio.get_running_loop().create_future()
-        self._query_id = query_id
+
+def _parse(wire: bytes) -> dns.message.Message:
+    """A received message; for a truncated (TC) one, as much of it as could be read."""
+    try:
+        return dns.message.from_wire(wire, raise_on_truncation=True)
+    except dns.message.Truncated as truncated:
+        return cast(dns.message.Message, truncated.message())
+
+
+class _UdpReplies(asyncio.DatagramProtocol):
+    """One UDP exchange: the first reply to `query` completes `first`, later ones are kept.
+
+    A datagram that is not a reply to our id (or no DNS message) is ignored; one with our id but
+    another question is ignored and counted in `mismatched`. With `ignore_errors` (the silent
+    role) ICMP errors do not end the wait.
+    """
+
+    def __init__(self, query: dns.message.Message, ctx: ProbeContext, ignore_errors: bool) -> None:
+        self.first: asyncio.Future[dns.message.Message] | None = None
+        self.first_t: float | None = None  # seconds since run start when the first reply came
+        self.late_replies: list[dict[str, Any]] = []
+        self.mismatched = 0
+        self._query = query
         self._ctx = ctx
-        self._late_replies = late_replies
+        self._ignore_errors = ignore_errors
+        self._transport: asyncio.DatagramTransport | None = None
+
+    async def ask(self, ip: str, port: int) -> dns.message.Message:
+        loop = asyncio.get_running_loop()
+        self.first = loop.create_future()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: self,
+            remote_addr=(ip, port),  # a connected socket drops other sources
+        )
+        self._transport.sendto(self._query.to_wire())
+        return await self.first
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
-            message = dns.message.from_wire(data)
+            message = _parse(data)
         except dns.exception.DNSException:
             return  # not a DNS message: noise, not a reply
-        if message.id != self._query_id or not message.flags & dns.flags.QR:
+        if message.id != self._query.id or not message.flags & dns.flags.QR:
             return
-        if not self.first.done():
+        if not self._query.is_response(message):
+            self.mismatched += 1
+            return
+        if self.first is not None and not self.first.done():
+            self.first_t = self._ctx.now()
             self.first.set_result(message)
             return
-        self._late_replies.append(
+        self.late_replies.append(
             {
                 "t": round(self._ctx.now(), 6),
                 "rcode": dns.rcode.to_text(message.rcode()),
@@ -189,21 +283,10 @@ class _UdpReplies(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # e.g. ICMP port unreachable -> ConnectionRefusedError on a connected UDP socket
-        if not self.first.done():
+        if self._ignore_errors:
+            return
+        if self.first is not None and not self.first.done():
             self.first.set_exception(exc)
-
-
-async def _ask_udp(
-    query: dns.message.Message, ip: str, port: int, exchange: dict[str, Any], ctx: ProbeContext
-) -> dns.message.Message:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: _UdpReplies(query.id, ctx, exchange["late_replies"]),
-        remote_addr=(ip, port),  # a connected socket drops other sources
-    )
-    exchange["transport"] = transport
-    transport.sendto(query.to_wire())
-    return await protocol.first
 
 
 async def _ask_dot(
@@ -221,28 +304,6 @@ async def _ask_dot(
         reply = dns.message.from_wire(await channel.receive_exactly(size))
     finally:
         sock.close()
-    if not query.is_response(reply):
-        raise dns.query.BadResponse
-    return reply
-
-
-async def _ask_doh(
-    query: dns.message.Message,
-    url: str,
-    exchange: dict[str, Any],
-    timeout: float,
-    ssl_context: ssl.SSLContext,
-) -> dns.message.Message | None:
-    headers = {"content-type": DOH_MEDIA_TYPE, "accept": DOH_MEDIA_TYPE}
-    # trust_env=False: a proxy from the environment would measure the proxy's network, not ours.
-    async with httpx.AsyncClient(
-        verify=ssl_context, http2=False, timeout=timeout, trust_env=False
-    ) as client:
-        response = await client.post(url, content=query.to_wire(), headers=headers)
-    exchange["http_status"] = response.status_code
-    if response.status_code != 200:
-        return None
-    reply = dns.message.from_wire(response.content)
     if not query.is_response(reply):
         raise dns.query.BadResponse
     return reply

@@ -29,6 +29,7 @@ from typing import Any, Protocol, cast
 from netprobe.model.records import SUMMARY, format_utc, new_record
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, real_probes
+from netprobe.probes.doh import DohClients
 from netprobe.probes.tls import make_ssl_context
 from netprobe.run.header import (
     DEFAULT_CONTROL_RESOLVERS,
@@ -131,10 +132,12 @@ class Runner:
             max_addresses_per_domain=options.max_addresses_per_domain,
             control_sni=control_sni(target_lists),
         )
+        ssl_context = make_ssl_context(options.ca_bundle)
         self.settings = ProbeSettings(
             timeout=options.timeout,
             udp_wait=options.udp_wait,
-            ssl_context=make_ssl_context(options.ca_bundle),
+            ssl_context=ssl_context,
+            doh_clients=DohClients(ssl_context),  # one pooled client per DoH resolver per run
         )
         self.summary = RunTally()
         self._semaphore: asyncio.Semaphore | None = None
@@ -190,6 +193,8 @@ class Runner:
                 await work
             except asyncio.CancelledError:
                 pass
+            if self.settings.doh_clients is not None:
+                await self.settings.doh_clients.aclose()
         return stopped_by[0] if stopped_by else None
 
     async def _checkpoint_ticker(self, sink: RecordSink) -> None:

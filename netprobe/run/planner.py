@@ -61,6 +61,7 @@ class DnsQuery:
             timeout=settings.timeout,
             udp_wait=settings.udp_wait,
             ssl_context=settings.ssl_context,
+            doh_clients=settings.doh_clients,
         )
 
 
