@@ -176,6 +176,23 @@ def test_records_wait_for_their_checkpoint(signed: bytes) -> None:
     assert [r["ip"] for r in waiting] == ["192.0.2.3"]
 
 
+def test_collected_records_are_the_covered_ones_whatever_the_chunking(signed: bytes) -> None:
+    rng = random.Random(7)
+    for name, data in variants(signed).items():
+        covered, waiting = [], []
+        for event in run([data]):  # the reference: Record events, kept until a Checkpoint
+            if isinstance(event, Header | Record):
+                waiting.append(event.record)
+            elif isinstance(event, Checkpoint):
+                covered += waiting
+                waiting = []
+        for _ in range(10):
+            events = run(splits(data, rng, rng.choice([1, 3, 40])), records=False, collect=True)
+            assert not any(isinstance(e, Header | Record) for e in events)
+            collected = [r for e in events if isinstance(e, Checkpoint) for r in e.records]
+            assert collected == covered, name
+
+
 def test_torn_last_line_is_reported_at_close(signed: bytes) -> None:
     machine = Verifier()
     cut = signed[: signed.index(b'"192.0.2.4"') + 3]

@@ -9,7 +9,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class Checkpoint:
     covered_bytes: int
     covered_sha512: str
     final: bool  # a final checkpoint after the summary: nothing may follow
+    # With Verifier(collect=True): the header, measurement and summary records it newly covers.
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from netprobe.evidence import format as fmt
 from netprobe.evidence.format import COMPLETE, INVALID, MAX_LINE_BYTES, PARTIAL, UNSIGNED
 from netprobe.evidence.keys import KeyFileError, read_allowed_signers
-from netprobe.evidence.verifier import Checkpoint, Header, Record, Verification, Verifier
+from netprobe.evidence.verifier import Checkpoint, Verification, Verifier
 
 STRUCTURAL_TYPES = fmt.STRUCTURAL_TYPES
 # 64 KiB reads: a typical result file in one or two system calls, and a chunk plus the lines
@@ -90,13 +90,11 @@ def _verify(
     """The single pass behind `verify_file` and the verifying readers.
 
     With `covered`, the records (header, measurements, summary) that end up covered by a valid
-    signature are appended to it, so readers parse each line once. Records wait in a buffer of
-    at most one checkpoint interval until their signature has been checked.
+    signature are appended to it, so readers parse each line once. Records wait in the
+    verifier for at most one checkpoint interval, until their signature has been checked.
     """
     allowed = _allowed_signers(allowed_signers) if allowed_signers is not None else None
-    verifier = Verifier(allowed, path=path, records=covered is not None)
-    waiting: list[dict[str, Any]] = []
-    keep = waiting.append
+    verifier = Verifier(allowed, path=path, records=False, collect=covered is not None)
     with _open(path) as handle:
         read = handle.read
         try:
@@ -104,15 +102,10 @@ def _verify(
                 data = read(CHUNK)
                 events = verifier.feed(data) if data else verifier.close()
                 del data  # the next read must not hold two chunks at once
-                if covered is None:
-                    continue
-                for event in events:
-                    kind = event.__class__
-                    if kind is Record or kind is Header:
-                        keep(event.record)  # type: ignore[union-attr] # a class test is cheaper than isinstance
-                    elif kind is Checkpoint:
-                        covered.extend(waiting)
-                        waiting.clear()
+                if covered is not None:
+                    for event in events:
+                        if isinstance(event, Checkpoint):
+                            covered.extend(event.records)
         except OSError as exc:
             raise ResultFileError(f"{path}: read error: {exc.strerror}") from None
     return verifier.verification
