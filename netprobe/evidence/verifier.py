@@ -23,7 +23,8 @@ Rules (docs/DESIGN.md "checkpoint / signature"):
 - A complete line that is not a JSON object with a `type` is INVALID, even in the unsigned tail.
 - Trust: with `allowed` entries (from an allowed_signers file), a signer not listed is INVALID;
   without them signatures are checked against the header's key (a hint) and `trusted` is None.
-- Record events carry lines not yet covered: a reader keeps them until the next `Checkpoint`.
+- Record events carry lines not yet covered: a reader keeps them until the next `Checkpoint`
+  (or asks for `collect=True`, and takes `Checkpoint.records`: only covered records).
 """
 
 from __future__ import annotations
