@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -247,3 +248,105 @@ def test_sigkill_at_a_random_moment_still_verifies(tmp_path: Path, signer: Signe
     assert result.status == PARTIAL, result.message
     assert result.records_covered % 5 == 0 and result.records_covered > 0
     assert result.records_uncovered < 5 + 1  # at most one interval, plus a torn line
+
+
+# --- fsync off the caller's thread ---------------------------------------------------------------
+
+
+class BlockedFsync:
+    """os.fsync stand-in: each call waits until the test opens the gate (or `delay` passes)."""
+
+    def __init__(self, delay: float | None = None, error: OSError | None = None) -> None:
+        self.gate = threading.Event()
+        self.delay, self.error = delay, error
+        self.threads: list[str] = []
+        self.real = os.fsync
+
+    def __call__(self, fd: int) -> None:
+        self.threads.append(threading.current_thread().name)
+        if self.delay is not None:
+            time.sleep(self.delay)
+        else:
+            assert self.gate.wait(30), "the test never opened the gate"
+        if self.error is not None:
+            raise self.error
+        self.real(fd)
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_blocked_fsync_does_not_block_writes(tmp_path: Path, signer: Signer, monkeypatch):
+    fsync = BlockedFsync()
+    monkeypatch.setattr(os, "fsync", fsync)
+    writer = ResultWriter(tmp_path, "run", signer=signer, checkpoint_every=2)
+    writer.write_header(records.new_record(records.HEADER, vantage="test"))
+    started = time.monotonic()
+    for i in range(20):  # 10 interval checkpoints while the first fsync is still stuck
+        writer.write(tcp_record(i))
+    assert time.monotonic() - started < 10  # nothing waited for the gate (30 s)
+    assert writer.checkpoints_written == 11 and writer.checkpoints_synced == 0
+    wait_for(lambda: fsync.threads)
+    assert threading.current_thread().name not in fsync.threads
+    fsync.gate.set()
+    path = writer.close(records.new_record(records.SUMMARY, measurements=20))
+    assert writer.checkpoints_synced == writer.checkpoints_written == 12
+    assert len([t for t in fsync.threads if t.startswith("fsync")]) < 12  # requests merged
+    result = verify_file(path)
+    assert (result.status, result.records_covered) == (COMPLETE, 20)
+
+
+def test_slow_fsync_leaves_the_file_byte_identical(tmp_path: Path, signer: Signer, monkeypatch):
+    options = {"checkpoint_every": 3, "checkpoint_seconds": 10**6}
+    plain = write_run(tmp_path / "plain", signer, 25, **options).read_bytes()
+    monkeypatch.setattr(os, "fsync", BlockedFsync(delay=0.05))
+    slow = write_run(tmp_path / "slow", signer, 25, **options)
+    assert slow.read_bytes() == plain
+    assert (tmp_path / "slow" / "run.jsonl.sig").read_bytes() == (
+        tmp_path / "plain" / "run.jsonl.sig"
+    ).read_bytes()
+    assert verify_file(slow).status == COMPLETE
+
+
+def test_a_failed_fsync_is_raised_by_the_next_write(tmp_path: Path, signer: Signer, monkeypatch):
+    fsync = BlockedFsync(error=OSError(5, "Input/output error"))
+    monkeypatch.setattr(os, "fsync", fsync)
+    writer = ResultWriter(tmp_path, "run", signer=signer, checkpoint_every=100)
+    writer.write_header(records.new_record(records.HEADER))  # start checkpoint: fsync requested
+    writer.write(tcp_record(0))  # the fsync has not failed yet
+    fsync.gate.set()
+    wait_for(lambda: writer.checkpoints_synced)
+    with pytest.raises(OSError, match="Input/output error"):
+        writer.write(tcp_record(1))
+    with pytest.raises(OSError, match="Input/output error"):  # and again: never lost
+        writer.close(records.new_record(records.SUMMARY))
+    assert not writer.path.exists()  # not renamed: its bytes may not be on disk
+
+
+def test_a_failed_fsync_at_the_end_is_raised_by_close(tmp_path: Path, signer: Signer, monkeypatch):
+    writer = ResultWriter(tmp_path, "run", signer=signer, checkpoint_every=100)
+    writer.write_header(records.new_record(records.HEADER))
+    writer.write(tcp_record(0))
+    fsync = BlockedFsync(error=OSError(28, "No space left on device"))
+    fsync.gate.set()
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="No space left"):
+        writer.close(records.new_record(records.SUMMARY))
+    assert not writer.path.exists() and writer.partial_path.exists()
+    monkeypatch.undo()
+    result = verify_file(writer.partial_path)
+    assert result.status == COMPLETE  # every byte reached the kernel; only durability failed
+
+
+def test_unsigned_writer_starts_no_thread(tmp_path: Path, monkeypatch) -> None:
+    before = threading.active_count()
+    writer = ResultWriter(tmp_path, "run", signer=None)
+    writer.write_header(records.new_record(records.HEADER))
+    for i in range(5):
+        writer.write(tcp_record(i))
+    assert threading.active_count() == before
+    writer.close(records.new_record(records.SUMMARY))

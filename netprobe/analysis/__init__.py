@@ -8,6 +8,7 @@ Rules:
   `connect` (signs per attempt: DNS, and TCP/TLS), `verdict` (repeats, layer order), `ranges`
   (sampled addresses) and `summary` (one sentence per group); README.md ("How verdicts are
   decided") explains them to users. The words are `netprobe.model.vocabulary`'s.
+- Readers pass a file's records through `load.load_run` first (schema checks, the same for all).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from netprobe.analysis.common import family, phrase, tally
 from netprobe.analysis.context import RunContext, build_context, hostname_of
 from netprobe.analysis.health import vantage_notes
+from netprobe.analysis.load import check_records  # its home; importable from here too
 from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
 from netprobe.analysis.verdict import judge_target
@@ -116,31 +118,6 @@ def run_metadata(header: dict) -> dict[str, Any]:
     signer = header.get("signer")
     meta["signer_fingerprint"] = signer.get("fingerprint") if isinstance(signer, dict) else None
     return meta
-
-
-def check_records(records: Iterable[dict]) -> str | None:
-    """The first measurement record the analysis cannot use, named with its field, else None."""
-    for number, record in enumerate(records, start=1):
-        if not isinstance(record, dict) or record.get("type") not in MEASUREMENT_TYPES:
-            continue
-        where = f"measurement record {number} ({record.get('type')} {record.get('target_id')!r})"
-        if not isinstance(record.get("target_id"), str) or not record["target_id"]:
-            return f"{where}: field 'target_id' must be a non-empty string"
-        if not isinstance(record.get("attempt", 0), int):
-            return f"{where}: field 'attempt' must be an integer, got {record.get('attempt')!r}"
-        failure = record.get("failure")
-        if failure is not None and not isinstance(failure, str):
-            return f"{where}: field 'failure' must be null or a string, got {failure!r}"
-        if record["type"] in (TCP, TLS):
-            if not isinstance(record.get("ip"), str):
-                return f"{where}: field 'ip' must be a string, got {record.get('ip')!r}"
-            port = record.get("port")
-            if not isinstance(port, int) or isinstance(port, bool):
-                return f"{where}: field 'port' must be an integer, got {port!r}"
-        for name in ("answers", "late_replies", "address_sources", "peer_certificates"):
-            if record.get(name) is not None and not isinstance(record[name], list):
-                return f"{where}: field {name!r} must be a list, got {record[name]!r}"
-    return None
 
 
 def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> RunAnalysis:
@@ -250,6 +227,7 @@ __all__ = [
     "RunAnalysis",
     "Verdict",
     "analyse",
+    "check_records",
     "run_metadata",
     "STATUSES",
     "METHODS",

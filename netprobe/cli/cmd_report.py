@@ -1,7 +1,8 @@
 """`netprobe report FILE` (verdicts for one run) and `netprobe diff OLD NEW` (what changed).
 
 Rules: thin commands. Files are read with `netprobe.evidence.reader.load_result` (signatures checked
-unless --no-verify), analysed with `netprobe.analysis.analyse`, compared with
+unless --no-verify), checked by `netprobe.analysis.load.load_run` (the schema checks every reader
+shares), analysed with `netprobe.analysis.analyse`, compared with
 `netprobe.diff.diff_runs`, and rendered by `netprobe.render.report`. Exit codes: report 0 (whatever it
 found), 2 unreadable/invalid input; diff like diff(1): 0 no status changed, 1 some status changed,
 2 unreadable, invalid or mismatched files.
@@ -32,9 +33,9 @@ SIGNERS_HELP = "Only trust files signed by a key in this OpenSSH allowed_signers
 
 def _load(path: Path, no_verify: bool, allowed_signers: Path | None) -> tuple[Any, Any]:
     """(loaded result, analysis) or exit 2 with a message naming the file."""
-    from netprobe.analysis import analyse, check_records
+    from netprobe.analysis import analyse
+    from netprobe.analysis.load import RunRefused, load_run
     from netprobe.evidence.reader import ResultFileError, load_result
-    from netprobe.model.records import SCHEMA_VERSION
 
     try:
         loaded = load_result(path, verify=not no_verify, allowed_signers=allowed_signers)
@@ -44,13 +45,11 @@ def _load(path: Path, no_verify: bool, allowed_signers: Path | None) -> tuple[An
         fail(f"{path}: {exc.strerror or exc}")
     if loaded.notice:
         warn(loaded.notice)
-    version = loaded.header.get("schema_version")
-    if version != SCHEMA_VERSION:
-        fail(f"{path}: header schema_version {version!r}; this netprobe reads {SCHEMA_VERSION}")
-    problem = check_records(loaded.records)
-    if problem:
-        fail(f"{path}: {problem}")
-    return loaded, analyse(loaded.header, loaded.records)
+    try:
+        run = load_run(loaded.header, loaded.records)
+    except RunRefused as exc:
+        fail(f"{path}: {exc}")
+    return loaded, analyse(run.header, run.records)
 
 
 def _file_info(loaded: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import functools
 import os
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from netprobe.evidence import sshsig
+from netprobe.evidence.format import NAMESPACE
 
 DEFAULT_PRINCIPAL = "netprobe"
 KEY_FILE_NAME = "id_ed25519"
@@ -55,7 +57,7 @@ class Signer:
         self, private_key: Ed25519PrivateKey, principal: str, path: Path | None = None
     ) -> None:
         self._private_key = private_key
-        self.namespace = sshsig.NAMESPACE
+        self.namespace = NAMESPACE
         self.principal = principal
         self.path = path
         self.public_key = private_key.public_key()
@@ -201,8 +203,7 @@ def read_allowed_signers(path: Path) -> list[tuple[str, Ed25519PublicKey]]:
             continue
         namespaces = options.get("namespaces")
         if namespaces is not None and not any(
-            fnmatch.fnmatchcase(sshsig.NAMESPACE, pattern.strip())
-            for pattern in namespaces.split(",")
+            fnmatch.fnmatchcase(NAMESPACE, pattern.strip()) for pattern in namespaces.split(",")
         ):
             continue
         try:
@@ -226,6 +227,36 @@ def trusted_principal(
         if sshsig.public_key_blob(key) == wanted:
             return principal
     return None
+
+
+def header_signer_key(signer: object) -> Ed25519PublicKey | None:
+    """The key a result header's `signer` field names (None for an unsigned file).
+
+    ValueError if the field is malformed, not an Ed25519 OpenSSH key, or its fingerprint does
+    not match the key.
+    """
+    if signer is None:
+        return None
+    if not isinstance(signer, dict) or not isinstance(signer.get("public_key"), str):
+        raise ValueError("header field 'signer' is malformed")
+    key, fingerprint = _public_key(" ".join(signer["public_key"].split()[:2]))
+    if key is None:
+        raise ValueError("header signer public_key is not an OpenSSH public key")
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("header signer public_key is not an Ed25519 key")
+    if signer.get("fingerprint") not in (None, fingerprint):
+        raise ValueError("header signer fingerprint does not match its public_key")
+    return key
+
+
+@functools.lru_cache(maxsize=64)
+def _public_key(text: str) -> tuple[object, str | None]:
+    # One volunteer's files all name the same key: parse it once per process, not per file.
+    try:
+        key = load_ssh_public_key(text.encode())
+    except Exception:
+        return None, None
+    return key, sshsig.fingerprint(key) if isinstance(key, Ed25519PublicKey) else None
 
 
 def _looks_like_key_type(token: str) -> bool:

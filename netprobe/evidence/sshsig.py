@@ -19,7 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-NAMESPACE = "netprobe-result@v1"
+from netprobe.evidence.format import NAMESPACE  # noqa: F401 - netprobe's namespace, defined there
+
 MAGIC = b"SSHSIG"
 SIG_VERSION = 1
 KEY_TYPE = "ssh-ed25519"

@@ -7,11 +7,19 @@ Rules:
 - Lines go to the kernel with one unbuffered `os.write` each, so a SIGKILL loses at most the line
   being written (a torn last line), never a line that a checkpoint already covers.
 - Signed files get a checkpoint + signature pair right after the header, every `checkpoint_every`
-  records or `checkpoint_seconds` seconds, on demand (`checkpoint("signal")`), and at the end;
-  each pair is fsync'ed. Unsigned files (`signer=None`) have `"signer": null` and no checkpoints.
+  records or `checkpoint_seconds` seconds, on demand (`checkpoint("signal")`), and at the end.
+  Unsigned files (`signer=None`) have `"signer": null` and no checkpoints. Names, field order and
+  reasons come from `format.py`.
+- Durability: each pair is fsync'ed by the writer's own sync thread, never in the caller's
+  thread (a checkpoint inside the asyncio loop must not stall the probes in flight). An fsync
+  covers every byte written before it starts, so requests that pile up are merged; none is
+  dropped. `close()` and `abandon()` wait for every requested fsync, then fsync once more
+  themselves, before the rename / close: a renamed `.jsonl` is on disk in full. A failed fsync
+  is raised by the next `write()`/`checkpoint()`, or by `close()`/`abandon()`, never lost.
 - While running the file is `<out_dir>/.<stem>.jsonl.partial`; `close()` renames it to
   `<out_dir>/<stem>.jsonl` (never over an existing file) and writes the detached armored
-  signature `<stem>.jsonl.sig` that stock `ssh-keygen -Y verify` accepts.
+  signature `<stem>.jsonl.sig` that stock `ssh-keygen -Y verify` accepts. `close()` blocks:
+  call it once the event loop is done.
 - Not re-entrant: call `checkpoint()`/`close()` from the main flow (e.g. an asyncio signal
   handler that sets a flag), not from a raw signal handler that may interrupt `write()`.
 """
@@ -20,17 +28,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netprobe.evidence.sshsig import NAMESPACE, armor
+from netprobe.evidence import format as fmt
+from netprobe.evidence.format import CHECKPOINT_REASONS
+from netprobe.evidence.sshsig import armor
 from netprobe.model import records
 
 if TYPE_CHECKING:
     from netprobe.evidence.keys import Signer
 
-CHECKPOINT_REASONS = ("start", "interval", "signal", "end")
+
 DEFAULT_CHECKPOINT_EVERY = 256
 DEFAULT_CHECKPOINT_SECONDS = 10.0
 
@@ -54,9 +65,9 @@ class ResultWriter:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
-        self.path = out_dir / f"{stem}.jsonl"
-        self.partial_path = out_dir / f".{stem}.jsonl.partial"
-        self.sig_path = out_dir / f"{stem}.jsonl.sig"
+        self.path = out_dir / fmt.result_name(stem)
+        self.partial_path = out_dir / fmt.partial_name(stem)
+        self.sig_path = out_dir / fmt.sig_name(stem)
         if self.path.exists():
             raise FileExistsError(
                 f"{self.path} already exists; refusing to overwrite a result file"
@@ -77,6 +88,7 @@ class ResultWriter:
         self._fd: int | None = os.open(
             self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
         )
+        self._syncer = _Syncer(self._fd, self.partial_path)
 
     @property
     def signing(self) -> bool:
@@ -96,6 +108,7 @@ class ResultWriter:
     def write(self, record: dict[str, Any]) -> None:
         """Write one measurement record; sign an interval checkpoint when one is due."""
         self._require_header()
+        self._syncer.raise_error()
         self._write_line(record)
         self.records_written += 1
         self.checkpoint_if_due()
@@ -115,7 +128,7 @@ class ResultWriter:
         return False
 
     def checkpoint(self, reason: str) -> None:
-        """Write a checkpoint + signature pair over every byte so far, then fsync.
+        """Write a checkpoint + signature pair over every byte so far; fsync it in the background.
 
         Does nothing for an unsigned file.
         """
@@ -126,44 +139,39 @@ class ResultWriter:
         self._require_header()
         if self.signer is None:
             return
+        self._syncer.raise_error()
         seq = self.checkpoints_written
-        self._write_line(
-            records.new_record(
-                records.CHECKPOINT,
-                seq=seq,
-                lines=self.lines_written,
-                bytes=self.bytes_written,
-                reason=reason,
-            )
-        )
+        self._write_bytes(fmt.checkpoint_line(seq, self.lines_written, self.bytes_written, reason))
         blob = self.signer.sign_digest(self._hasher.copy().digest())
-        self._write_line(
-            records.new_record(
-                records.SIGNATURE,
-                seq=seq,
-                namespace=NAMESPACE,
-                hash_alg="sha512",
-                sshsig=_b64(blob),
-            )
-        )
+        self._write_bytes(fmt.signature_line(seq, blob))
         self.checkpoints_written += 1
         self._pending = 0
         self._last_checkpoint = time.monotonic()
-        assert self._fd is not None
-        os.fsync(self._fd)
+        self._syncer.request()
+
+    @property
+    def checkpoints_synced(self) -> int:
+        """Checkpoints whose fsync has finished (all of them once `close()` returned)."""
+        return self._syncer.synced_requests
 
     def close(self, summary: dict[str, Any], *, reason: str = "end") -> Path:
         """Write the summary and the final checkpoint, fsync, rename, write `.sig`; return the path.
 
         `reason` is "end" for a normal finish or "signal" for a clean stop after a signal.
         """
-        if reason not in ("end", "signal"):
+        if reason not in fmt.FINAL_REASONS:
             raise ValueError(f"final checkpoint reason must be 'end' or 'signal', not {reason!r}")
         self._require_header()
+        self._syncer.raise_error()
         self._write_line(summary)
         self.checkpoint(reason)
         assert self._fd is not None
-        os.fsync(self._fd)
+        try:
+            self._syncer.stop()  # every requested fsync done; raises a failed one
+            os.fsync(self._fd)
+        except BaseException:
+            self.abandon(raise_error=False)
+            raise
         os.close(self._fd)
         self._fd = None
         self._closed = True
@@ -174,15 +182,29 @@ class ResultWriter:
         _fsync_dir(self.out_dir)
         return self.path
 
-    def abandon(self) -> None:
-        """Close the file without renaming it: it stays `.partial` and verifies PARTIAL."""
-        if self._fd is not None:
-            try:
-                os.fsync(self._fd)
-            finally:
-                os.close(self._fd)
-                self._fd = None
-        self._closed = True
+    def abandon(self, *, raise_error: bool = True) -> None:
+        """Close the file without renaming it: it stays `.partial` and verifies PARTIAL.
+
+        Waits for the sync thread first; raises a failed fsync unless `raise_error=False`.
+        """
+        failure: OSError | None = None
+        try:
+            self._syncer.stop()
+        except OSError as exc:
+            failure = exc
+        try:
+            if self._fd is not None:
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    failure = failure or exc
+                finally:
+                    os.close(self._fd)
+                    self._fd = None
+        finally:
+            self._closed = True
+        if failure is not None and raise_error:
+            raise failure
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -199,7 +221,9 @@ class ResultWriter:
             raise RuntimeError("write_header() must come first")
 
     def _write_line(self, record: dict[str, Any]) -> None:
-        line = records.encode_line(record)
+        self._write_bytes(records.encode_line(record))
+
+    def _write_bytes(self, line: bytes) -> None:
         assert self._fd is not None
         view = memoryview(line)
         while view:
@@ -211,10 +235,65 @@ class ResultWriter:
         self._pending += 1
 
 
-def _b64(blob: bytes) -> str:
-    import base64
+class _Syncer:
+    """One writer's sync thread: fsyncs its fd on request, off the caller's thread.
 
-    return base64.b64encode(blob).decode("ascii")
+    `request()` returns at once; the thread runs one fsync for all the requests that arrived
+    before it started. `stop()` waits for all of them and ends the thread. A failed fsync is
+    kept and raised by `raise_error()` and `stop()`, in the caller's thread.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd = fd
+        self._path = path
+        self._cond = threading.Condition()
+        self._requested = 0
+        self.synced_requests = 0
+        self._error: OSError | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("fsync requested after the sync thread stopped")
+            self._requested += 1
+            if self._thread is None:  # started by the first checkpoint: unsigned runs need none
+                self._thread = threading.Thread(
+                    target=self._run, name=f"fsync {self._path.name}", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        self.raise_error()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self.synced_requests == self._requested and not self._stopping:
+                    self._cond.wait()
+                target = self._requested
+                if self.synced_requests == target:
+                    return  # stopping, nothing left to sync
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                if self._error is None:
+                    self._error = exc
+            with self._cond:
+                self.synced_requests = target
+                self._cond.notify_all()
 
 
 def _rename_no_clobber(source: Path, target: Path) -> None:

@@ -64,8 +64,9 @@ class RecordSink(Protocol):
 
 def file_stem(started: datetime, vantage: str) -> str:
     """`20250526T010000Z_hanoi-vnpt` : UTC start time and vantage name, safe for any filesystem."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in vantage) or "unnamed"
-    return f"{started.strftime('%Y%m%dT%H%M%SZ')}_{safe}"
+    from netprobe.evidence.format import file_stem as stem  # the one definition of file names
+
+    return stem(started, vantage)
 
 
 class StopRequest:

@@ -2,30 +2,21 @@
 
 Rules:
 - Only finished result files are candidates: names `<%Y%m%dT%H%M%SZ>_<vantage>.jsonl` (and their
-  detached `.jsonl.sig`) directly inside `out_dir`. The age comes from the UTC start time in the
-  name, not from mtime (copies and backups change mtime).
+  detached `.jsonl.sig`) directly inside `out_dir`, as `netprobe.evidence.format.RESULT_NAME`
+  spells them. The age comes from the UTC start time in the name, not from mtime (copies and
+  backups change mtime).
 - Never touched: `.partial` files (a live or killed run), the lock file, logs, sub-folders and
   anything else whose name does not match.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-RESULT_NAME = re.compile(r"^(?P<start>\d{8}T\d{6}Z)_(?P<vantage>[^/]+)\.jsonl(?P<sig>\.sig)?$")
+from netprobe.evidence.format import RESULT_NAME, result_start_time
 
-
-def result_start_time(name: str) -> datetime | None:
-    """UTC start time encoded in a result file name, or None if the name is not a result file."""
-    match = RESULT_NAME.match(name)
-    if not match:
-        return None
-    try:
-        return datetime.strptime(match["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+__all__ = ["RESULT_NAME", "prune_results", "result_start_time"]
 
 
 def prune_results(out_dir: Path, keep_days: float, *, now: datetime | None = None) -> list[Path]:

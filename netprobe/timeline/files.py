@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from netprobe.evidence.format import is_result_file
 from netprobe.timeline.cache import (
     SummaryCache,
     context_digest,
@@ -52,9 +53,7 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
         path = Path(path)
         if path.is_dir():
             for candidate in path.rglob("*"):
-                name = candidate.name
-                is_partial = name.startswith(".") and name.endswith(".jsonl.partial")
-                if candidate.is_file() and (name.endswith(".jsonl") or is_partial):
+                if candidate.is_file() and is_result_file(candidate.name):
                     found.add(candidate)
         elif path.is_file():
             found.add(path)
@@ -67,6 +66,7 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
 def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | None:
     """One file -> RunSummary; None when outside the time range; Skipped when unusable."""
     from netprobe.analysis import analyse
+    from netprobe.analysis.load import RunRefused, check_header, load_run
     from netprobe.evidence.reader import ResultFileError, iter_records
 
     allowed = Path(options.allowed_signers) if options.allowed_signers else None
@@ -76,16 +76,19 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
         )
         records = iter(records)
         header = next(records, None)
-        if header is None or header.get("type") != "header":
-            return Skipped(str(path), "no header line covered by a valid signature")
+        problem = check_header(header)  # the same refusals as `report` (analysis/load.py)
+        if problem or header is None:
+            return Skipped(str(path), problem or "no header")
         try:
             started = parse_time(str(header["started_at"]))
         except (KeyError, ValueError):
             return Skipped(str(path), "header has no valid started_at")
         if not _in_range(started, options):
             return None
-        # `analyse` keeps only the measurement records (dns, tcp, tls) of what follows the header.
-        return summary_from_analysis(header, analyse(header, records, detail=False))
+        run = load_run(header, records)
+        return summary_from_analysis(header, analyse(header, run.records, detail=False))
+    except RunRefused as exc:
+        return Skipped(str(path), str(exc))
     except ResultFileError as exc:
         return Skipped(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

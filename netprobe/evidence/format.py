@@ -1,0 +1,200 @@
+"""The result-file format, defined once (docs/DESIGN.md "Result file", "checkpoint / signature").
+
+The writer (`writer.py`), the verifier (`verifier.py`), retention (`run/retention.py`) and the
+timeline's file search import these names; none of them spells a file name, a field order or a
+reason of its own.
+
+Rules:
+- Names: a run started at UTC time T on vantage V is `<T %Y%m%dT%H%M%SZ>_<V'>.jsonl`, V' being V
+  with every character outside `[A-Za-z0-9._-]` replaced by `-` (`unnamed` if empty). While it
+  runs the file is `.<name>.partial`; a signed run also gets the detached `<name>.sig`.
+- Lines: one JSON object each, UTF-8, compact separators, LF only (`records.encode_line`);
+  at most `MAX_LINE_BYTES` bytes including the LF.
+- Checkpoint and signature lines are exactly `CHECKPOINT_FIELDS` / `SIGNATURE_FIELDS` in that
+  order, schema_version 1, canonical base64 (`checkpoint_line`, `signature_line`). Any other
+  spelling of one is an edit (`is_as_written`).
+- Reasons: seq 0 is `start`; before the summary `interval` or `signal`; after it `end` or
+  `signal`, which closes the file (`allowed_reasons`).
+- Statuses of a file: COMPLETE, PARTIAL, UNSIGNED, INVALID (meaning in `verifier.py`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import json.scanner
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from netprobe.model import records
+
+# --- file names ---------------------------------------------------------------------------------
+STEM_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+RESULT_SUFFIX = ".jsonl"
+PARTIAL_SUFFIX = ".partial"
+SIG_SUFFIX = ".sig"
+# A finished result file or its detached signature, as retention recognises them.
+RESULT_NAME = re.compile(r"^(?P<start>\d{8}T\d{6}Z)_(?P<vantage>[^/]+)\.jsonl(?P<sig>\.sig)?$")
+
+
+def file_stem(started: datetime, vantage: str) -> str:
+    """`20250526T010000Z_hanoi-vnpt` : UTC start time and vantage name, safe for any filesystem."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in vantage) or "unnamed"
+    return f"{started.strftime(STEM_TIME_FORMAT)}_{safe}"
+
+
+def result_name(stem: str) -> str:
+    """The finished file: `<stem>.jsonl`."""
+    return f"{stem}{RESULT_SUFFIX}"
+
+
+def partial_name(stem: str) -> str:
+    """The file while its run is going on (or after it was killed): `.<stem>.jsonl.partial`."""
+    return f".{stem}{RESULT_SUFFIX}{PARTIAL_SUFFIX}"
+
+
+def sig_name(stem: str) -> str:
+    """The detached armored signature of a finished signed file: `<stem>.jsonl.sig`."""
+    return f"{stem}{RESULT_SUFFIX}{SIG_SUFFIX}"
+
+
+def is_result_file(name: str) -> bool:
+    """A name readers look at in a folder: any `*.jsonl`, or a hidden `.*.jsonl.partial`."""
+    return name.endswith(RESULT_SUFFIX) or (
+        name.startswith(".") and name.endswith(RESULT_SUFFIX + PARTIAL_SUFFIX)
+    )
+
+
+def result_start_time(name: str) -> datetime | None:
+    """UTC start time in a finished result (or `.sig`) name; None if the name is not one."""
+    match = RESULT_NAME.match(name)
+    if not match:
+        return None
+    try:
+        return datetime.strptime(match["start"], STEM_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+# --- record types and line layout ---------------------------------------------------------------
+SCHEMA_VERSION = records.SCHEMA_VERSION
+HEADER, SUMMARY = records.HEADER, records.SUMMARY
+CHECKPOINT, SIGNATURE = records.CHECKPOINT, records.SIGNATURE
+SIGNING_TYPES = frozenset({CHECKPOINT, SIGNATURE})
+STRUCTURAL_TYPES = frozenset({HEADER, SUMMARY, CHECKPOINT, SIGNATURE})
+MEASUREMENT_TYPES = records.MEASUREMENT_TYPES
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+CHECKPOINT_FIELDS = ("schema_version", "type", "seq", "lines", "bytes", "reason")
+SIGNATURE_FIELDS = ("schema_version", "type", "seq", "namespace", "hash_alg", "sshsig")
+FIELDS = {CHECKPOINT: list(CHECKPOINT_FIELDS), SIGNATURE: list(SIGNATURE_FIELDS)}
+
+START, INTERVAL, SIGNAL, END = "start", "interval", "signal", "end"
+CHECKPOINT_REASONS = (START, INTERVAL, SIGNAL, END)
+FINAL_REASONS = (END, SIGNAL)  # after the summary: these close the file
+
+NAMESPACE = "netprobe-result@v1"  # the SSHSIG namespace of every signature
+HASH_ALG = "sha512"
+
+# --- statuses of a file -------------------------------------------------------------------------
+COMPLETE = "COMPLETE"
+PARTIAL = "PARTIAL"
+UNSIGNED = "UNSIGNED"
+INVALID = "INVALID"
+STATUSES = (COMPLETE, PARTIAL, UNSIGNED, INVALID)
+
+
+def allowed_reasons(seq: int, after_summary: bool) -> tuple[str, ...]:
+    """The reasons checkpoint `seq` may give, before or after the summary line."""
+    if seq == 0:
+        return (START,)
+    return FINAL_REASONS if after_summary else (INTERVAL, SIGNAL)
+
+
+def checkpoint_record(seq: int, lines: int, size: int, reason: str) -> dict[str, Any]:
+    """The checkpoint record after `lines` lines / `size` bytes; reason in CHECKPOINT_REASONS."""
+    if reason not in CHECKPOINT_REASONS:
+        raise ValueError(f"checkpoint reason must be one of {CHECKPOINT_REASONS}, not {reason!r}")
+    return records.new_record(CHECKPOINT, seq=seq, lines=lines, bytes=size, reason=reason)
+
+
+def signature_record(seq: int, blob: bytes) -> dict[str, Any]:
+    """The signature record carrying the binary SSHSIG `blob` of checkpoint `seq`."""
+    return records.new_record(
+        SIGNATURE,
+        seq=seq,
+        namespace=NAMESPACE,
+        hash_alg=HASH_ALG,
+        sshsig=base64.b64encode(blob).decode("ascii"),
+    )
+
+
+def checkpoint_line(seq: int, lines: int, size: int, reason: str) -> bytes:
+    return records.encode_line(checkpoint_record(seq, lines, size, reason))
+
+
+def signature_line(seq: int, blob: bytes) -> bytes:
+    return records.encode_line(signature_record(seq, blob))
+
+
+def is_as_written(record: dict[str, Any], line: bytes) -> bool:
+    """Whether a parsed checkpoint/signature `record` is exactly what the writer writes.
+
+    `line` is the raw line without its LF. Catches reordered or extra fields, another
+    schema_version, other whitespace or escapes, and base64 edits that decode the same.
+    """
+    return (
+        list(record) == FIELDS[record["type"]]
+        and record["schema_version"] == SCHEMA_VERSION
+        and records.encode_line(record) == line + b"\n"
+    )
+
+
+def decode_sshsig(text: Any) -> bytes:
+    """The SSHSIG blob of a signature record's `sshsig` field; ValueError unless canonical."""
+    try:
+        blob = base64.b64decode(text or "", validate=True)
+    except (binascii.Error, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+    if base64.b64encode(blob).decode() != text:
+        raise ValueError("non-canonical base64")  # unused bits were edited
+    return blob
+
+
+# --- decoding lines -----------------------------------------------------------------------------
+_DECODER = json.JSONDecoder()
+# The decoder's C scanner, called directly: our lines are one compact object, so the Python
+# layers of json.loads (encoding sniffing, whitespace regexes) would be a third of the reading
+# time of a timeline for nothing. Anything else falls back to the full decoder.
+SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type] # typeshed: the C type
+FULL_DECODE = _DECODER.decode
+_TYPE_FIELD = re.compile(rb'^\{"schema_version":\d+,"type":"([a-z_]+)"')
+
+
+def decode_line(line: bytes) -> dict[str, Any] | None:
+    """A line (without its LF) as a record, or None if it is not a JSON object with a `type`.
+
+    Whitespace around the object is allowed; anything after it is not. (The verifier inlines
+    this in its loop; keep the two in step.)
+    """
+    try:
+        text = line.decode("utf-8")
+        try:
+            obj, end = SCAN(text, 0)
+        except StopIteration:  # leading whitespace, or not JSON at all
+            end = -1
+        if end != len(text):
+            obj = FULL_DECODE(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if obj.__class__ is not dict or obj.get("type").__class__ is not str:
+        return None
+    return obj
+
+
+def torn_line_is_record(line: bytes) -> bool:
+    """Whether a torn last line was a measurement (or cannot tell), not a structural line."""
+    found = _TYPE_FIELD.search(line)
+    return not (found and found.group(1).decode() in STRUCTURAL_TYPES)
