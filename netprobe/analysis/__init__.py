@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import family, phrase, tally
+from netprobe.analysis.common import CONFIRMATION, CONTROL_ROUND, PAUSE, family, phrase, tally
+from netprobe.analysis.confirm import fold_confirmations
 from netprobe.analysis.context import RunContext, build_context, hostname_of
-from netprobe.analysis.health import vantage_notes
+from netprobe.analysis.health import control_rounds, vantage_notes
 from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
 from netprobe.analysis.verdict import judge_target
@@ -126,8 +127,13 @@ def check_records(records: Iterable[dict]) -> str | None:
         where = f"measurement record {number} ({record.get('type')} {record.get('target_id')!r})"
         if not isinstance(record.get("target_id"), str) or not record["target_id"]:
             return f"{where}: field 'target_id' must be a non-empty string"
-        if not isinstance(record.get("attempt", 0), int):
-            return f"{where}: field 'attempt' must be an integer, got {record.get('attempt')!r}"
+        for name in ("attempt", CONFIRMATION, CONTROL_ROUND):
+            value = record.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                return f"{where}: field {name!r} must be an integer, got {value!r}"
+        pause = record.get(PAUSE)
+        if pause is not None and (not isinstance(pause, int | float) or isinstance(pause, bool)):
+            return f"{where}: field {PAUSE!r} must be a number, got {pause!r}"
         failure = record.get("failure")
         if failure is not None and not isinstance(failure, str):
             return f"{where}: field 'failure' must be null or a string, got {failure!r}"
@@ -153,9 +159,13 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
     measurements = [
         r for r in records if isinstance(r, dict) and r.get("type") in MEASUREMENT_TYPES
     ]
-    ctx = build_context(header, measurements)
+    # One cheap pass finds the records of issue 15's fields: old files skip everything below.
+    newer = [r for r in measurements if CONTROL_ROUND in r or CONFIRMATION in r]
+    rounds = control_rounds(newer)
+    steps, reprobes = fold_confirmations(measurements, rounds) if newer else (measurements, [])
+    ctx = build_context(header, steps, reprobes, rounds)
     by_target: dict[str, list[dict]] = defaultdict(list)
-    for record in measurements:
+    for record in steps:
         by_target[str(record.get("target_id"))].append(record)
 
     judgements = {
@@ -237,6 +247,11 @@ def _vantage(ctx: RunContext, records: list[dict], detail: bool = True) -> dict:
     else:
         ips = {str(r["ip"]) for r in records if r.get("type") in (TCP, TLS) and r.get("ip")}
         notes = vantage_notes(ctx.health, {family(ip) for ip in ips}, ctx.families_ok)
+        for failed in ctx.rounds.failed_rounds():
+            notes.append(
+                f"no control measurement of {failed.describe()} succeeded: the vantage looked "
+                "offline then, so failures measured around then are inconclusive"
+            )
     return {
         "healthy": ctx.healthy,
         "control_resolver_ok": ctx.control_resolver_ok,

@@ -5,6 +5,9 @@ Rules:
   the controls and live in `netprobe.analysis`, computed from the stored file.
 - Layers: `dns` = probe-resolver queries, `tcp` = connects, `tls` = handshakes with the target SNI.
   Control-resolver queries and control-SNI handshakes only feed the vantage health counts.
+- Silent lookups (the injection probe, `resolver_role: silent`) are asked of an address that runs
+  no DNS server: their timeout is the expected outcome, so they are counted as measurements only,
+  never in a target's dns layer, the failure counts or the controls.
 - A layer is `ok` when any attempt succeeded; otherwise it carries the most common failure.
 - Vantage health is `netprobe.analysis.health`'s definition, the one `netprobe report` uses.
 """
@@ -15,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from netprobe.analysis.common import is_silent
 from netprobe.analysis.health import VantageHealth
 from netprobe.model.failures import DNS_NO_ANSWER
 from netprobe.model.records import DNS, TCP, TLS
@@ -69,6 +73,8 @@ class RunTally:
 
     def add(self, record: dict[str, Any]) -> None:
         self.measurements += 1
+        if record["type"] == DNS and is_silent(record):
+            return  # see the module rules: never a failure of the name, never a control
         self.health.add(record)
         failure = record.get("failure")
         if failure == DNS_NO_ANSWER and record.get("query_type") == QUERY_AAAA:
