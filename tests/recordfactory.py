@@ -3,6 +3,9 @@
 Rules: every helper returns a plain dict shaped exactly like a record the probes write; defaults
 are documentation-range addresses (never real hosts). `write_result` writes an unsigned result file
 with `netprobe.model.records.encode_line`, readable with `load_result(path, verify=False)`.
+The fields of issue 15 (`confirmation`, `control_round`, `sequence`, `pause`, `flags`,
+`truncated_udp`, ... see /work/wt/ISSUE15_CONTRACT.md) are written only when asked for, so every
+record is old-format by default.
 
 Example:
     recs = [*healthy_controls(), *domain_ok("telegram.org", "203.0.113.10")]
@@ -69,6 +72,12 @@ def _timing(t0: float, seconds: float) -> dict:
     return {"t0": t0, "t": t0 + seconds}
 
 
+def _new_fields(record: dict, **fields: Any) -> dict:
+    """`record` with the given new-format fields appended, leaving out the ones that are None."""
+    record.update({name: value for name, value in fields.items() if value is not None})
+    return record
+
+
 def _answers(ips: list[str] | None, ttl: int = 300) -> list[dict]:
     out = []
     for ip in ips or []:
@@ -93,18 +102,29 @@ def dns(
     late_replies: list[dict] | None = None,
     t0: float = 0.1,
     seconds: float = 0.02,
+    rcode: str | None = None,
+    confirmation: int | None = None,
+    control_round: int | None = None,
+    flags: list[str] | None = None,
+    edns_payload: int | None = None,
+    truncated_udp: dict | None = None,
+    retried_over_tcp: bool | None = None,
+    mismatched_replies: int | None = None,
 ) -> dict:
-    """A dns record; `qtype` defaults to AAAA when the first answer is IPv6, else A."""
+    """A dns record; `qtype` defaults to AAAA when the first answer is IPv6, else A. `rcode`
+    overrides the one derived from `failure` (e.g. a reply to a silent lookup)."""
     if qtype is None:
         qtype = "AAAA" if answers and ":" in answers[0] else "A"
-    rcode = {
+    rcodes = {
         "dns_nxdomain_error": "NXDOMAIN",
         "dns_servfail_error": "SERVFAIL",
         "dns_refused_error": "REFUSED",
     }
     if failure is None and not answers:
         failure = "dns_no_answer"
-    return measurement(
+    if rcode is None:
+        rcode = rcodes.get(failure or "", "NOERROR" if failure in (None, "dns_no_answer") else None)
+    record = measurement(
         "dns",
         target_id=f"domain:{hostname}",
         group=group,
@@ -119,9 +139,19 @@ def dns(
         resolver_role=resolver_role,
         engine="doh" if resolver.startswith("https://") else "udp",
         resolver_ip="192.0.2.53",
-        rcode=rcode.get(failure or "", "NOERROR" if failure in (None, "dns_no_answer") else None),
+        rcode=rcode,
         answers=_answers(answers),
         late_replies=late_replies or [],
+    )
+    return _new_fields(
+        record,
+        flags=flags,
+        edns_payload=edns_payload,
+        truncated_udp=truncated_udp,
+        retried_over_tcp=retried_over_tcp,
+        mismatched_replies=mismatched_replies,
+        confirmation=confirmation,
+        control_round=control_round,
     )
 
 
@@ -140,8 +170,10 @@ def tcp(
     target_id: str | None = None,
     t0: float = 0.2,
     seconds: float = 0.01,
+    confirmation: int | None = None,
+    control_round: int | None = None,
 ) -> dict:
-    return measurement(
+    record = measurement(
         "tcp",
         target_id=target_id or endpoint_id(ip, port),
         group=group,
@@ -153,6 +185,7 @@ def tcp(
         ip=ip,
         port=port,
     )
+    return _new_fields(record, confirmation=confirmation, control_round=control_round)
 
 
 def certificate(name: str, sha256: str = "ab" * 32, issuer: str = "CN=Lab CA") -> dict:
@@ -183,6 +216,10 @@ def tls(
     target_id: str | None = None,
     t0: float = 0.3,
     seconds: float = 0.05,
+    confirmation: int | None = None,
+    control_round: int | None = None,
+    sequence: str | None = None,
+    pause: float | None = None,
 ) -> dict:
     """A tls record. For domain targets pass `hostname`; target_id defaults from it or ip:port."""
     if target_id is None:
@@ -197,7 +234,7 @@ def tls(
             or failure == "ssl_unknown_authority"
             else []
         )
-    return measurement(
+    record = measurement(
         "tls",
         target_id=target_id,
         group=group,
@@ -222,13 +259,20 @@ def tls(
         negotiated_protocol="h2" if failure is None else None,
         peer_certificates=certs,
     )
+    return _new_fields(
+        record,
+        sequence=sequence,
+        pause=pause,
+        confirmation=confirmation,
+        control_round=control_round,
+    )
 
 
 def healthy_controls(attempts: int = 1, ipv6: bool = False) -> list[dict]:
     """A control domain resolved by both resolvers and reached over TLS, plus a control endpoint."""
     records = []
     for attempt in range(attempts):
-        common = {"group": "control", "role": "control", "attempt": attempt}
+        common: dict[str, Any] = {"group": "control", "role": "control", "attempt": attempt}
         records.append(dns(CONTROL_DOMAIN, [CONTROL_IP], **common))
         records.append(
             dns(
@@ -243,6 +287,173 @@ def healthy_controls(attempts: int = 1, ipv6: bool = False) -> list[dict]:
         records.append(tcp(*CONTROL_ENDPOINT, **common))
         if ipv6:
             records.append(tcp(CONTROL_IP6, 443, **common))
+    return records
+
+
+def control_round(
+    number: int, t0: float, *, failure: str | None = None, attempts: int = 1
+) -> list[dict]:
+    """One round of the control jobs (`control_round: number`) starting at `t0` seconds: the
+    healthy controls' records, every one failing with `failure` when given."""
+    records = []
+    for attempt in range(attempts):
+        common: dict[str, Any] = {
+            "group": "control",
+            "role": "control",
+            "attempt": attempt,
+            "control_round": number,
+        }
+        answer = None if failure else [CONTROL_IP]
+        records.append(dns(CONTROL_DOMAIN, answer, failure=failure, t0=t0, **common))
+        records.append(
+            dns(
+                CONTROL_DOMAIN,
+                answer,
+                failure=failure,
+                resolver=CONTROL_RESOLVER,
+                resolver_role="control",
+                t0=t0,
+                **common,
+            )
+        )
+        records.append(
+            tls(
+                CONTROL_IP,
+                443,
+                CONTROL_SNI,
+                hostname=CONTROL_DOMAIN,
+                failure=failure,
+                t0=t0 + 0.2,
+                **common,
+            )
+        )
+        records.append(tcp(*CONTROL_ENDPOINT, failure=failure, t0=t0 + 0.1, **common))
+    return records
+
+
+def confirm(record: dict, k: int, *, failure: str | None = None, after: float = 1.0) -> dict:
+    """The k-th re-probe of `record`'s step, `after` * k seconds later, failing with `failure`
+    (None: it worked). Answers, certificates and versions follow the outcome."""
+    again = dict(record)
+    again["t0"] = round(float(record["t0"]) + after * k, 6)
+    again["t"] = round(float(record["t"]) + after * k, 6)
+    again["failure"] = failure
+    if failure is None:
+        again["failed_operation"] = None
+        if record["type"] == "tls":
+            again.update(
+                tls_version="TLSv1.3",
+                cipher_suite="TLS_AES_128_GCM_SHA256",
+                negotiated_protocol="h2",
+                peer_certificates=[certificate(str(record.get("server_name")))],
+            )
+    else:
+        again["failed_operation"] = (
+            record.get("failed_operation")
+            or {
+                "dns": "resolve",
+                "tcp": "connect",
+                "tls": "tls_handshake",
+            }[record["type"]]
+        )
+        if record["type"] == "tls":
+            again.update(
+                tls_version=None, cipher_suite=None, negotiated_protocol=None, peer_certificates=[]
+            )
+    again["confirmation"] = k
+    return again
+
+
+def confirmations(record: dict, *failures: str | None) -> list[dict]:
+    """`record` and one re-probe per entry of `failures` (None: that re-probe worked)."""
+    return [record] + [confirm(record, k, failure=f) for k, f in enumerate(failures, start=1)]
+
+
+def silent(
+    hostname: str,
+    reply: list[str] | None = None,
+    *,
+    rcode: str | None = None,
+    address: str = "198.51.100.9",
+    group: str = "web",
+    t0: float = 0.15,
+    confirmation: int | None = None,
+) -> dict:
+    """A lookup of the injection probe (type A, to an address that runs no DNS server): a timeout
+    unless a reply (`reply` addresses and/or `rcode`) came back."""
+    if reply is None and rcode is None:
+        failure: str | None = "generic_timeout_error"
+    elif rcode in (None, "NOERROR"):
+        failure = None if reply else "dns_no_answer"
+    else:
+        failure = {"NXDOMAIN": "dns_nxdomain_error", "REFUSED": "dns_refused_error"}.get(
+            rcode, "dns_servfail_error"
+        )
+    server = f"udp://[{address}]:53" if ":" in address else f"udp://{address}:53"
+    record = dns(
+        hostname,
+        reply,
+        failure=failure,
+        resolver=server,
+        resolver_role="silent",
+        qtype="A",
+        group=group,
+        t0=t0,
+        rcode=rcode if rcode is not None or reply is not None else None,
+        confirmation=confirmation,
+    )
+    if failure == "generic_timeout_error":
+        record["rcode"] = None
+    elif record["rcode"] is None:
+        record["rcode"] = "NOERROR"
+    record["resolver_ip"] = address
+    return record
+
+
+def residual_pair(
+    ip: str,
+    hostname: str,
+    *,
+    target_failure: str | None = "connection_reset",
+    before_failure: str | None = None,
+    after_failure: str | None = None,
+    after_failed_operation: str | None = None,
+    pause: float = 3.0,
+    attempt: int = 0,
+    port: int = 443,
+    group: str = "web",
+) -> list[dict]:
+    """A residual-aware pair: control SNI `before`, target SNI, and, when the target SNI fails,
+    control SNI `after` (`pause` s later)."""
+    common: dict[str, Any] = {"attempt": attempt, "group": group, "hostname": hostname}
+    records = [
+        tls(
+            ip,
+            port,
+            CONTROL_SNI,
+            sni_role="control",
+            failure=before_failure,
+            t0=0.3,
+            sequence="before",
+            **common,
+        ),
+        tls(ip, port, hostname, failure=target_failure, t0=0.4, sequence="target", **common),
+    ]
+    if target_failure is not None:
+        records.append(
+            tls(
+                ip,
+                port,
+                CONTROL_SNI,
+                sni_role="control",
+                failure=after_failure,
+                failed_operation=after_failed_operation,
+                t0=0.5 + pause,
+                sequence="after",
+                pause=pause,
+                **common,
+            )
+        )
     return records
 
 

@@ -95,6 +95,17 @@ HEALTH_CASES = [
         True,
     ),
     (
+        # The injection probe asks an address that runs no DNS server: even a reply from it is
+        # no control lookup, for `run` as for `report`.
+        "a silent reply proves nothing",
+        [
+            *control_domain_lookup_failed(),
+            control_connect("generic_timeout_error"),
+            rf.silent("telegram.org", ["203.0.113.10"]),
+        ],
+        False,
+    ),
+    (
         "a target's success proves nothing",
         [*control_domain_lookup_failed(), rf.tcp("203.0.113.50", 443)],
         False,

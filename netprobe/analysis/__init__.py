@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import family, phrase, tally
+from netprobe.analysis.common import CONFIRMATION, CONTROL_ROUND, family, phrase, tally
+from netprobe.analysis.confirm import fold_confirmations
 from netprobe.analysis.context import RunContext, build_context, hostname_of
-from netprobe.analysis.health import vantage_notes
+from netprobe.analysis.health import control_rounds, vantage_notes
 from netprobe.analysis.load import check_records  # its home; importable from here too
 from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
@@ -130,9 +131,13 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
     measurements = [
         r for r in records if isinstance(r, dict) and r.get("type") in MEASUREMENT_TYPES
     ]
-    ctx = build_context(header, measurements)
+    # One cheap pass finds the records of issue 15's fields: old files skip everything below.
+    newer = [r for r in measurements if CONTROL_ROUND in r or CONFIRMATION in r]
+    rounds = control_rounds(newer)
+    steps, reprobes = fold_confirmations(measurements, rounds) if newer else (measurements, [])
+    ctx = build_context(header, steps, reprobes, rounds)
     by_target: dict[str, list[dict]] = defaultdict(list)
-    for record in measurements:
+    for record in steps:
         by_target[str(record.get("target_id"))].append(record)
 
     judgements = {
@@ -214,6 +219,11 @@ def _vantage(ctx: RunContext, records: list[dict], detail: bool = True) -> dict:
     else:
         ips = {str(r["ip"]) for r in records if r.get("type") in (TCP, TLS) and r.get("ip")}
         notes = vantage_notes(ctx.health, {family(ip) for ip in ips}, ctx.families_ok)
+        for failed in ctx.rounds.failed_rounds():
+            notes.append(
+                f"no control measurement of {failed.describe()} succeeded: the vantage looked "
+                "offline then, so failures measured around then are inconclusive"
+            )
     return {
         "healthy": ctx.healthy,
         "control_resolver_ok": ctx.control_resolver_ok,

@@ -9,6 +9,8 @@ Rules:
   without AAAA records at either resolver).
 - Bogon ranges are REFERENCE.md §2; an address inside a range the header declares as expected is
   never a bogon (the test lab uses documentation ranges on purpose).
+- Attempts: a record's attempt is its `attempt`, and for the records of a control round
+  (`control_round`) the round too: every round of the controls counts as an attempt of its own.
 """
 
 from __future__ import annotations
@@ -87,6 +89,22 @@ class Sign(NamedTuple):
 
 # A layer's signs, by attempt number.
 AttemptSigns = dict[int, list[Sign]]
+
+# Record fields added by issue 15 (the contract's names; a missing field means the old behaviour).
+# They are the records' field names, not words of a verdict, so they live here, next to the readers.
+CONFIRMATION = "confirmation"  # k = 1..N on a re-probe of a failing step; missing or 0 when planned
+CONTROL_ROUND = "control_round"  # 0 = start, 1, 2, ...: the round of a control job
+SEQUENCE = "sequence"  # tls: "before" | "target" | "after" (the residual-aware pair)
+SEQUENCE_BEFORE = "before"
+SEQUENCE_TARGET = "target"
+SEQUENCE_AFTER = "after"
+PAUSE = "pause"  # tls `after` records: seconds waited after the target SNI failed
+RESOLVER_SILENT = "silent"  # resolver_role of an injection probe: an address that runs no DNS
+RETRIED_OVER_TCP = "retried_over_tcp"  # dns: a truncated UDP reply, asked again over TCP
+TRUNCATED_UDP = "truncated_udp"  # dns: what that truncated UDP reply held (never evidence)
+# Round r's attempts are numbered (r + 1) * ROUND_STRIDE + attempt: after every planned attempt,
+# in round order, and never equal to a planned attempt (`repeat` is at most 100).
+ROUND_STRIDE = 1 << 16
 
 
 def phrase(failure: str | None) -> str:
@@ -191,11 +209,32 @@ def count_phrase(counts: dict[str, int]) -> str:
 
 
 def attempt_of(record: dict) -> int:
-    """The record's attempt number (0 when missing or malformed)."""
+    """The record's attempt number (0 when missing or malformed); a control round's records get
+    an attempt number of their own per round (see ROUND_STRIDE)."""
+    attempt = record.get("attempt") or 0
+    if attempt.__class__ is not int:  # fast path: called for every record of every run
+        attempt = _as_int(attempt)
+    control_round = record.get(CONTROL_ROUND)
+    if control_round is None:
+        return attempt
+    return (_as_int(control_round) + 1) * ROUND_STRIDE + attempt
+
+
+def _as_int(value: Any) -> int:
     try:
-        return int(record.get("attempt") or 0)
+        return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def is_confirmation(record: dict) -> bool:
+    """A re-probe of a failing step (not an attempt of its own)."""
+    return bool(record.get(CONFIRMATION))
+
+
+def is_silent(record: dict) -> bool:
+    """A dns record of the injection probe (asked of an address that runs no DNS server)."""
+    return record.get("resolver_role") == RESOLVER_SILENT
 
 
 def split_by_type(records: list[dict]) -> dict[str, list[dict]]:

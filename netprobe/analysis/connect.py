@@ -7,6 +7,15 @@ Rules (README.md ("How verdicts are decided") explains them to users):
   ip:port and attempt): sni = target SNI fails while the control SNI gets an answer from the server
   (a certificate error counts as an answer); tls = both fail after TCP connected; mitm = the handshake
   reaches a certificate that is not valid for the name. No control-SNI handshake -> `unknown`.
+- Residual-aware pairs (tls records with `sequence`): the control SNI's `before` handshake is the
+  pair's control; when the target SNI fails, the control SNI's `after` handshake (made `pause`
+  seconds later) tells whether the address stayed blocked after the forbidden name. before works,
+  target fails, after fails -> still `sni` (evidence "residual: the address was blocked for N s
+  after the forbidden name"), never `ip`: the `after` handshake is never TCP evidence. Files
+  without `sequence` treat every control-SNI handshake as `before`.
+- A failure measured while the vantage looked offline (a failed control round nearby, see
+  `health`) is `unknown`, never `ip` or `tls`. (An `sni` sign needs the control SNI to have
+  worked on the same address at the same time, so the vantage was online.)
 - A domain's address is only judged when something vouches for it (see `is_genuine_address`).
 - Within one attempt: any working address makes the attempt `ok` (clients try every address).
 """
@@ -16,6 +25,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from netprobe.analysis.common import (
+    PAUSE,
+    SEQUENCE,
+    SEQUENCE_AFTER,
     AttemptSigns,
     Sign,
     attempt_of,
@@ -26,7 +38,9 @@ from netprobe.analysis.common import (
     majority_method,
     phrase,
 )
+from netprobe.analysis.confirm import confirmed_phrase
 from netprobe.analysis.context import RunContext, hostname_of
+from netprobe.analysis.health import ControlRound
 from netprobe.model.failures import CERTIFICATE_FAILURES
 from netprobe.model.target_ids import (
     ENDPOINT_SOURCE,
@@ -74,7 +88,7 @@ def tcp_signs(
         outcomes.setdefault(_address_key(record), record)
     derived: dict[tuple[str, int, int], dict] = {}
     for record in tls_records:
-        if not is_genuine_address(record, ctx, group):
+        if record.get(SEQUENCE) == SEQUENCE_AFTER or not is_genuine_address(record, ctx, group):
             continue
         key = _address_key(record)
         if key in outcomes:
@@ -96,19 +110,22 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext) -> Sign:
         return Sign(OK, f"{where} connects", seconds=duration(record), port=port)
     failure = str(record.get("failure"))
     fam = family(ip)
-    if ctx.control_endpoints_ok and fam in ctx.families_ok:
+    offline = ctx.offline_at(record)
+    if ctx.control_endpoints_ok and fam in ctx.families_ok and offline is None:
         return Sign(
             BLOCKED,
-            f"{where}: TCP connect {phrase(failure)} ({failure}) while control endpoints connect",
+            f"{where}: TCP connect {phrase(failure)} ({failure}) while control endpoints connect"
+            f"{confirmed_phrase(record)}",
             IP_METHOD,
             failure,
             port,
         )
-    why = (
-        "no control endpoint connects"
-        if not ctx.control_endpoints_ok
-        else f"nothing connects over {fam} here"
-    )
+    if not ctx.control_endpoints_ok:
+        why = "no control endpoint connects"
+    elif fam not in ctx.families_ok:
+        why = f"nothing connects over {fam} here"
+    else:
+        why = _offline_words(offline)
     return Sign(UNKNOWN, f"{where}: TCP connect {failure}; {why}", failure=failure, port=port)
 
 
@@ -117,7 +134,12 @@ def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSi
         return {}  # most targets are endpoints without TLS: skip building the tables below
     pairs: dict[tuple[str, int, int], dict[str, dict]] = defaultdict(dict)
     untrusted: dict[int, list[str]] = defaultdict(list)
+    after: dict[tuple[str, int, int], dict] = {}
     for record in tls_records:
+        if record.get(SEQUENCE) == SEQUENCE_AFTER:
+            if record.get("sni_role") == ROLE_CONTROL:  # a failed connect counts here too
+                after.setdefault(_address_key(record), record)
+            continue
         if connect_failed(record):
             continue
         key = _address_key(record)
@@ -131,7 +153,14 @@ def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSi
     for (ip, port, attempt), pair in sorted(pairs.items()):
         if ROLE_TARGET in pair:
             signs[attempt].append(
-                _tls_sign(ip, port, pair[ROLE_TARGET], pair.get(ROLE_CONTROL), ctx)
+                _tls_sign(
+                    ip,
+                    port,
+                    pair[ROLE_TARGET],
+                    pair.get(ROLE_CONTROL),
+                    ctx,
+                    after.get((ip, port, attempt)),
+                )
             )
     for attempt, where in untrusted.items():
         if attempt not in signs:
@@ -144,7 +173,14 @@ def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSi
     return signs
 
 
-def _tls_sign(ip: str, port: int, target: dict, control: dict | None, ctx: RunContext) -> Sign:
+def _tls_sign(
+    ip: str,
+    port: int,
+    target: dict,
+    control: dict | None,
+    ctx: RunContext,
+    after: dict | None = None,
+) -> Sign:
     where = endpoint_label(ip, port)
     sni = target.get("server_name")
     failure = target.get("failure")
@@ -156,10 +192,11 @@ def _tls_sign(ip: str, port: int, target: dict, control: dict | None, ctx: RunCo
             seconds=duration(target),
             port=port,
         )
+    confirmed = confirmed_phrase(target)
     if failure in CERTIFICATE_FAILURES:
         return Sign(
             BLOCKED,
-            f"{where} SNI {sni}: {failure}, {_certificate(target)}",
+            f"{where} SNI {sni}: {failure}, {_certificate(target)}{confirmed}",
             MITM_METHOD,
             failure,
             port,
@@ -179,7 +216,8 @@ def _tls_sign(ip: str, port: int, target: dict, control: dict | None, ctx: RunCo
         )
         return Sign(
             BLOCKED,
-            f"{where}: SNI {sni} -> {failure} ({phrase(failure)}) while control SNI {control_sni} {answered}",
+            f"{where}: SNI {sni} -> {failure} ({phrase(failure)}) while control SNI {control_sni} "
+            f"{answered}{confirmed}{_residual(after)}",
             SNI_METHOD,
             failure,
             port,
@@ -191,19 +229,52 @@ def _tls_sign(ip: str, port: int, target: dict, control: dict | None, ctx: RunCo
             failure=failure,
             port=port,
         )
-    if ctx.control_endpoints_ok:
+    offline = ctx.offline_at(target)
+    if ctx.control_endpoints_ok and offline is None:
         return Sign(
             BLOCKED,
-            f"{where}: TLS fails for every SNI ({sni}: {failure}; {control_sni}: {control_failure}) although TCP connects",
+            f"{where}: TLS fails for every SNI ({sni}: {failure}; {control_sni}: {control_failure}) although TCP connects"
+            f"{confirmed}",
             TLS_METHOD,
             failure,
             port,
+        )
+    if offline is not None:
+        return Sign(
+            UNKNOWN,
+            f"{where}: TLS fails for every SNI; {_offline_words(offline)}",
+            failure=failure,
+            port=port,
         )
     return Sign(
         UNKNOWN,
         f"{where}: TLS fails for every SNI and no control endpoint works",
         failure=failure,
         port=port,
+    )
+
+
+def _residual(after: dict | None) -> str:
+    """The residual clause of an SNI block: the control SNI failed again after the target SNI."""
+    if after is None:
+        return ""
+    failure = after.get("failure")
+    if failure is None or failure in CERTIFICATE_FAILURES:
+        return ""  # the server answered the control SNI again: a plain SNI block
+    pause = after.get(PAUSE)
+    seconds = f"{pause:g}" if isinstance(pause, int | float) else "?"
+    return (
+        f"; residual: the address was blocked for {seconds} s after the forbidden name "
+        f"(control SNI then: {failure})"
+    )
+
+
+def _offline_words(offline: ControlRound | None) -> str:
+    if offline is None:
+        return "the vantage looked offline then"
+    return (
+        "the vantage looked offline then "
+        f"(no control measurement of {offline.describe()} succeeded)"
     )
 
 

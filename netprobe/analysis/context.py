@@ -9,6 +9,9 @@ Rules:
 - A DNS answer is genuine if it equals a control answer for the name, lies inside the expected
   ranges of the target's group (all declared ranges when the group names none), or completes a TLS
   handshake valid for the name. ASNs are not compared: that needs data from outside the file.
+- Built from the steps (re-probes folded in, see `confirm`); a re-probe that worked still counts
+  as what it proves: a control answer, a valid handshake for the name, a working address family.
+- Silent lookups (the injection probe) are never control lookups.
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from netprobe.analysis.common import answer_ips, duration, family, in_networks, parse_networks
-from netprobe.analysis.health import VantageHealth
+from netprobe.analysis.common import (
+    RESOLVER_SILENT,
+    answer_ips,
+    connect_failed,
+    duration,
+    family,
+    in_networks,
+    parse_networks,
+)
+from netprobe.analysis.health import ControlRound, ControlRounds, VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
 from netprobe.model.records import DNS, TCP, TLS
 from netprobe.model.vocabulary import ROLE_CONTROL, ROLE_TARGET
@@ -42,6 +53,11 @@ class RunContext:
     health: VantageHealth
     families_ok: set[str]
     control_median: dict[str, float]  # record type -> median seconds of successful controls
+    # (hostname, ip) -> the record of a target-SNI handshake that failed at connect, never valid
+    tls_connect_failures: dict[tuple[str, str], dict] = field(default_factory=dict)
+    tls_failure_records: dict[tuple[str, str], dict] = field(default_factory=dict)
+    rounds: ControlRounds = field(default_factory=ControlRounds)
+    has_silent: bool = False  # some silent lookup (the injection probe) is in the run
 
     @property
     def healthy(self) -> bool:
@@ -69,6 +85,14 @@ class RunContext:
                 ips |= lookup.ips
         return ips
 
+    def valid_control_ips(self, hostname: str) -> set[str]:
+        """The control answers for the name on which a target-SNI handshake validated."""
+        return {ip for ip in self.control_ips(hostname) if (hostname, ip) in self.tls_valid}
+
+    def offline_at(self, record: dict) -> ControlRound | None:
+        """The failed control round that makes the record's time look offline, else None."""
+        return self.rounds.offline_at(record.get("t0"))
+
     def genuine_reason(self, hostname: str, ip: str, group: str) -> str | None:
         """Why an address is a real answer for the name, or None if nothing vouches for it."""
         if ip in self.control_ips(hostname):
@@ -84,7 +108,14 @@ def _hostname(record: dict) -> str:
     return str(record.get("hostname") or record.get("server_name") or "").rstrip(".").lower()
 
 
-def build_context(header: dict, records: list[dict]) -> RunContext:
+def build_context(
+    header: dict,
+    records: list[dict],
+    reprobes: list[dict] | None = None,
+    rounds: ControlRounds | None = None,
+) -> RunContext:
+    """The context of a run: `records` are its steps (re-probes folded in), `reprobes` the
+    re-probe records (only what they proved by working counts), `rounds` its control rounds."""
     expected_ranges = header.get("expected_ranges") or {}
     expected_all: list = []
     for cidrs in expected_ranges.values() if isinstance(expected_ranges, dict) else []:
@@ -102,11 +133,17 @@ def build_context(header: dict, records: list[dict]) -> RunContext:
     families_ok: set[str] = set()
     control_seconds: dict[str, list[float]] = defaultdict(list)
 
+    tls_connect: dict[tuple[str, str], dict] = {}
+    tls_failure_records: dict[tuple[str, str], dict] = {}
+    has_silent = False
     for record in records:
         health.add(record)
         kind = record.get("type")
         failure = record.get("failure")
-        if kind == DNS and record.get("resolver_role") == ROLE_CONTROL:
+        resolver_role = record.get("resolver_role") if kind == DNS else None
+        if resolver_role == RESOLVER_SILENT:
+            has_silent = True
+        elif resolver_role == ROLE_CONTROL:
             lookup = lookups[(_hostname(record), str(record.get("query_type")))]
             if failure is None:
                 lookup.ips.update(answer_ips(record.get("answers")))
@@ -127,8 +164,28 @@ def build_context(header: dict, records: list[dict]) -> RunContext:
                 or record.get("failed_operation") != CONNECT_OPERATION
             ):
                 tls_failures.setdefault(key, str(failure))
+                tls_failure_records.setdefault(key, record)
+            elif connect_failed(record):
+                tls_connect.setdefault(key, record)
+    for record in reprobes or []:
+        # What a working re-probe proves holds, whatever the majority of its step said.
+        if record.get("failure") is not None:
+            continue
+        kind = record.get("type")
+        if kind == DNS and record.get("resolver_role") == ROLE_CONTROL:
+            lookup = lookups[(_hostname(record), str(record.get("query_type")))]
+            lookup.ips.update(answer_ips(record.get("answers")))
+        elif kind == TCP or kind == TLS:
+            if record.get("ip"):
+                families_ok.add(family(str(record["ip"])))
+            if kind == TLS and record.get("sni_role") == ROLE_TARGET and record.get("ip"):
+                tls_valid.add((_hostname(record), str(record["ip"])))
     for key in tls_valid:
         tls_failures.pop(key, None)
+        tls_failure_records.pop(key, None)
+        tls_connect.pop(key, None)
+    for key in tls_failures:
+        tls_connect.pop(key, None)  # a handshake that got past connect says more
 
     return RunContext(
         expected_all=expected_all,
@@ -139,6 +196,10 @@ def build_context(header: dict, records: list[dict]) -> RunContext:
         health=health,
         families_ok=families_ok,
         control_median={k: statistics.median(v) for k, v in control_seconds.items() if v},
+        tls_connect_failures=tls_connect,
+        tls_failure_records=tls_failure_records,
+        rounds=rounds if rounds is not None else ControlRounds(),
+        has_silent=has_silent,
     )
 
 

@@ -9,14 +9,23 @@ Rules:
   `inconclusive` and `netprobe run` says so at the end of the run.
 - Pure: fed one record at a time (a run counts while records stream past, the analysis reads a
   stored file), so both see exactly the same rule.
+- Silent lookups (the injection probe, `resolver_role: silent`) are never control lookups.
+- Round-local health (`ControlRounds`, files whose control records carry `control_round`): the
+  run-wide rule above stays the one that makes a run healthy. On top of it, a round counts as
+  *failed* when it has control measurements and none of them succeeded (the same rule, within
+  the round). A failure measured while the vantage looked offline then, i.e. inside a failed round or
+  with a failed round as the nearest round before or after it in time, can only be `unknown`,
+  never a block (`offline_at`). This only ever turns blocks into `inconclusive`, never the
+  reverse, and a file without rounds (or whose rounds all worked) is judged exactly as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from netprobe.analysis.common import CONTROL_ROUND
 from netprobe.model.records import DNS, TCP, TLS
 from netprobe.model.vocabulary import ROLE_CONTROL
 
@@ -81,3 +90,76 @@ def vantage_notes(
     for fam in sorted(families_tried - families_ok):
         notes.append(f"nothing connected over {fam}: {fam} failures are inconclusive")
     return notes
+
+
+@dataclass(slots=True)
+class ControlRound:
+    """One round of the control jobs: when it ran and whether the vantage worked then."""
+
+    number: int
+    start: float
+    end: float
+    health: VantageHealth = field(default_factory=VantageHealth)
+
+    @property
+    def failed(self) -> bool:
+        return self.health.has_controls and not self.health.healthy
+
+    def describe(self) -> str:
+        return f"control round {self.number} ({self.start:.1f}-{self.end:.1f} s)"
+
+
+@dataclass(slots=True)
+class ControlRounds:
+    """The control rounds of a run, in time order (empty for files without `control_round`)."""
+
+    rounds: list[ControlRound] = field(default_factory=list)
+
+    @property
+    def any_failed(self) -> bool:
+        return any(r.failed for r in self.rounds)
+
+    def failed_rounds(self) -> list[ControlRound]:
+        return [r for r in self.rounds if r.failed]
+
+    def offline_at(self, t: Any) -> ControlRound | None:
+        """The failed round that makes time `t` look offline (see the module rules), else None."""
+        if not self.rounds or not self.any_failed:
+            return None  # the usual case: nothing to look up
+        try:
+            when = float(t)
+        except (TypeError, ValueError):
+            return None
+        containing = [r for r in self.rounds if r.start <= when <= r.end]
+        if containing:
+            nearest = containing
+        else:
+            before = [r for r in self.rounds if r.end < when]
+            after = [r for r in self.rounds if r.start > when]
+            nearest = []
+            if before:
+                nearest.append(max(before, key=lambda r: (r.end, r.number)))
+            if after:
+                nearest.append(min(after, key=lambda r: (r.start, r.number)))
+        return next((r for r in nearest if r.failed), None)
+
+
+def control_rounds(records: Iterable[Mapping[str, Any]]) -> ControlRounds:
+    """The control rounds of `records`: each round's time span and its health."""
+    rounds: dict[int, ControlRound] = {}
+    for record in records:
+        number = record.get(CONTROL_ROUND)
+        if number is None or record.get("type") not in (DNS, TCP, TLS):
+            continue
+        try:
+            number = int(number)
+            t0, t = float(record.get("t0") or 0.0), float(record.get("t") or 0.0)
+        except (TypeError, ValueError):
+            continue
+        found = rounds.get(number)
+        if found is None:
+            found = rounds[number] = ControlRound(number, t0, max(t0, t))
+        else:
+            found.start, found.end = min(found.start, t0), max(found.end, t0, t)
+        found.health.add(record)
+    return ControlRounds([rounds[n] for n in sorted(rounds)])

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from netprobe.analysis.common import CONFIRMATION, CONTROL_ROUND, PAUSE
 from netprobe.model.records import HEADER, MEASUREMENT_TYPES, SCHEMA_VERSION, SUMMARY
 
 _LIST_FIELDS = ("answers", "late_replies", "address_sources", "peer_certificates")
@@ -76,6 +77,9 @@ def check_records(records: Iterable[dict], schema_version: int = SCHEMA_VERSION)
             and ((value := get("late_replies")) is None or value.__class__ is list)
             and ((value := get("address_sources")) is None or value.__class__ is list)
             and ((value := get("peer_certificates")) is None or value.__class__ is list)
+            and ((value := get(CONFIRMATION)) is None or value.__class__ is int)
+            and ((value := get(CONTROL_ROUND)) is None or value.__class__ is int)
+            and get(PAUSE) is None
         ):
             continue
         problem = _record_problem(number, record, schema_version)
@@ -94,8 +98,13 @@ def _record_problem(number: int, record: dict, schema_version: int) -> str | Non
         )
     if not isinstance(record.get("target_id"), str) or not record["target_id"]:
         return f"{where}: field 'target_id' must be a non-empty string"
-    if not isinstance(record.get("attempt", 0), int):
-        return f"{where}: field 'attempt' must be an integer, got {record.get('attempt')!r}"
+    for name in ("attempt", CONFIRMATION, CONTROL_ROUND):
+        value = record.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            return f"{where}: field {name!r} must be an integer, got {value!r}"
+    pause = record.get(PAUSE)
+    if pause is not None and (not isinstance(pause, int | float) or isinstance(pause, bool)):
+        return f"{where}: field {PAUSE!r} must be a number, got {pause!r}"
     failure = record.get("failure")
     if failure is not None and not isinstance(failure, str):
         return f"{where}: field 'failure' must be null or a string, got {failure!r}"

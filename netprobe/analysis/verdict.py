@@ -10,6 +10,11 @@ Rules:
   decides `ok` or `inconclusive`. An unhealthy vantage point makes everything `inconclusive`.
 - "Slow": the deciding layer worked, but its median success took >= 1 s and >= 5x the median of
   the same kind of control measurement. Slow-but-working stays `ok`, with a note.
+- Re-probes are folded into their step before any of this (`confirm`); a failure they out-voted
+  leaves a note ("2/3 attempts worked"), never a blocking sign.
+- Injection (`dns.silent_signs`): a reply injected on the path to an address that runs no DNS
+  server makes the dns layer `blocked` (score 1.0) whatever the attempts of the probe resolvers
+  showed: it is not a vote of one attempt but a fact about the path for this name.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from netprobe.analysis.common import AttemptSigns, Sign, majority_method, phrase, split_by_type
+from netprobe.analysis.confirm import outvoted_notes
 from netprobe.analysis.connect import combine_reachability, tcp_signs, tls_signs
 from netprobe.analysis.context import RunContext
-from netprobe.analysis.dns import combine_dns, dns_signs
+from netprobe.analysis.dns import combine_dns, dns_signs, silent_signs
 from netprobe.analysis.health import unhealthy_reason
 from netprobe.model.vocabulary import (
     BLOCKED,
     DNS_LAYER,
+    DNS_METHOD,
     DOWN,
     INCONCLUSIVE,
     LAYERS,
@@ -127,6 +134,21 @@ def slow_note(layer: LayerResult, record_type: str, ctx: RunContext) -> str | No
     return f"slow: {layer.name} takes {median:.2f} s (median){versus}; working, so not a block"
 
 
+def _apply_silent(layer: LayerResult, signs: list[Sign], detail: bool) -> None:
+    """Injection evidence from silent lookups (see the module rules), in place."""
+    if not signs:
+        return
+    injected = [s for s in signs if s.kind == BLOCKED]
+    if injected:
+        layer.status, layer.method, layer.score = BLOCKED, DNS_METHOD, 1.0
+        layer.deciding = injected
+    if not detail:
+        return
+    lines = sorted({f"{layer.name}: {s.detail}" for s in injected})
+    layer.evidence = lines + [line for line in layer.evidence if line not in lines]
+    layer.notes += sorted({f"{layer.name}: {s.detail}" for s in signs if s.kind != BLOCKED})
+
+
 @dataclass
 class TargetJudgement:
     status: str
@@ -151,8 +173,12 @@ def judge_target(
             TLS_LAYER, tls_signs(tls, ctx, group), combine_reachability, ctx, detail
         ),
     }
+    if ctx.has_silent:
+        _apply_silent(layers[DNS_LAYER], silent_signs(dns, ctx, group), detail)
     evidence = [line for layer in layers.values() for line in layer.evidence]
     notes = [note for layer in layers.values() for note in layer.notes]
+    if detail:
+        notes += outvoted_notes(records)
 
     if not ctx.healthy:
         for layer in layers.values():

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import connect_failed
+from netprobe.analysis.common import SEQUENCE_AFTER, connect_failed, is_silent
 from netprobe.analysis.health import VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, DNS_NO_ADDRESS, DNS_NO_ANSWER
 from netprobe.model.records import DNS, TCP, TLS
@@ -43,8 +43,6 @@ STATE_FAILED = "fail"
 STATE_INJECTED = "injected"
 
 # Record fields of the issue 15 contract (a missing field means the old behaviour).
-RESOLVER_SILENT = "silent"  # `resolver_role` of an injection probe: an address with no DNS server
-SEQUENCE_AFTER = "after"  # `sequence` of the control-SNI handshake retried after a target failure
 # How many of a control's failures a warning names.
 TOP_FAILURES = 2
 
@@ -134,11 +132,11 @@ class RunTally:
 
     def add(self, record: dict[str, Any]) -> None:
         self.measurements += 1
-        self.health.add(record)
         kind = record["type"]
-        if kind == DNS and record.get("resolver_role") == RESOLVER_SILENT:
-            self._add_silent(record)
+        if kind == DNS and is_silent(record):
+            self._add_silent(record)  # never a failure of the name, never a control
             return
+        self.health.add(record)
         failure = record.get("failure")
         control_lookup = kind == DNS and record.get("resolver_role") == ROLE_CONTROL
         if control_lookup:
