@@ -98,7 +98,9 @@ def _record_problem(number: int, record: dict, schema_version: int) -> str | Non
         )
     if not isinstance(record.get("target_id"), str) or not record["target_id"]:
         return f"{where}: field 'target_id' must be a non-empty string"
-    for name in ("attempt", CONFIRMATION, CONTROL_ROUND):
+    if not isinstance(record.get("attempt", 0), int):  # a bool passes, as it always has
+        return f"{where}: field 'attempt' must be an integer, got {record.get('attempt')!r}"
+    for name in (CONFIRMATION, CONTROL_ROUND):
         value = record.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             return f"{where}: field {name!r} must be an integer, got {value!r}"
