@@ -119,6 +119,23 @@ OPTION_LIST: tuple[Option, ...] = (
            "Seconds to keep listening after a UDP DNS reply, to catch injected second replies "
            "(0: do not wait).", _EVERYWHERE,
            flag="--udp-wait", low=0, high=10, unit="seconds", run_field="udp_wait"),
+    Option("confirm", "integer", 2,
+           "Re-probe each failed target probe N more times before the run ends, to tell a "
+           "lost packet from a block (only once some control worked; 0: never).", _EVERYWHERE,
+           flag="--confirm", low=0, high=10, run_field="confirm"),
+    Option("confirm_spacing", "number", 1.0,
+           "Seconds between a failed probe and each of its re-probes.", _EVERYWHERE,
+           flag="--confirm-spacing", low=0, high=600, unit="seconds", run_field="confirm_spacing"),
+    Option("control_interval", "number", 120.0,
+           "The controls run at the start and the end of a run, and again every S seconds "
+           "in between.", _EVERYWHERE,
+           flag="--control-interval", low=1, high=7 * 86400, unit="seconds",
+           run_field="control_interval"),
+    Option("residual_pause", "number", 3.0,
+           "When a target SNI fails, retry the control SNI on the same ip:port after S seconds "
+           "(catches censors that then block the whole address for a while; 0: do not).",
+           _EVERYWHERE, flag="--residual-pause", low=0, high=600, unit="seconds",
+           run_field="residual_pause"),
     Option("max_addresses_per_domain", "integer", 4,
            "Resolved addresses given TLS probes per name and resolver.", frozenset({LIST}),
            low=1, high=64, run_field="max_addresses_per_domain"),
@@ -353,6 +370,10 @@ class RunOptions:
     deadline: float = default("deadline")
     udp_wait: float = default("udp_wait")
     max_addresses_per_domain: int = default("max_addresses_per_domain")
+    confirm: int = default("confirm")
+    confirm_spacing: float = default("confirm_spacing")
+    control_interval: float = default("control_interval")
+    residual_pause: float = default("residual_pause")
     vantage: str = default("vantage")
     asn: str | None = default("asn")
     cc: str | None = default("cc")

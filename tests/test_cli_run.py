@@ -157,19 +157,25 @@ def test_run_writes_a_complete_result_file(tmp_path: Path, loopback: Lab) -> Non
     by_id: dict[str, list[dict]] = {}
     for record in records:
         by_id.setdefault(record["target_id"], []).append(record)
-    # DNS: A and AAAA through the probe resolver and the control resolver.
+    # DNS: A and AAAA through the probe resolver and the control resolver; and the injection
+    # probe: A asked of the list's first explicit endpoint address, where no DNS server runs.
     dns_records = [r for r in by_id["domain:loop.test"] if r["type"] == "dns"]
+    silent = [r for r in dns_records if r["resolver_role"] == "silent"]
     assert sorted((r["resolver_role"], r["query_type"], r["failure"]) for r in dns_records) == [
         ("control", "A", None),
         ("control", "AAAA", "dns_no_answer"),
         ("probe", "A", None),
         ("probe", "AAAA", "dns_no_answer"),
+        ("silent", "A", silent[0]["failure"]),  # refused, unless this machine runs a DNS server
     ]
-    # TLS to the answered address, with the target SNI and with the control SNI.
+    assert silent[0]["resolver_address"] == "udp://127.0.0.1:53"
+    assert "confirmation" not in silent[0]  # the injection probe is never re-probed
+    # TLS to the answered address: the control SNI first, then the target SNI; it worked, so
+    # there is no `after` handshake and no confirmation.
     tls = [r for r in by_id["domain:loop.test"] if r["type"] == "tls"]
-    assert sorted((r["ip"], r["sni_role"]) for r in tls) == [
-        ("127.0.0.1", "control"),
-        ("127.0.0.1", "target"),
+    assert [(r["ip"], r["sni_role"], r["sequence"]) for r in tls] == [
+        ("127.0.0.1", "control", "before"),
+        ("127.0.0.1", "target", "target"),
     ]
     target_sni = next(r for r in tls if r["sni_role"] == "target" and r["ip"] == "127.0.0.1")
     assert target_sni["failure"] is None
@@ -180,14 +186,26 @@ def test_run_writes_a_complete_result_file(tmp_path: Path, loopback: Lab) -> Non
         "control:" + loopback.doh,
         "probe:" + loopback.dns,
     ]
-    # TCP endpoints: the open port connects, the closed one is refused (OONI's string).
-    assert by_id[f"endpoint:127.0.0.1:{loopback.open_port}"][0]["failure"] is None
-    assert by_id[f"endpoint:127.0.0.1:{loopback.closed_port}"][0]["failure"] == "connection_refused"
+    # TCP endpoints: the open port connects, the closed one is refused (OONI's string), and,
+    # since a control worked, that failure is confirmed by two spaced re-probes.
+    assert len(by_id[f"endpoint:127.0.0.1:{loopback.open_port}"]) == 1
+    closed = by_id[f"endpoint:127.0.0.1:{loopback.closed_port}"]
+    assert [(r["failure"], r.get("confirmation"), r["attempt"]) for r in closed] == [
+        ("connection_refused", None, 0),
+        ("connection_refused", 1, 0),
+        ("connection_refused", 2, 0),
+    ]
+    assert closed[1]["t0"] - closed[0]["t"] >= 1.0 and closed[2]["t0"] - closed[1]["t"] >= 1.0
     # An endpoint with an SNI gets a TCP connect and a TLS pair.
     kinds = sorted(r["type"] for r in by_id[f"endpoint:127.0.0.1:{loopback.tls_port}"])
     assert kinds == ["tcp", "tls", "tls"]
-    control = by_id[f"endpoint:127.0.0.1:{loopback.control_port}"][0]
-    assert control["role"] == "control" and control["failure"] is None
+    # The control endpoint: first of all records (round 0) and again last (the end round).
+    control = by_id[f"endpoint:127.0.0.1:{loopback.control_port}"]
+    assert [(r["role"], r["failure"], r["control_round"]) for r in control] == [
+        ("control", None, 0),
+        ("control", None, 1),
+    ]
+    assert records[0] == control[0] and records[-1] == control[1]
     assert summary["measurements"] == len(records)
 
 

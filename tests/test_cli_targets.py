@@ -32,7 +32,8 @@ def test_show_bundled_list_as_json(runner: CliRunner) -> None:
     assert info["name"] == "telegram"
     assert set(info["groups"]) == {"web", "dc", "ranges"}
     assert info["groups"]["dc"]["endpoints"] == 21
-    assert info["counts"]["dns_queries_per_resolver"] == (14 + 4) * 2
+    # 14 target domains once, 4 control domains at the start and the end; A and AAAA each.
+    assert info["counts"]["dns_queries_per_resolver"] == (14 + 4 * 2) * 2
     assert "telegram" in info["expected_ranges"]
     assert info["controls"]["resolvers"] == [
         "https://1.1.1.1/dns-query",

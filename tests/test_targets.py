@@ -172,7 +172,8 @@ def parse_error(yaml_text: str) -> str:
         (
             "settings:\n  vantage: x\ngroups:\n  web:\n    domains: [example.com]\n",
             "t.yaml:2: settings.vantage: unknown key (allowed: timeout, concurrency, repeat,"
-            " deadline, udp_wait, max_addresses_per_domain, ports)",
+            " deadline, udp_wait, confirm, confirm_spacing, control_interval, residual_pause,"
+            " max_addresses_per_domain, ports)",
         ),
         (
             "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  resolvers: [8.8.8.8]\n",
@@ -188,6 +189,37 @@ def parse_error(yaml_text: str) -> str:
         (
             "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  domains: [example.com]\n",
             't.yaml:5: controls.domains: duplicate domain "example.com" (first at line 3)',
+        ),
+        # Silent addresses: IP addresses (no port, no name), each once, at least one.
+        (
+            "groups:\n  web:\n    domains: [example.com]\ncontrols:\n"
+            "  silent_addresses: [192.0.2.9, 192.0.2.9:53]\n",
+            't.yaml:5: controls.silent_addresses: expected an IP address like "192.0.2.1" or'
+            ' "2001:db8::1", got "192.0.2.9:53"',
+        ),
+        (
+            "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  silent_addresses:\n"
+            "    - 192.0.2.9\n    - dns.example\n",
+            't.yaml:7: controls.silent_addresses: expected an IP address like "192.0.2.1" or'
+            ' "2001:db8::1", got "dns.example"',
+        ),
+        (
+            "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  silent_addresses:\n"
+            "    - 2001:db8::9\n    - 2001:DB8:0::9\n",
+            't.yaml:7: controls.silent_addresses: duplicate address "2001:db8::9" (first at line 6)',
+        ),
+        (
+            "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  silent_addresses: []\n",
+            "t.yaml:5: controls.silent_addresses: expected a non-empty list of IP addresses",
+        ),
+        (
+            "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  silent_addresses: 192.0.2.9\n",
+            't.yaml:5: controls.silent_addresses: expected a list of IP addresses, got "192.0.2.9"',
+        ),
+        (
+            "groups:\n  web:\n    domains: [example.com]\ncontrols:\n  silent_addresses: [7]\n",
+            't.yaml:5: controls.silent_addresses: expected an IP address like "192.0.2.1" or'
+            ' "2001:db8::1", got 7',
         ),
     ],
 )
@@ -400,7 +432,44 @@ def test_domains_lists_targets_then_controls() -> None:
         ("example.net", "b", "target"),
         ("example.org", "control", "control"),
     ]
-    assert target_list.counts()["dns_queries_per_resolver"] == 3 * 2
+    # Targets once (repeat 1), controls at the start and at the end of the run; A and AAAA.
+    assert target_list.counts()["dns_queries_per_resolver"] == (2 + 1 * 2) * 2
+
+
+def test_counts_follow_the_plan_repeat_control_rounds_and_silent_queries() -> None:
+    target_list = parse(
+        """
+        settings: {repeat: 3}
+        groups:
+          web: {domains: [a.example, b.example]}
+          dc: {endpoints: [192.0.2.1:443, "192.0.2.1:80", 192.0.2.2:443, 192.0.2.3:443]}
+        controls:
+          domains: [c.example]
+          endpoints: [198.51.100.1:443]
+        """
+    )
+    counts = target_list.counts()
+    assert counts["dns_queries_per_resolver"] == (2 * 3 + 1 * 2) * 2
+    assert counts["endpoint_probes"] == 4 * 3 + 1 * 2
+    # No silent_addresses: the first two distinct explicit endpoint addresses stand in.
+    assert target_list.silent_addresses() == ["192.0.2.1", "192.0.2.2"]
+    assert counts["silent_queries"] == 2 * 2 * 3
+
+
+def test_silent_addresses_are_read_normalised_and_win_over_the_endpoints() -> None:
+    target_list = parse(
+        """
+        groups:
+          web: {domains: [a.example]}
+          dc: {endpoints: [192.0.2.1:443]}
+        controls:
+          silent_addresses: [198.51.100.7, "2001:DB8:0::7"]
+        """
+    )
+    assert target_list.controls.silent_addresses == ["198.51.100.7", "2001:db8::7"]
+    assert target_list.silent_addresses() == ["198.51.100.7", "2001:db8::7"]
+    bare = parse("groups:\n  web: {domains: [a.example]}\n")
+    assert bare.silent_addresses() == [] and bare.counts()["silent_queries"] == 0
 
 
 def test_mixed_group_kind() -> None:

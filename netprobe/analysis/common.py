@@ -22,7 +22,14 @@ from typing import Any, NamedTuple
 
 from netprobe.model import failures as f
 from netprobe.model.failures import CONNECT_FAILURES_WITHOUT_OPERATION, CONNECT_OPERATION
-from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.records import (  # re-exported: the analysis modules import them from here
+    CONFIRMATION,
+    CONTROL_ROUND,
+    DNS,
+    RESOLVER_SILENT,
+    TCP,
+    TLS,
+)
 from netprobe.model.vocabulary import METHOD_ORDER
 
 _PHRASES = {
@@ -92,16 +99,6 @@ AttemptSigns = dict[int, list[Sign]]
 
 # Record fields added by issue 15 (the contract's names; a missing field means the old behaviour).
 # They are the records' field names, not words of a verdict, so they live here, next to the readers.
-CONFIRMATION = "confirmation"  # k = 1..N on a re-probe of a failing step; missing or 0 when planned
-CONTROL_ROUND = "control_round"  # 0 = start, 1, 2, ...: the round of a control job
-SEQUENCE = "sequence"  # tls: "before" | "target" | "after" (the residual-aware pair)
-SEQUENCE_BEFORE = "before"
-SEQUENCE_TARGET = "target"
-SEQUENCE_AFTER = "after"
-PAUSE = "pause"  # tls `after` records: seconds waited after the target SNI failed
-RESOLVER_SILENT = "silent"  # resolver_role of an injection probe: an address that runs no DNS
-RETRIED_OVER_TCP = "retried_over_tcp"  # dns: a truncated UDP reply, asked again over TCP
-TRUNCATED_UDP = "truncated_udp"  # dns: what that truncated UDP reply held (never evidence)
 # Round r's attempts are numbered (r + 1) * ROUND_STRIDE + attempt: after every planned attempt,
 # in round order, and never equal to a planned attempt (`repeat` is at most 100).
 ROUND_STRIDE = 1 << 16

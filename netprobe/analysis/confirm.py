@@ -35,7 +35,7 @@ from netprobe.analysis.common import (
     is_silent,
 )
 from netprobe.analysis.health import ControlRounds
-from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.records import CONFIRMATION, DNS, SEQUENCE, TCP, TLS
 from netprobe.model.target_ids import endpoint_label
 
 # The key of a folded record that holds its `Votes` (never written to a file).
@@ -141,7 +141,7 @@ def _time(value: object) -> float:
 
 
 def _fold(original: dict, confirmations: list[dict], rounds: ControlRounds | None) -> dict:
-    ordered = sorted(confirmations, key=lambda r: (_time(r.get("t0")), r.get("confirmation") or 0))
+    ordered = sorted(confirmations, key=lambda r: (_time(r.get("t0")), r.get(CONFIRMATION) or 0))
     counted = []
     ignored = 0
     for record in ordered:

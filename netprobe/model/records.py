@@ -29,6 +29,21 @@ TCP = "tcp"
 TLS = "tls"
 MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS})
 
+# `resolver_role` of the injection probe: a query sent to an address that runs no DNS server.
+RESOLVER_SILENT = "silent"
+# `sequence` of a tls record: where it stands in the handshakes with one ip:port.
+SEQUENCE_BEFORE = "before"  # the control SNI, first
+SEQUENCE_TARGET = "target"  # the target SNI
+SEQUENCE_AFTER = "after"  # the control SNI again, `pause` seconds after the target SNI failed
+
+# Field names added by issue 15 (absent in older files; absence means the old behaviour).
+CONFIRMATION = "confirmation"  # k = 1..N on a re-probe of a failing step; missing or 0 when planned
+CONTROL_ROUND = "control_round"  # 0 = start, 1, 2, ...: the round of a control job
+SEQUENCE = "sequence"  # tls: SEQUENCE_BEFORE | SEQUENCE_TARGET | SEQUENCE_AFTER
+PAUSE = "pause"  # tls `after` records: seconds waited after the target SNI failed
+RETRIED_OVER_TCP = "retried_over_tcp"  # dns: a truncated UDP reply, asked again over TCP
+TRUNCATED_UDP = "truncated_udp"  # dns: what that truncated UDP reply held (never evidence)
+
 
 def new_record(record_type: str, **fields: Any) -> dict[str, Any]:
     """A record with the schema version and type first, then `fields` in the given order."""
@@ -127,6 +142,9 @@ class MeasurementRecord(TypedDict):
     t: float
     failure: str | None
     failed_operation: str | None  # "resolve" | "connect" | "tls_handshake" when failure is set
+    # Labels of the plan, written after the kind's own fields (old files have neither):
+    control_round: NotRequired[int]  # records of control targets: 0 = start, ..., last = end
+    confirmation: NotRequired[int]  # a re-probe of a failed step: 1..N (same `attempt`)
 
 
 class DnsAnswer(TypedDict):
@@ -200,6 +218,8 @@ class TlsRecord(MeasurementRecord):
     negotiated_protocol: str | None
     peer_certificates: list[PeerCertificate]
     certificates_from_unverified_handshake: bool
+    sequence: NotRequired[str]  # "before" | "target" | "after" (SEQUENCE_*)
+    pause: NotRequired[float]  # `after` only: seconds waited after the target SNI failed
 
 
 class SummaryRecord(TypedDict):

@@ -56,11 +56,16 @@ from netprobe.probes.errors import classify
 from netprobe.probes.tcp import connect_socket
 from netprobe.probes.tls import TlsChannel
 
-__all__ = ["DOH_MEDIA_TYPE", "EDNS_PAYLOAD", "SILENT_ROLE", "describe_answers", "probe_dns"]
+__all__ = [
+    "DOH_MEDIA_TYPE",
+    "EDNS_PAYLOAD",
+    "records.RESOLVER_SILENT",
+    "describe_answers",
+    "probe_dns",
+]
 
 DOT_ALPN = ("dot",)  # IANA ALPN id for DNS over TLS
 EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
-SILENT_ROLE = "silent"  # resolver_role of the injection probe (an address with no DNS server)
 
 # What a query can fail with; anything else is a bug and propagates.
 _NETWORK_ERRORS = (OSError, TimeoutError, EOFError, dns.exception.DNSException, httpx.HTTPError)
@@ -113,7 +118,7 @@ async def probe_dns(
     query = dns.message.make_query(hostname, query_type, use_edns=0, payload=EDNS_PAYLOAD)
     query.flags |= dns.flags.RD
     t0 = ctx.now()
-    udp = _UdpReplies(query, ctx, resolver_role == SILENT_ROLE)
+    udp = _UdpReplies(query, ctx, resolver_role == records.RESOLVER_SILENT)
     exchange: dict[str, Any] = {}
     failure: str | None = None
     reply: dns.message.Message | None = None

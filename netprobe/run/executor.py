@@ -1,10 +1,24 @@
 """The run's executor: run a plan's probes concurrently, stream records to a sink, stop on time.
 
 Rules:
-- Memory does not grow with the number of targets: jobs come from the plan's lazy iterator and
+- Memory does not grow with the number of targets: jobs come from the plan's lazy iterators and
   are pulled by a fixed pool of `concurrency` workers; each record goes to the sink as soon as
   its probe finishes, in the order probes finish.
-- At most `concurrency` probes are in flight at once (one semaphore around every probe call).
+- At most `concurrency` probes are in flight at once (one semaphore around every probe call;
+  pauses and spacings wait outside it).
+- Order of a run: control round 0 (every control job) before any target job; the target jobs;
+  meanwhile another control round every `control_interval` seconds (counted from the previous
+  round's start); then the confirmations still pending; then the end control round. A run cut
+  short by its deadline or a stop therefore always starts with round 0.
+- Confirmation: when a record needs it (`planner.needs_confirmation`) and some control has
+  worked so far (the vantage health of the records seen), its step is re-probed `confirm` times,
+  each `confirm_spacing` s after the previous one finished, with the same `attempt` and
+  `confirmation: k`. A chain's records are confirmed once the chain is over, so a re-sent target
+  SNI cannot fall inside the chain's residual pause. At most `CONFIRM_BACKLOG` x `concurrency`
+  steps wait for confirmation at once: beyond that, a job waits before taking the next target.
+  A stopped run does not wait for them.
+- The plan's labels (`sequence`, `pause`, `control_round`, `confirmation`) are appended to a
+  probe's record by the executor, after the probe's own fields; the probes know nothing of them.
 - Probes are reached only through the `netprobe.probes.Probes` interface (`real_probes()` by
   default), so a whole run can be executed with fake probes; what to probe is the planner's.
 - A probe's network failure is data in its record; the executor never turns it into an exception.
@@ -12,7 +26,9 @@ Rules:
   `StopRequest` (interrupted = its reason, e.g. "SIGTERM"); what was measured stays in the file.
   Signals are the CLI's business: it installs the handlers and calls `StopRequest.stop`.
 - Nothing here looks up the probe's own public address, and nothing here prints: progress is
-  reported through the `on_progress` callback (jobs done), so the CLI decides what the user sees.
+  reported through the `on_progress` callback (jobs done, of `count_jobs`: the start and end
+  control rounds and the target jobs; extra control rounds and confirmations are not counted,
+  so the count never passes the total), so the CLI decides what the user sees.
 """
 
 from __future__ import annotations
@@ -20,13 +36,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from netprobe.model.records import SUMMARY, format_utc, new_record
+from netprobe.model.records import CONFIRMATION, SUMMARY, format_utc, new_record
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, real_probes
 from netprobe.probes.doh import DohClients
@@ -36,7 +52,17 @@ from netprobe.run.header import (
     build_header,
     resolve_option_resolvers,
 )
-from netprobe.run.planner import Job, RunPlan, Step, control_sni, count_jobs, select_addresses
+from netprobe.run.planner import (
+    Chain,
+    Job,
+    RunPlan,
+    Step,
+    Task,
+    control_sni,
+    count_jobs,
+    needs_confirmation,
+    select_addresses,
+)
 from netprobe.run.tally import RunTally
 from netprobe.targets.lists import TargetList
 
@@ -45,6 +71,10 @@ DEADLINE = "deadline"
 # The probes a run uses unless told otherwise; made at import so that importing the probe modules
 # (dnspython, httpx) is not part of any run's time.
 DEFAULT_PROBES = real_probes()
+# Steps waiting for their confirmations, at most, per unit of concurrency (see the rules).
+CONFIRM_BACKLOG = 4
+
+Labels = tuple[tuple[str, Any], ...]
 
 
 @dataclass
@@ -132,6 +162,7 @@ class Runner:
             control_resolvers=self.control_resolvers,
             max_addresses_per_domain=options.max_addresses_per_domain,
             control_sni=control_sni(target_lists),
+            residual_pause=options.residual_pause,
         )
         ssl_context = make_ssl_context(options.ca_bundle)
         self.settings = ProbeSettings(
@@ -145,6 +176,10 @@ class Runner:
         self._sink: RecordSink | None = None
         self._run_start = 0.0
         self._done = 0
+        self._confirming: set[asyncio.Task[None]] = set()
+        self._confirm_slots: asyncio.Semaphore | None = None
+        self._rounds = 0  # control rounds started so far
+        self._last_round_start = 0.0
 
     async def run(
         self, sink: RecordSink, header: dict[str, Any], stop: StopRequest | None = None
@@ -153,18 +188,9 @@ class Runner:
         self._sink = sink
         self._semaphore = asyncio.Semaphore(max(1, self.options.concurrency))
         self._run_start = time.monotonic()
+        self._confirm_slots = asyncio.Semaphore(CONFIRM_BACKLOG * max(1, self.options.concurrency))
         sink.write_header(header)
-        jobs = self.plan.jobs()
-
-        async def worker() -> None:
-            for job in jobs:  # a shared generator: each job is taken by exactly one worker
-                await self._job(job)
-                self._done += 1
-                self.on_progress(self._done)
-
-        work = asyncio.ensure_future(
-            asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
-        )
+        work = asyncio.ensure_future(self._phases())
         stopped_by: list[str] = []
 
         def halt(reason: str) -> None:
@@ -207,27 +233,140 @@ class Runner:
             await asyncio.sleep(1.0)
             due()
 
+    async def _phases(self) -> None:
+        """The whole run in order (see the module rules); pending confirmations die with it."""
+        targets_done = asyncio.Event()
+        ticker: asyncio.Future[None] | None = None
+        try:
+            await self._control_round(counted=True)
+            ticker = asyncio.ensure_future(self._control_ticker(targets_done))
+            await self._pool(self.plan.target_jobs(), counted=True)
+            targets_done.set()
+            await ticker  # lets a round in progress finish; starts no new one
+            while self._confirming:
+                await asyncio.gather(*list(self._confirming))
+            await self._control_round(counted=True)
+        finally:
+            pending: list[asyncio.Future[None]] = [*self._confirming]
+            if ticker is not None and not ticker.done():
+                pending.append(ticker)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _pool(self, jobs: Iterator[Job], *, counted: bool) -> None:
+        """Run `jobs` with `concurrency` workers; `counted` jobs advance the progress."""
+
+        async def worker() -> None:
+            for job in jobs:  # a shared generator: each job is taken by exactly one worker
+                await self._job(job)
+                if counted:
+                    self._done += 1
+                    self.on_progress(self._done)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
+
+    async def _control_round(self, *, counted: bool) -> None:
+        """One control round: every control job, numbered in the order rounds start."""
+        control_round = self._rounds
+        self._rounds += 1
+        self._last_round_start = time.monotonic()
+        await self._pool(self.plan.control_jobs(control_round), counted=counted)
+
+    async def _control_ticker(self, targets_done: asyncio.Event) -> None:
+        """While target jobs run: a control round every `control_interval` s since the last one."""
+        while True:
+            wait = self._last_round_start + self.options.control_interval - time.monotonic()
+            try:
+                await asyncio.wait_for(targets_done.wait(), timeout=max(0.0, wait))
+                return
+            except TimeoutError:
+                pass
+            await self._control_round(counted=False)
+
     async def _job(self, job: Job) -> None:
-        """A job's first steps together, then the follow-ups planned from their records."""
+        """A job's first tasks together, then the follow-ups planned from their records."""
         target = job.target
         ctx = ProbeContext(
             target.target_id, target.group, target.role, job.attempt, self._run_start
         )
-        probe = self._probe
-        records = await asyncio.gather(*[probe(ctx, step) for step in self.plan.first_steps(job)])
-        follow_ups = self.plan.follow_up_steps(job, records)
+        labels = job.record_fields()
+        first = self.plan.first_steps(job)
+        results = await asyncio.gather(*[self._task(ctx, task, labels) for task in first])
+        if any(isinstance(task, Chain) for task in first):
+            results = [r for result in results for r in _records(result)]
+        follow_ups = self.plan.follow_up_steps(job, cast(list[dict[str, Any]], results))
         if follow_ups:
-            await asyncio.gather(*[probe(ctx, step) for step in follow_ups])
+            await asyncio.gather(*[self._task(ctx, task, labels) for task in follow_ups])
 
-    async def _probe(self, ctx: ProbeContext, step: Step) -> dict[str, Any]:
+    def _task(
+        self, ctx: ProbeContext, task: Task, labels: Labels
+    ) -> Awaitable[dict[str, Any] | list[dict[str, Any]]]:
+        if isinstance(task, Chain):
+            return self._chain(ctx, task, labels)
+        return self._probe(ctx, task, labels)
+
+    async def _chain(self, ctx: ProbeContext, chain: Chain, labels: Labels) -> list[dict[str, Any]]:
+        """The chain's steps one after another, its `if_failed` step after the pause if the last
+        one failed; then the confirmations its records need."""
+        steps: list[Step] = list(chain.steps)
+        records = [await self._probe(ctx, step, labels, confirm=False) for step in steps]
+        if chain.if_failed is not None and records[-1]["failure"] is not None:
+            await asyncio.sleep(chain.pause)
+            records.append(await self._probe(ctx, chain.if_failed, labels, confirm=False))
+            steps.append(chain.if_failed)
+        for step, record in zip(steps, records, strict=True):
+            await self._confirm_later(ctx, step, record)
+        return records
+
+    async def _probe(
+        self, ctx: ProbeContext, step: Step, labels: Labels = (), *, confirm: bool = True
+    ) -> dict[str, Any]:
         """One probe under the semaphore; its record goes to the sink as soon as it is back."""
         assert self._semaphore is not None and self._sink is not None
         async with self._semaphore:
             record = await step.call(self.probes, ctx, self.settings)
         plain = cast(dict[str, Any], record)  # the sink and the tally take plain dicts
+        for key, value in step.record_fields():
+            plain[key] = value
+        for key, value in labels:
+            plain[key] = value
         self._sink.write(plain)
         self.summary.add(plain)
+        if confirm and plain["failure"] is not None:
+            await self._confirm_later(ctx, step, plain)
         return plain
+
+    async def _confirm_later(self, ctx: ProbeContext, step: Step, record: dict[str, Any]) -> None:
+        """Start the confirmations of `record`'s step if it needs them (see the module rules)."""
+        if (
+            self.options.confirm <= 0
+            or not needs_confirmation(record)
+            or not self.summary.health.healthy
+        ):
+            return
+        assert self._confirm_slots is not None
+        await self._confirm_slots.acquire()  # back-pressure: a bounded backlog
+        task = asyncio.ensure_future(self._confirm(ctx, step))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirmed)
+
+    def _confirmed(self, task: asyncio.Task[None]) -> None:
+        self._confirming.discard(task)
+        assert self._confirm_slots is not None
+        self._confirm_slots.release()
+
+    async def _confirm(self, ctx: ProbeContext, step: Step) -> None:
+        """Re-probe `step` `confirm` times, each `confirm_spacing` s after the previous one."""
+        for k in range(1, self.options.confirm + 1):
+            await asyncio.sleep(self.options.confirm_spacing)
+            await self._probe(ctx, step, ((CONFIRMATION, k),), confirm=False)
+
+
+def _records(result: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A task's records: a step's one, a chain's list."""
+    return result if isinstance(result, list) else [result]
 
 
 def run_targets(

@@ -3,18 +3,32 @@
 Rules:
 - Pure: no asyncio, socket or ssl here (directly or through imports). Planning is data in, data
   out, so it is tested without any network; `netprobe.run.executor` decides *when* steps run.
-- A run is `repeat` rounds; each round walks the target lists in order, domains first, then
-  endpoints (explicit, range samples, controls: `TargetList.iter_endpoints`). One `Job` is one
-  target in one round, yielded lazily so that `sample: all` ranges never sit in memory.
-- A job has two stages. Its first steps run together; its follow-up steps are planned from the
-  first stage's records and then run together:
+- A run has control jobs and target jobs. `control_jobs(r)` is control round r: every list's
+  control domains, then its control endpoints (records labelled `control_round: r`). Round 0
+  runs before any target, the end round after every target; the executor adds rounds in between
+  every `control_interval` seconds. A control job's `attempt` is its round.
+- `target_jobs()` is `repeat` rounds (`attempt` 0..repeat-1); each walks the target lists in
+  order, group domains first, then target endpoints (explicit, then range samples:
+  `TargetList.target_endpoints`). One `Job` is one target in one round, yielded lazily so that
+  `sample: all` ranges never sit in memory.
+- A job has two stages. Its first tasks run together; its follow-up tasks are planned from the
+  first stage's records and then run together. A task is a `Step` (one probe) or a `Chain`:
     domain   -> DNS: every probe resolver, then every control resolver, each asked A then AAAA;
-                then TLS: to each selected address (`select_addresses`) x port x SNI pair.
-    endpoint -> TCP connect and, when it has an SNI, TLS for each SNI pair; no follow-up.
-- SNI pairs (`sni_pairs`): the target SNI, plus the run's control SNI on the same ip:port (when it
-  differs), so that SNI filtering shows as "target SNI fails where the control SNI succeeds".
+                for a target domain also the injection probe: an A query to each of its list's
+                silent addresses (`TargetList.silent_addresses`, `resolver_role: silent`, one
+                try, at most `SILENT_TIMEOUT` s); then TLS: to each selected address
+                (`select_addresses`, never from silent replies) x port, one chain per ip:port.
+    endpoint -> TCP connect and, when it has an SNI, its TLS chain; no follow-up.
+- TLS chain per ip:port (`tls_chain`): with a control SNI that differs from the target SNI, the
+  control SNI first (`sequence: before`), then the target SNI (`target`), one after the other;
+  when the target SNI fails and `residual_pause` > 0, the control SNI again after that pause
+  (`after`, with `pause`), so a censor that blocks the whole ip:port for a while after a
+  forbidden name shows as that, not as an IP block. Without a control SNI: the target SNI alone.
+- Confirmation (`needs_confirmation`): which failed records are worth re-probing. The executor
+  re-runs their step (same `attempt`, `confirmation: k`); successes never are.
 - A step is the data of one probe call; `step.call(probes, ctx, settings)` is its only mapping
   onto the `netprobe.probes.Probes` interface, so the executor never names a probe kind.
+  `step.record_fields()` are the plan's labels for its record (`sequence`, `pause`).
 """
 
 from __future__ import annotations
@@ -23,15 +37,30 @@ from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from netprobe.model.records import answer_addresses
-from netprobe.model.resolvers import ResolverSpec
+from netprobe.model.failures import DNS_NO_ANSWER
+from netprobe.model.records import (
+    CONFIRMATION,
+    CONTROL_ROUND,
+    PAUSE,
+    RESOLVER_SILENT,
+    SEQUENCE,
+    SEQUENCE_AFTER,
+    SEQUENCE_BEFORE,
+    SEQUENCE_TARGET,
+    TLS,
+    answer_addresses,
+)
+from netprobe.model.resolvers import ResolverSpec, parse_resolver
 from netprobe.model.vocabulary import (
+    QUERY_A,
+    QUERY_AAAA,
     QUERY_TYPES,
     RESOLVER_PROBE,
     ROLE_CONTROL,
     ROLE_TARGET,
 )
-from netprobe.targets.lists import Domain, Endpoint, TargetList
+from netprobe.options import default
+from netprobe.targets.lists import CONTROL_ROUNDS, Domain, Endpoint, TargetList
 
 if TYPE_CHECKING:
     from netprobe.model.records import DnsRecord, TcpRecord, TlsRecord
@@ -39,6 +68,12 @@ if TYPE_CHECKING:
 
 # `address_sources` of a TLS step whose address came from the target list, not from DNS.
 ENDPOINT_SOURCE = "endpoint"
+# The injection probe waits at most this long for a reply (none is the expected case).
+SILENT_TIMEOUT = 2.0
+# The port a silent address is asked on.
+SILENT_PORT = 53
+
+_NO_FIELDS: tuple[tuple[str, Any], ...] = ()
 
 
 # -- steps: one probe call each ----------------------------------------------------------------
@@ -47,22 +82,29 @@ class DnsQuery:
     hostname: str
     query_type: str  # "A" | "AAAA"
     resolver: ResolverSpec
-    resolver_role: str  # "probe" | "control"
+    resolver_role: str  # "probe" | "control" | "silent"
+    max_timeout: float | None = None  # caps the run's timeout (the injection probe)
 
     def call(
         self, probes: Probes, ctx: ProbeContext, settings: ProbeSettings
     ) -> Awaitable[DnsRecord]:
+        timeout = settings.timeout
+        if self.max_timeout is not None and self.max_timeout < timeout:
+            timeout = self.max_timeout
         return probes.dns(
             ctx,
             self.hostname,
             self.query_type,
             self.resolver,
             resolver_role=self.resolver_role,
-            timeout=settings.timeout,
+            timeout=timeout,
             udp_wait=settings.udp_wait,
             ssl_context=settings.ssl_context,
             doh_clients=settings.doh_clients,
         )
+
+    def record_fields(self) -> tuple[tuple[str, Any], ...]:
+        return _NO_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +117,9 @@ class TcpConnect:
     ) -> Awaitable[TcpRecord]:
         return probes.tcp(ctx, self.ip, self.port, timeout=settings.timeout)
 
+    def record_fields(self) -> tuple[tuple[str, Any], ...]:
+        return _NO_FIELDS
+
 
 @dataclass(frozen=True, slots=True)
 class TlsHandshake:
@@ -84,6 +129,8 @@ class TlsHandshake:
     sni_role: str  # "target" | "control"
     hostname: str | None  # the domain, for a domain target
     address_sources: tuple[str, ...]  # e.g. ("control:https://1.1.1.1/dns-query", "probe:system")
+    sequence: str = SEQUENCE_TARGET  # "before" | "target" | "after"
+    pause: float | None = None  # `after` only: the seconds waited after the target SNI failed
 
     def call(
         self, probes: Probes, ctx: ProbeContext, settings: ProbeSettings
@@ -100,8 +147,25 @@ class TlsHandshake:
             timeout=settings.timeout,
         )
 
+    def record_fields(self) -> tuple[tuple[str, Any], ...]:
+        if self.pause is None:
+            return ((SEQUENCE, self.sequence),)
+        return ((SEQUENCE, self.sequence), (PAUSE, self.pause))
+
 
 Step = DnsQuery | TcpConnect | TlsHandshake
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """Steps run one after another; `if_failed` too, `pause` s later, when the last one failed."""
+
+    steps: tuple[Step, ...]
+    if_failed: Step | None = None
+    pause: float = 0.0
+
+
+Task = Step | Chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +174,8 @@ class Job:
 
     target: Domain | Endpoint
     attempt: int
+    control_round: int | None = None  # control jobs only (then `attempt` == `control_round`)
+    silent: tuple[ResolverSpec, ...] = ()  # the injection probe's addresses (target domains)
 
     @property
     def target_id(self) -> str:
@@ -123,6 +189,12 @@ class Job:
     def role(self) -> str:
         return self.target.role
 
+    def record_fields(self) -> tuple[tuple[str, Any], ...]:
+        """The job's labels for each of its records: `control_round` for a control job."""
+        if self.control_round is None:
+            return _NO_FIELDS
+        return ((CONTROL_ROUND, self.control_round),)
+
 
 # -- the plan ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -135,35 +207,46 @@ class RunPlan:
     control_resolvers: Sequence[ResolverSpec]
     max_addresses_per_domain: int
     control_sni: str | None
+    residual_pause: float = default("residual_pause")
 
-    def jobs(self) -> Iterator[Job]:
+    def target_jobs(self) -> Iterator[Job]:
         """Lazily, every (target, attempt) job: per round, per list, domains then endpoints."""
+        silent = [silent_resolvers(tl) for tl in self.target_lists]
         for attempt in range(self.repeat):
-            for tl in self.target_lists:
-                for domain in tl.domains():
-                    yield Job(domain, attempt)
-                for endpoint in tl.iter_endpoints():
+            for tl, addresses in zip(self.target_lists, silent, strict=True):
+                for domain in tl.target_domains():
+                    yield Job(domain, attempt, None, addresses)
+                for endpoint in tl.target_endpoints():
                     yield Job(endpoint, attempt)
 
+    def control_jobs(self, control_round: int) -> Iterator[Job]:
+        """Control round `control_round`: per list, the control domains, then control endpoints."""
+        for tl in self.target_lists:
+            for domain in tl.controls.domains:
+                yield Job(domain, control_round, control_round)
+            for endpoint in tl.controls.endpoints:
+                yield Job(endpoint, control_round, control_round)
+
     def count(self) -> int:
-        """How many jobs `jobs()` yields (by arithmetic, see `count_jobs`)."""
+        """How many jobs the start and end control rounds and the target jobs make."""
         return count_jobs(list(self.target_lists), self.repeat)
 
-    def first_steps(self, job: Job) -> Sequence[Step]:
-        """The steps a job starts with, all run together."""
+    def first_steps(self, job: Job) -> Sequence[Task]:
+        """The tasks a job starts with, all run together."""
         if isinstance(job.target, Domain):
-            return self.dns_queries(job.target.name)
+            return self.dns_queries(job.target.name, job.silent)
         return self.endpoint_steps(job.target)
 
-    def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> Sequence[Step]:
-        """The steps planned from the records of `first_steps(job)` (in the same order)."""
+    def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> Sequence[Task]:
+        """The tasks planned from the records of `first_steps(job)`."""
         if isinstance(job.target, Domain):
             return self.domain_handshakes(job.target, records)
         return ()  # shared, not a new list per endpoint job
 
-    def dns_queries(self, hostname: str) -> list[DnsQuery]:
-        """Probe resolvers first, then control resolvers; each asked every query type in order."""
-        return [
+    def dns_queries(self, hostname: str, silent: Sequence[ResolverSpec] = ()) -> list[DnsQuery]:
+        """Probe resolvers first, then control resolvers, each asked every query type in order;
+        then the injection probe: an A query to each silent address."""
+        queries = [
             DnsQuery(hostname, query_type, resolver, role)
             for role, resolvers in (
                 (RESOLVER_PROBE, self.probe_resolvers),
@@ -172,27 +255,90 @@ class RunPlan:
             for resolver in resolvers
             for query_type in QUERY_TYPES
         ]
+        queries += [
+            DnsQuery(hostname, QUERY_A, resolver, RESOLVER_SILENT, SILENT_TIMEOUT)
+            for resolver in silent
+        ]
+        return queries
 
     def domain_handshakes(
         self, domain: Domain, dns_records: Sequence[Mapping[str, Any]]
-    ) -> list[TlsHandshake]:
-        """TLS to each selected address x the domain's ports x the SNI pairs of its name."""
+    ) -> list[Task]:
+        """A TLS chain to each selected address x the domain's ports."""
+        looked_up = [r for r in dns_records if r.get("resolver_role") != RESOLVER_SILENT]
         return [
-            TlsHandshake(ip, port, sni, sni_role, domain.name, tuple(sources))
-            for ip, sources in select_addresses(dns_records, self.max_addresses_per_domain)
+            self.tls_chain(ip, port, domain.name, domain.name, tuple(sources))
+            for ip, sources in select_addresses(looked_up, self.max_addresses_per_domain)
             for port in domain.ports
-            for sni, sni_role in sni_pairs(domain.name, self.control_sni)
         ]
 
-    def endpoint_steps(self, endpoint: Endpoint) -> list[TcpConnect | TlsHandshake]:
-        """A TCP connect, then (when the endpoint names an SNI) a TLS handshake per SNI pair."""
-        steps: list[TcpConnect | TlsHandshake] = [TcpConnect(endpoint.ip, endpoint.port)]
+    def endpoint_steps(self, endpoint: Endpoint) -> list[Task]:
+        """A TCP connect and, when the endpoint names an SNI, its TLS chain (run together)."""
+        steps: list[Task] = [TcpConnect(endpoint.ip, endpoint.port)]
         if endpoint.sni:
-            steps += [
-                TlsHandshake(endpoint.ip, endpoint.port, sni, sni_role, None, (ENDPOINT_SOURCE,))
-                for sni, sni_role in sni_pairs(endpoint.sni, self.control_sni)
-            ]
+            steps.append(
+                self.tls_chain(endpoint.ip, endpoint.port, endpoint.sni, None, (ENDPOINT_SOURCE,))
+            )
         return steps
+
+    def tls_chain(
+        self,
+        ip: str,
+        port: int,
+        target_sni: str,
+        hostname: str | None,
+        sources: tuple[str, ...],
+    ) -> Task:
+        """The handshakes with one ip:port: control SNI before, target SNI, control SNI after a
+        target failure (see the module rules); the target SNI alone without a control SNI."""
+        target = TlsHandshake(ip, port, target_sni, ROLE_TARGET, hostname, sources)
+        pairs = sni_pairs(target_sni, self.control_sni)
+        if len(pairs) == 1:
+            return target
+        control_name = pairs[1][0]
+        before = TlsHandshake(
+            ip, port, control_name, ROLE_CONTROL, hostname, sources, SEQUENCE_BEFORE
+        )
+        if self.residual_pause <= 0:
+            return Chain((before, target))
+        after = TlsHandshake(
+            ip,
+            port,
+            control_name,
+            ROLE_CONTROL,
+            hostname,
+            sources,
+            SEQUENCE_AFTER,
+            self.residual_pause,
+        )
+        return Chain((before, target), after, self.residual_pause)
+
+
+def silent_resolvers(target_list: TargetList) -> tuple[ResolverSpec, ...]:
+    """The injection probe's "resolvers": `udp://IP:53` for each of the list's silent addresses."""
+    return tuple(
+        parse_resolver(f"udp://[{ip}]:{SILENT_PORT}" if ":" in ip else f"udp://{ip}:{SILENT_PORT}")
+        for ip in target_list.silent_addresses()
+    )
+
+
+def needs_confirmation(record: Mapping[str, Any]) -> bool:
+    """Whether a record's step is re-probed to confirm it: a failed probe of a target.
+
+    Not re-probed: successes; control targets (their rounds repeat them); confirmations
+    themselves; a name's missing IPv6 (AAAA `dns_no_answer` is normal); the injection probe
+    (a timeout is its expected outcome); control-SNI handshakes (the `before`/`after` of a TLS
+    chain: re-sending the control name right after a forbidden one would measure the censor's
+    residual block, not the control).
+    """
+    failure = record.get("failure")
+    if failure is None or record.get("role") != ROLE_TARGET or record.get(CONFIRMATION):
+        return False
+    if failure == DNS_NO_ANSWER and record.get("query_type") == QUERY_AAAA:
+        return False
+    if record.get("resolver_role") == RESOLVER_SILENT:
+        return False
+    return not (record.get("type") == TLS and record.get("sni_role") == ROLE_CONTROL)
 
 
 def control_sni(target_lists: Sequence[TargetList]) -> str | None:
@@ -209,13 +355,17 @@ def sni_pairs(target_sni: str, control: str | None) -> list[tuple[str, str]]:
 
 
 def count_jobs(target_lists: list[TargetList], repeat: int) -> int:
-    """How many jobs a run has (for progress), by arithmetic: `sample: all` is never iterated."""
-    total = 0
+    """How many jobs a run has (for progress), by arithmetic: `sample: all` is never iterated.
+
+    Target jobs x `repeat`, plus the control jobs of the start and end rounds. Control rounds
+    added in between (long runs) and confirmation re-probes are not counted.
+    """
+    targets = controls = 0
     for tl in target_lists:
         counts = tl.counts()
-        total += counts["domains"] + counts["control_domains"]
-        total += counts["endpoints"] + counts["range_endpoints"] + counts["control_endpoints"]
-    return total * repeat
+        targets += counts["domains"] + counts["endpoints"] + counts["range_endpoints"]
+        controls += counts["control_domains"] + counts["control_endpoints"]
+    return targets * repeat + controls * CONTROL_ROUNDS
 
 
 def select_addresses(

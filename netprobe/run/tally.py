@@ -33,7 +33,7 @@ from typing import Any
 from netprobe.analysis.common import SEQUENCE_AFTER, connect_failed, is_silent
 from netprobe.analysis.health import VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, DNS_NO_ADDRESS, DNS_NO_ANSWER
-from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.records import CONFIRMATION, DNS, SEQUENCE, TCP, TLS
 from netprobe.model.vocabulary import LAYERS, OK, QUERY_AAAA, ROLE_CONTROL
 
 # A layer's state in the end-of-run table: "-", "ok", "ok 2/3", "fail: <failure>", "injected".
@@ -153,7 +153,7 @@ class RunTally:
                 return  # a target domain's dns layer is the probe resolvers' view
         if kind == TLS and record.get("sni_role") == ROLE_CONTROL:
             _count(self.control_sni, record)
-            if record.get("sequence") != SEQUENCE_AFTER and not connect_failed(record):
+            if record.get(SEQUENCE) != SEQUENCE_AFTER and not connect_failed(record):
                 self._control(self.sni_controls, record.get("server_name")).add(
                     failure, failure is None or failure in CERTIFICATE_FAILURES
                 )
@@ -270,5 +270,5 @@ def _count(count: LayerCount, record: Mapping[str, Any]) -> None:
         count.failures[failure] += 1
     else:
         count.ok += 1
-    if (record.get("confirmation") or 0) >= 1:
+    if (record.get(CONFIRMATION) or 0) >= 1:
         count.confirmations += 1

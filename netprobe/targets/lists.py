@@ -44,10 +44,18 @@ __all__ = [
     "domain_id",
     "DEFAULT_PORTS",
     "DEFAULT_MAX_ADDRESSES_PER_DOMAIN",
+    "CONTROL_ROUNDS",
+    "FALLBACK_SILENT_ADDRESSES",
 ]
 
 DEFAULT_PORTS: tuple[int, ...] = (443,)
 DEFAULT_MAX_ADDRESSES_PER_DOMAIN: int = OPTIONS["max_addresses_per_domain"].default
+# A run's controls run at least twice: at its start and at its end (`netprobe.run.planner`);
+# runs longer than `control_interval` add rounds in between.
+CONTROL_ROUNDS = 2
+# Without `controls.silent_addresses`, the injection probe asks this many of the list's own
+# explicit endpoint addresses (they serve Telegram or the like, not DNS).
+FALLBACK_SILENT_ADDRESSES = 2
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,7 @@ class Controls:
     endpoints: list[Endpoint] = field(default_factory=list)
     sni: str | None = None
     resolvers: list[str] = field(default_factory=list)
+    silent_addresses: list[str] = field(default_factory=list)  # run no DNS server
 
 
 @dataclass
@@ -176,8 +185,27 @@ class TargetList:
 
     def domains(self) -> list[Domain]:
         """All group domains in file order, then the control domains."""
-        found = [domain for group in self.groups.values() for domain in group.domains]
-        return found + list(self.controls.domains)
+        return self.target_domains() + list(self.controls.domains)
+
+    def target_domains(self) -> list[Domain]:
+        """The group domains in file order (no controls)."""
+        return [domain for group in self.groups.values() for domain in group.domains]
+
+    def silent_addresses(self) -> list[str]:
+        """Where the injection probe sends its DNS queries: addresses that run no DNS server.
+
+        `controls.silent_addresses` when set, else the first distinct addresses of the groups'
+        explicit endpoints (at most `FALLBACK_SILENT_ADDRESSES`); none for a list without either.
+        """
+        if self.controls.silent_addresses:
+            return list(self.controls.silent_addresses)
+        found: list[str] = []
+        for endpoint in self._explicit_endpoints():
+            if len(found) == FALLBACK_SILENT_ADDRESSES:
+                break
+            if endpoint.ip not in found:
+                found.append(endpoint.ip)
+        return found
 
     def _explicit_endpoints(self) -> list[Endpoint]:
         return [endpoint for group in self.groups.values() for endpoint in group.endpoints]
@@ -192,6 +220,11 @@ class TargetList:
         (Duplicate explicit endpoints, overlapping ranges and controls inside target ranges are
         rejected by the parser, so the explicit ids are the only ones worth remembering.)
         """
+        yield from self.target_endpoints()
+        yield from self.controls.endpoints
+
+    def target_endpoints(self) -> Iterator[Endpoint]:
+        """`iter_endpoints` without the control endpoints: explicit, then range samples x ports."""
         explicit = self._explicit_endpoints()
         seen = {endpoint.target_id for endpoint in explicit}
         yield from explicit
@@ -201,7 +234,6 @@ class TargetList:
                     target_id = endpoint_id(ip, port)
                     if target_id not in seen:
                         yield Endpoint(ip, port, spec.sni, target_id, spec.group, "target")
-        yield from self.controls.endpoints
 
     def _range_endpoint_count(self, spec: RangeSpec) -> int:
         # Arithmetic, not iteration: `sample: all` on a /8 must stay cheap to count.
@@ -228,10 +260,14 @@ class TargetList:
         """What one run probes, computed without iterating `sample: all` ranges.
 
         `targets` = domains + endpoints + range_endpoints (controls not included).
-        `dns_queries_per_resolver` = every domain (targets and controls) x A and AAAA x repeat.
-        `endpoint_probes` = TCP connects to every endpoint (targets, range samples, controls)
-        x repeat; TLS handshakes come on top for endpoints with an SNI and for the resolved
-        addresses of domains (at most `max_addresses_per_domain` per name and resolver).
+        `dns_queries_per_resolver` = (target domains x repeat + control domains x 2 rounds)
+        x A and AAAA: targets are probed `repeat` times, controls at the start and the end of
+        the run (runs longer than `control_interval` add control rounds).
+        `endpoint_probes` = TCP connects: (endpoints + range samples) x repeat + control
+        endpoints x 2 rounds; TLS handshakes come on top for endpoints with an SNI and for the
+        resolved addresses of domains (at most `max_addresses_per_domain` per name).
+        `silent_queries` = the injection probe's queries: target domains x `silent_addresses()`
+        x repeat. Confirmation re-probes of failed probes are not counted (a clean run has none).
         """
         repeat = int(self.settings.get("repeat", 1))
         per_group = self.group_counts().values()
@@ -240,7 +276,7 @@ class TargetList:
         range_endpoints = sum(c["range_endpoints"] for c in per_group)
         control_domains = len(self.controls.domains)
         control_endpoints = len(self.controls.endpoints)
-        all_endpoints = endpoints + range_endpoints + control_endpoints
+        domain_queries = domains * repeat + control_domains * CONTROL_ROUNDS
         return {
             "groups": len(self.groups),
             "domains": domains,
@@ -250,8 +286,10 @@ class TargetList:
             "control_domains": control_domains,
             "control_endpoints": control_endpoints,
             "targets": domains + endpoints + range_endpoints,
-            "dns_queries_per_resolver": (domains + control_domains) * len(QUERY_TYPES) * repeat,
-            "endpoint_probes": all_endpoints * repeat,
+            "dns_queries_per_resolver": domain_queries * len(QUERY_TYPES),
+            "endpoint_probes": (endpoints + range_endpoints) * repeat
+            + control_endpoints * CONTROL_ROUNDS,
+            "silent_queries": domains * len(self.silent_addresses()) * repeat,
         }
 
     def group_info(self) -> dict[str, dict[str, Any]]:
@@ -296,6 +334,7 @@ def parse_targets(text: str, filename: str) -> TargetList:
         ],
         sni=parsed.control_sni,
         resolvers=list(parsed.control_resolvers),
+        silent_addresses=list(parsed.silent_addresses),
     )
     target_list = TargetList(
         name=parsed.name or Path(filename).stem,

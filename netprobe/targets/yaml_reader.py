@@ -34,7 +34,7 @@ TOP_KEYS = ("name", "description", "settings", "expected_ranges", "groups", "con
 GROUP_KEYS = ("label", "domains", "ports", "endpoints", "ranges", "expected")
 RANGE_KEYS = ("cidr", "ports", "sample", "sni")
 ENDPOINT_KEYS = ("address", "sni")
-CONTROL_KEYS = ("domains", "endpoints", "sni", "resolvers")
+CONTROL_KEYS = ("domains", "endpoints", "sni", "resolvers", "silent_addresses")
 # Run options a list may set (rules from `netprobe.options`), plus the list's default ports.
 SETTING_KEYS = names(LIST) + LIST_ONLY_SETTINGS
 RESOLVER_SCHEMES = ("udp://", "tcp://", "tls://", "https://")
@@ -68,6 +68,7 @@ class ParsedDocument:
     control_endpoint_lines: list[int] = field(default_factory=list)
     control_sni: str | None = None
     control_resolvers: list[str] = field(default_factory=list)
+    silent_addresses: list[str] = field(default_factory=list)
 
 
 def _is_int(value: Any) -> bool:
@@ -174,6 +175,17 @@ class _Reader(NodeReader):
         if not 1 <= port <= 65535:
             raise self.error(node, path, f'port must be 1-65535, got "{raw}"')
         return ip.compressed, port
+
+    def ip(self, node: Node, path: str) -> str:
+        """A bare IP address (v4 or v6, no port), normalised: `2001:DB8::0:1` -> `2001:db8::1`."""
+        expected = 'expected an IP address like "192.0.2.1" or "2001:db8::1"'
+        raw = self.value(node) if isinstance(node, ScalarNode) else None
+        if not isinstance(raw, str):
+            raise self.error(node, path, f"{expected}, got {self.describe(node)}")
+        try:
+            return ipaddress.ip_address(raw.strip()).compressed
+        except ValueError:
+            raise self.error(node, path, f'{expected}, got "{raw}"') from None
 
     def network(self, node: Node, path: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raw = self.text(node, path, 'a CIDR like "192.0.2.0/24"')
@@ -363,3 +375,22 @@ def _controls(reader: _Reader, node: Node, doc: ParsedDocument) -> None:
                     f'got "{spec}"',
                 )
             doc.control_resolvers.append(spec)
+    if "silent_addresses" in fields:
+        _silent_addresses(reader, fields["silent_addresses"], doc)
+
+
+def _silent_addresses(reader: _Reader, node: Node, doc: ParsedDocument) -> None:
+    # Addresses that run no DNS server: any reply to a query sent there was injected on the path.
+    path = "controls.silent_addresses"
+    items = reader.sequence(node, path, "a list of IP addresses")
+    if not items:
+        raise reader.error(node, path, "expected a non-empty list of IP addresses")
+    first_lines: dict[str, int] = {}
+    for item in items:
+        ip = reader.ip(item, path)
+        if ip in first_lines:
+            raise reader.error(
+                item, path, f'duplicate address "{ip}" (first at line {first_lines[ip]})'
+            )
+        first_lines[ip] = _line(item)
+        doc.silent_addresses.append(ip)
