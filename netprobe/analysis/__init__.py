@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import CONFIRMATION, CONTROL_ROUND, family, phrase, tally
+from netprobe.analysis.common import family, phrase, tally
 from netprobe.analysis.confirm import fold_confirmations
 from netprobe.analysis.context import RunContext, build_context, hostname_of
 from netprobe.analysis.health import control_rounds, vantage_notes
@@ -26,7 +26,7 @@ from netprobe.analysis.load import check_records  # its home; importable from he
 from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
 from netprobe.analysis.verdict import judge_target
-from netprobe.model.records import MEASUREMENT_TYPES, TCP, TLS
+from netprobe.model.records import CONFIRMATION, CONTROL_ROUND, MEASUREMENT_TYPES, TCP, TLS
 from netprobe.model.target_ids import OTHER, parse_target_id
 from netprobe.model.vocabulary import CONTROL_GROUP, METHOD_ORDER, ROLE_TARGET, VERDICT_STATUSES
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from netprobe.model import failures as f
 from netprobe.model.failures import CONNECT_FAILURES_WITHOUT_OPERATION, CONNECT_OPERATION
-from netprobe.model.records import (  # re-exported: the analysis modules import them from here
+from netprobe.model.records import (
     CONFIRMATION,
     CONTROL_ROUND,
     DNS,

@@ -27,15 +27,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from netprobe.analysis.common import (
+from netprobe.analysis.common import is_confirmation, is_silent
+from netprobe.analysis.health import ControlRounds
+from netprobe.model.records import (
+    CONFIRMATION,
     CONTROL_ROUND,
+    DNS,
     SEQUENCE,
     SEQUENCE_AFTER,
-    is_confirmation,
-    is_silent,
+    TCP,
+    TLS,
 )
-from netprobe.analysis.health import ControlRounds
-from netprobe.model.records import CONFIRMATION, DNS, SEQUENCE, TCP, TLS
 from netprobe.model.target_ids import endpoint_label
 
 # The key of a folded record that holds its `Votes` (never written to a file).

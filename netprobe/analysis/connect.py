@@ -25,9 +25,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 from netprobe.analysis.common import (
-    PAUSE,
-    SEQUENCE,
-    SEQUENCE_AFTER,
     AttemptSigns,
     Sign,
     attempt_of,
@@ -42,6 +39,7 @@ from netprobe.analysis.confirm import confirmed_phrase
 from netprobe.analysis.context import RunContext, hostname_of
 from netprobe.analysis.health import ControlRound
 from netprobe.model.failures import CERTIFICATE_FAILURES
+from netprobe.model.records import PAUSE, SEQUENCE, SEQUENCE_AFTER
 from netprobe.model.target_ids import (
     ENDPOINT_SOURCE,
     address_source_role,

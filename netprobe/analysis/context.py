@@ -21,7 +21,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from netprobe.analysis.common import (
-    RESOLVER_SILENT,
     answer_ips,
     connect_failed,
     duration,
@@ -31,7 +30,7 @@ from netprobe.analysis.common import (
 )
 from netprobe.analysis.health import ControlRound, ControlRounds, VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
-from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.records import DNS, RESOLVER_SILENT, TCP, TLS
 from netprobe.model.vocabulary import ROLE_CONTROL, ROLE_TARGET
 
 

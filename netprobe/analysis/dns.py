@@ -32,9 +32,6 @@ from collections import defaultdict
 from urllib.parse import urlsplit
 
 from netprobe.analysis.common import (
-    RESOLVER_SILENT,
-    RETRIED_OVER_TCP,
-    TRUNCATED_UDP,
     AttemptSigns,
     Sign,
     answer_ips,
@@ -55,6 +52,7 @@ from netprobe.model.failures import (
     DNS_NO_ANSWER,
     DNS_UNEXPECTED_ANSWER,
 )
+from netprobe.model.records import RESOLVER_SILENT, RETRIED_OVER_TCP, TRUNCATED_UDP
 from netprobe.model.vocabulary import BLOCKED, DNS_METHOD, DOWN, NEUTRAL, OK, ROLE_CONTROL, UNKNOWN
 
 

@@ -25,8 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import CONTROL_ROUND
-from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.records import CONTROL_ROUND, DNS, TCP, TLS
 from netprobe.model.vocabulary import ROLE_CONTROL
 
 

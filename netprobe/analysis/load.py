@@ -19,8 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe.analysis.common import CONFIRMATION, CONTROL_ROUND, PAUSE
-from netprobe.model.records import HEADER, MEASUREMENT_TYPES, SCHEMA_VERSION, SUMMARY
+from netprobe.model.records import (
+    CONFIRMATION,
+    CONTROL_ROUND,
+    HEADER,
+    MEASUREMENT_TYPES,
+    PAUSE,
+    SCHEMA_VERSION,
+    SUMMARY,
+)
 
 _LIST_FIELDS = ("answers", "late_replies", "address_sources", "peer_certificates")
 _ADDRESSED = frozenset({"tcp", "tls"})  # records with `ip` and `port`

@@ -59,7 +59,6 @@ from netprobe.probes.tls import TlsChannel
 __all__ = [
     "DOH_MEDIA_TYPE",
     "EDNS_PAYLOAD",
-    "records.RESOLVER_SILENT",
     "describe_answers",
     "probe_dns",
 ]

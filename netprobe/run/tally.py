@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import SEQUENCE_AFTER, connect_failed, is_silent
+from netprobe.analysis.common import connect_failed, is_silent
 from netprobe.analysis.health import VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, DNS_NO_ADDRESS, DNS_NO_ANSWER
-from netprobe.model.records import CONFIRMATION, DNS, SEQUENCE, TCP, TLS
+from netprobe.model.records import CONFIRMATION, DNS, SEQUENCE, SEQUENCE_AFTER, TCP, TLS
 from netprobe.model.vocabulary import LAYERS, OK, QUERY_AAAA, ROLE_CONTROL
 
 # A layer's state in the end-of-run table: "-", "ok", "ok 2/3", "fail: <failure>", "injected".
