@@ -41,8 +41,12 @@ def _all_lab_addresses() -> list[str]:
         topo.CLIENT_V4, topo.CLIENT_V6, topo.ISP_CLIENT_V4, topo.ISP_CLIENT_V6,
         topo.ISP_WORLD_V4, topo.ISP_WORLD_V6, topo.WORLD_V4, topo.WORLD_V6,
         *topo.WORLD_LOOPBACK_ADDRESSES, *topo.ISP_LOOPBACK_ADDRESSES,
+        topo.FORGED_V4, topo.FORGED_V6, topo.SILENT_V4,
     ]  # fmt: skip
-    networks = [topo.ANYIP_RANGE_V4, *topo.DOC_RANGES_V4, topo.DOC_RANGE_V6, *topo.EXPECTED_RANGES]
+    networks = [
+        topo.ANYIP_RANGE_V4, *topo.DOC_RANGES_V4, topo.DOC_RANGE_V6, *topo.EXPECTED_RANGES,
+        *topo.ISP_PUBLIC_RANGES,
+    ]  # fmt: skip
     return (
         plain
         + [str(ipaddress.ip_network(cidr).network_address) for cidr in networks]
@@ -65,8 +69,13 @@ def test_every_probed_target_is_in_a_documentation_range() -> None:
 def test_ground_truth_names_only_real_targets_and_groups() -> None:
     # A typo in scenarios.yaml would otherwise silently fall back to the default (ok).
     for name, entry in TRUTH["scenarios"].items():
+        probed = sc.lab_target_groups(LAB_TARGETS.with_name(sc.SCENARIOS[name].targets))
         for target_id in (entry or {}).get("targets", {}):
             assert target_id in GROUPS, f"{name}: {target_id} is not probed by lab.yaml"
+            assert target_id in probed, f"{name}: {target_id} is not in its list"
+        for target_id, words in (entry or {}).get("evidence", {}).items():
+            assert target_id in probed, f"{name}: evidence for {target_id}, not in its list"
+            assert words and all(isinstance(word, str) for word in words), (name, target_id)
         for group in (entry or {}).get("groups", {}):
             assert group in set(GROUPS.values()), f"{name}: no group {group!r} in lab.yaml"
 
@@ -197,6 +206,10 @@ def test_world_dns_answers(name: str, rdtype: str, rcode: str, answers: list[str
         ("bogon", "AAAA", "NOERROR", ["::1"]),
         ("redirect", "A", "NOERROR", [topo.BLOCKPAGE_V4]),
         ("redirect", "AAAA", "NOERROR", [topo.BLOCKPAGE_V6]),
+        ("redirect-public", "A", "NOERROR", [topo.PUBLIC_BLOCKPAGE_V4]),
+        ("redirect-public", "AAAA", "NOERROR", [topo.PUBLIC_BLOCKPAGE_V6]),
+        ("redirect-closed", "A", "NOERROR", [topo.CLOSED_BLOCKPAGE_V4]),
+        ("redirect-closed", "AAAA", "NOERROR", [topo.CLOSED_BLOCKPAGE_V6]),
     ],
 )
 def test_isp_rewrites(mode: str, rdtype: str, rcode: str, answers: list[str]) -> None:
@@ -219,8 +232,93 @@ def test_name_is_censored(name: str, censored: bool) -> None:
     assert topo.name_is_censored(name, topo.TELEGRAM_NAMES) is censored
 
 
+FIELD_LISTS = sorted(
+    {s.targets for s in sc.SCENARIOS.values() if s.field} | {"field-deadline.yaml"}
+)
+
+
+@pytest.mark.parametrize("list_name", FIELD_LISTS)
+def test_field_lists_are_subsets_of_lab_yaml(list_name: str) -> None:
+    # The same target ids in the same groups: scenarios.yaml's ground truth reads the same.
+    probed = sc.lab_target_groups(LAB_TARGETS.with_name(list_name))
+    ranges = {t for t, group in probed.items() if group == "ranges"}
+    assert {t: g for t, g in probed.items() if t not in ranges}.items() <= GROUPS.items()
+    for target_id in ranges:  # range samples: any address of lab.yaml's range
+        address = target_id.removeprefix("endpoint:").rsplit(":", 1)[0]
+        assert ipaddress.ip_address(address) in ipaddress.ip_network(topo.ANYIP_RANGE_V4)
+
+
+def test_lossy_list_keeps_netprobe_defaults() -> None:
+    import yaml
+
+    data = yaml.safe_load(LAB_TARGETS.with_name("field-lossy.yaml").read_text())
+    assert "settings" not in data  # the acceptance check is about default settings
+
+
+def test_silent_addresses_are_not_targets() -> None:
+    with_silent = sc.lab_target_groups(LAB_TARGETS.with_name("field-inject.yaml"))
+    assert with_silent == sc.lab_target_groups(LAB_TARGETS.with_name("field.yaml"))
+    assert not any(topo.SILENT_V4 in target_id for target_id in with_silent)
+
+
+def test_classic_and_field_scenarios() -> None:
+    field = {name for name, scenario in sc.SCENARIOS.items() if scenario.field}
+    assert field == {
+        "lossy-mobile", "sni-residual", "dns-injection", "doh-h2-nxdomain",
+        "dns-redirect-public", "dns-redirect-closed",
+    }  # fmt: skip
+    from tests.test_lab_e2e import CENSORING
+
+    assert not field & set(CENSORING) and "sni-reset" in CENSORING
+
+
+@pytest.mark.parametrize(
+    ("evidence", "problem"),
+    [
+        (["tls: residual: the address was blocked for 3 s after the forbidden name"], None),
+        (["tls: TLS fails for every SNI"], "no evidence line mentions 'residual'"),
+        ([], "no evidence line mentions 'residual'"),
+    ],
+)
+def test_evidence_mismatches(evidence: list[str], problem: str | None) -> None:
+    found = {
+        target: {"status": "blocked", "method": "sni", "evidence": evidence}
+        for target in ("domain:telegram.org", "domain:web.telegram.org", "domain:t.me")
+    }
+    problems = sc.evidence_mismatches(TRUTH, "sni-residual", found)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 3 and all(problem in line for line in problems)
+
+
+def test_link_rules_lose_and_delay_both_ways_on_the_client_link() -> None:
+    rules = sc.SCENARIOS["lossy-mobile"].table_rules
+    assert {(r.version, r.table, r.chain) for r in rules} == {
+        (v, "mangle", chain) for v in (4, 6) for chain in ("PREROUTING", "POSTROUTING")
+    }
+    for rule in rules:
+        assert rule.args[:2] == ("-i" if rule.chain == "PREROUTING" else "-o", topo.ISP_CLIENT_IF)
+        assert (
+            rule.table in sc.FLUSHED_CHAINS[rule.role]
+            and rule.chain in sc.FLUSHED_CHAINS[rule.role][rule.table]
+        )
+    drops = [r.args for r in rules if "DROP" in r.args]
+    assert len(drops) == 4 and all(a[a.index("--probability") + 1] == "0.05" for a in drops)
+    queued = [r.args for r in rules if "NFQUEUE" in r.args]
+    assert len(queued) == 4 and all("--queue-bypass" in a for a in queued)
+    (stage,) = sc.SCENARIOS["lossy-mobile"].stages
+    assert stage.args == ("delay", "--queue", str(sc.DELAY_QUEUE), "--ms", str(sc.LINK_DELAY_MS))
+
+
+def test_every_table_rule_is_flushed_by_apply() -> None:
+    for scenario in sc.SCENARIOS.values():
+        for rule in scenario.table_rules:
+            assert rule.chain in sc.FLUSHED_CHAINS[rule.role][rule.table], (scenario.name, rule)
+
+
 def test_sni_rules_match_only_client_hellos_to_443() -> None:
-    for name in ("sni-reset", "sni-drop"):
+    for name in ("sni-reset", "sni-drop", "sni-residual"):
         for _version, args in sc.SCENARIOS[name].rules:
             assert args[args.index("--dport") + 1] == "443"
 

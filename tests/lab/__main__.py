@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             lab.apply(args.scenario)
             print(f"lab {lab.name!r}: scenario {args.scenario}: "
                   f"{sc.get_scenario(args.scenario).description}")  # fmt: skip
+            print(f"  its ground truth is for {lab.targets_for(args.scenario)}")
         elif args.command == "down":
             names = Lab.names() if args.all else [args.name]
             for name in names:

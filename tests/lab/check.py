@@ -3,7 +3,14 @@
 Rules: prints one word (or the answer addresses) describing what happened, so smoke tests can
 compare it with a table; never raises for a network failure. Kinds:
   dns SERVER NAME TYPE      -> addresses, comma-separated, or NXDOMAIN / timeout / other rcode
-  doh URL CA NAME TYPE      -> same, over DNS-over-HTTPS
+  dns-all SERVER NAME TYPE  -> every reply to one query within 1 s, in arrival order, joined
+                               by " | " (each as for `dns`), or timeout
+  dns-loss SERVER NAME N    -> how many of N queries (sent 5 ms apart) got no reply within 1 s
+  doh URL CA NAME TYPE      -> same as dns, over DNS-over-HTTPS with HTTP/1.1 (error:... when
+                               the server does not speak it)
+  doh2 URL CA NAME TYPE     -> same, over HTTP/2 (needs the h2 package)
+  tcp-ms IP PORT N          -> median milliseconds of N sequential TCP connects (timeout if any
+                               connect failed)
   tcp IP PORT               -> ok | timeout | refused | reset | unreachable
   tls IP SNI CA             -> ok | timeout | reset | eof | bad-certificate | refused | unreachable
 `--many` reads a JSON list of such argument lists on stdin and prints a JSON list of results.
@@ -12,9 +19,13 @@ compare it with a table; never raises for a network failure. Kinds:
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import ssl
+import statistics
+import struct
 import sys
+import time
 
 import dns.exception
 import dns.message
@@ -38,18 +49,83 @@ def check_dns(server: str, name: str, rdtype: str) -> str:
         return "timeout"
 
 
-def check_doh(url: str, ca: str, name: str, rdtype: str) -> str:
+def check_dns_all(server: str, name: str, rdtype: str) -> str:
+    query = dns.message.make_query(name, rdtype)
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    replies: list[str] = []
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect((server, 53))
+        sock.send(query.to_wire())
+        deadline = time.monotonic() + 1.0
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([sock], [], [], left)
+            if not ready:
+                break
+            try:
+                reply = dns.message.from_wire(sock.recv(65535))
+            except (OSError, dns.exception.DNSException):
+                continue
+            if reply.id == query.id:
+                replies.append(_answers(reply))
+    return " | ".join(replies) or "timeout"
+
+
+def check_dns_loss(server: str, name: str, count: str) -> str:
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    pending: set[int] = set()
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect((server, 53))
+        sock.setblocking(False)
+
+        def drain(wait: float) -> None:
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([sock], [], [], left)[0]:
+                    return
+                try:
+                    pending.discard(dns.message.from_wire(sock.recv(65535)).id)
+                except (OSError, dns.exception.DNSException):
+                    pass
+
+        for query_id in range(1, int(count) + 1):
+            query = dns.message.make_query(name, "A", id=query_id)
+            sock.send(query.to_wire())
+            pending.add(query_id)
+            drain(0.005)
+        drain(1.0)
+    return str(len(pending))
+
+
+def check_tcp_ms(ip: str, port: str, count: str) -> str:
+    times = []
+    for _ in range(int(count)):
+        start = time.monotonic()
+        outcome = check_tcp(ip, port)
+        if outcome != "ok":
+            return outcome
+        times.append((time.monotonic() - start) * 1000)
+    return f"{statistics.median(times):.0f}"
+
+
+def check_doh2(url: str, ca: str, name: str, rdtype: str) -> str:
+    return check_doh(url, ca, name, rdtype, http2=True)
+
+
+def check_doh(url: str, ca: str, name: str, rdtype: str, http2: bool = False) -> str:
     import httpx
 
     query = dns.message.make_query(name, rdtype)
     try:
-        reply = httpx.post(
-            url,
-            content=query.to_wire(),
-            headers={"content-type": "application/dns-message"},
+        with httpx.Client(
+            http1=not http2,
+            http2=http2,
             verify=ssl.create_default_context(cafile=ca),
             timeout=TIMEOUT,
-        )
+            trust_env=False,
+        ) as client:
+            reply = client.post(
+                url, content=query.to_wire(), headers={"content-type": "application/dns-message"}
+            )
     except httpx.TimeoutException:
         return "timeout"
     except httpx.HTTPError as exc:
@@ -84,13 +160,25 @@ def check_tls(ip: str, sni: str, ca: str) -> str:
     context = ssl.create_default_context(cafile=ca)
     try:
         with socket.create_connection((ip, 443), timeout=TIMEOUT) as raw:
+            # Close with a reset: an orphaned socket would go on retransmitting its ClientHello
+            # (and, under sni-residual, keep re-marking the address) after the check is over.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             with context.wrap_socket(raw, server_hostname=sni):
                 return "ok"
     except OSError as exc:
         return _socket_outcome(exc)
 
 
-CHECKS = {"dns": check_dns, "doh": check_doh, "tcp": check_tcp, "tls": check_tls}
+CHECKS = {
+    "dns": check_dns,
+    "dns-all": check_dns_all,
+    "dns-loss": check_dns_loss,
+    "doh": check_doh,
+    "doh2": check_doh2,
+    "tcp": check_tcp,
+    "tcp-ms": check_tcp_ms,
+    "tls": check_tls,
+}
 
 
 def run_many(specs: list[list[str]]) -> list[str]:

@@ -9,6 +9,9 @@ Rules:
   pid), deletes the namespaces (which removes their veths) and /etc/netns/<ns>/, and the state.
 - No namespace has a default route: the client routes only the documentation ranges, via the
   ISP; the ISP routes only the world's ranges. Nothing can leave the machine.
+- A scenario's stages (on-path processes, tests/lab/stages.py) are started by `apply` and
+  recorded in state.json (`stages`: name -> pid), so the next `apply`, from this process or
+  another, stops them by pid; `down` kills them with everything else inside the namespaces.
 - Every command that fails raises LabError with the command and its stderr.
 """
 
@@ -18,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -77,6 +81,7 @@ class Lab:
     suffix: str
     scenario: str = "none"
     pids: dict[str, int] | None = None
+    stages: dict[str, int] | None = None
 
     # --- naming and state ---------------------------------------------------------------
 
@@ -92,6 +97,10 @@ class Lab:
     @property
     def targets_path(self) -> Path:
         return LAB_TARGETS
+
+    def targets_for(self, scenario_name: str) -> Path:
+        """The target list `scenario_name`'s ground truth is written for (tests/lab/*.yaml)."""
+        return LAB_TARGETS.with_name(sc.get_scenario(scenario_name).targets)
 
     def ns(self, role: str) -> str:
         return f"nplab-{self.suffix}-{role}"
@@ -116,7 +125,13 @@ class Lab:
             state = json.loads(path.read_text())
         except FileNotFoundError:
             raise LabError(f"no lab named {name!r} is up (no {path})") from None
-        return cls(state["name"], state["suffix"], state["scenario"], state.get("pids"))
+        return cls(
+            state["name"],
+            state["suffix"],
+            state["scenario"],
+            state.get("pids"),
+            state.get("stages"),
+        )
 
     @staticmethod
     def names() -> list[str]:
@@ -287,24 +302,99 @@ class Lab:
     def apply(self, scenario_name: str) -> None:
         """Switch the ISP to `scenario_name` (replacing whatever it did before)."""
         scenario = sc.get_scenario(scenario_name)
+        self._stop_stages()
+        for role, tables in sc.FLUSHED_CHAINS.items():
+            flush = [
+                f"{tool} -t {table} -F {chain}"
+                for tool in ("iptables", "ip6tables")
+                for table, chains in tables.items()
+                for chain in chains
+            ]
+            _run(["ip", "netns", "exec", self.ns(role), "sh", "-ec", "; ".join(flush)])
         isp = self.ns("isp")
-        for tool in ("iptables", "ip6tables"):
-            _run(["ip", "netns", "exec", isp, tool, "-F", "FORWARD"])
         for interface in (topo.ISP_CLIENT_IF, topo.ISP_WORLD_IF):
             _run(["tc", "-n", isp, "qdisc", "del", "dev", interface, "root"], check=False)
         policy = {"mode": scenario.dns_mode, "names": list(topo.TELEGRAM_NAMES)}
         tmp = self.state_dir / "dns-policy.json.tmp"
         tmp.write_text(json.dumps(policy) + "\n")
         tmp.replace(self.state_dir / "dns-policy.json")
+        # Stages first: a rule that queues packets to a stage finds it listening.
+        for stage in scenario.stages:
+            self._start_stage(stage)
         for version, args in scenario.rules:
             tool = "iptables" if version == 4 else "ip6tables"
             _run(["ip", "netns", "exec", isp, tool, "-A", "FORWARD", *args])
+        for rule in scenario.table_rules:
+            tool = "iptables" if rule.version == 4 else "ip6tables"
+            _run(["ip", "netns", "exec", self.ns(rule.role), tool, "-t", rule.table, "-A",
+                  rule.chain, *rule.args])  # fmt: skip
         if scenario.throttle:
             for interface in (topo.ISP_CLIENT_IF, topo.ISP_WORLD_IF):
                 _run(["tc", "-n", isp, "qdisc", "add", "dev", interface, "root", "tbf",
                       *sc.TBF_ARGS])  # fmt: skip
+        # xt_recent lists (residual blocking) outlive a flush and re-add of their rules: empty
+        # them, so that every application of a scenario starts without marks.
+        clear = 'for f in /proc/net/xt_recent/*; do [ -e "$f" ] && echo / > "$f"; done; true'
+        _run(["ip", "netns", "exec", isp, "sh", "-c", clear])
         self.scenario = scenario_name
         self._save()
+
+    def _start_stage(self, stage: sc.Stage, timeout: float = 15.0) -> None:
+        args = [arg.replace("{state}", str(self.state_dir)) for arg in stage.args]
+        log_path = self.state_dir / f"stage-{stage.name}.log"
+        argv = ["ip", "netns", "exec", self.ns(stage.role), sys.executable, "-m", stage.module]
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [*argv, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=REPO_ROOT,
+                env=_child_env(),
+                start_new_session=True,
+            )
+        if self.stages is None:
+            self.stages = {}
+        self.stages[stage.name] = process.pid  # `ip netns exec` execs: the stage's own pid
+        self._save()
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], timeout)
+        line = process.stdout.readline() if ready else b""
+        process.stdout.close()
+        if not line.strip():
+            process.kill()
+            process.wait()
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise LabError(f"stage {stage.name} ({stage.module}) did not start; its log:\n{tail}")
+
+    def _stop_stages(self) -> None:
+        victims = {pid for pid in (self.stages or {}).values() if _is_stage(pid)}
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 3
+        while any(_exists(pid) for pid in victims):
+            _reap(victims)
+            if time.monotonic() > deadline:
+                for pid in victims:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                deadline = time.monotonic() + 3
+            time.sleep(0.02)
+        _reap(set((self.stages or {}).values()))  # also stages that had exited by themselves
+        self.stages = {}
+        self._save()
+
+    def stage_log(self, name: str) -> str:
+        """What stage `name` has logged so far (empty if it never ran)."""
+        try:
+            return (self.state_dir / f"stage-{name}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def exec(
         self, argv: Sequence[str], role: str = "client", timeout: float | None = 300, **kwargs
@@ -378,6 +468,15 @@ class Lab:
             _run(["ip", "netns", "del", namespace], check=False)
             shutil.rmtree(NETNS_ETC / namespace, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _is_stage(pid: int) -> bool:
+    # A stage of ours, not a reused pid: its command line names a stage module.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"tests.lab.stages" in cmdline or b"tests.doh_h2" in cmdline
 
 
 def _exists(pid: int) -> bool:

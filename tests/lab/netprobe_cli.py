@@ -44,19 +44,27 @@ def run_in_lab(
     lab: Lab,
     out_dir: Path,
     *,
-    repeat: int = 1,
+    repeat: int | None = 1,
     key: Path | None = None,
     vantage: str = "lab",
     extra: tuple[str, ...] = (),
+    targets: Path | None = None,
+    control_resolver: str | None = "https://192.0.2.53/dns-query",
+    allowed: tuple[int, ...] = (0,),
+    timeout: float = 180,
 ) -> Path:
-    """One `netprobe run` of tests/lab/lab.yaml from the client namespace; the result path."""
+    """One `netprobe run` of a lab target list (default tests/lab/lab.yaml) from the client
+    namespace; the result path. `repeat=None` and `control_resolver=None` leave those to the
+    list and netprobe's defaults; `allowed` are the exit statuses taken as success."""
     args = [
-        "run", str(lab.targets_path), "--out", str(out_dir), "--ca-bundle", str(lab.ca_path),
-        "--control-resolver", "https://192.0.2.53/dns-query", "--repeat", str(repeat),
-        "--vantage", vantage, "--quiet", *(["--key", str(key)] if key else ["--no-sign"]), *extra,
+        "run", str(targets or lab.targets_path), "--out", str(out_dir),
+        "--ca-bundle", str(lab.ca_path), "--vantage", vantage, "--quiet",
+        *(["--control-resolver", control_resolver] if control_resolver else []),
+        *(["--repeat", str(repeat)] if repeat is not None else []),
+        *(["--key", str(key)] if key else ["--no-sign"]), *extra,
     ]  # fmt: skip
-    result = lab.run_netprobe(args, timeout=180)
-    _check(result)
+    result = lab.run_netprobe(args, timeout=timeout)
+    _check(result, allowed)
     path = Path(result.stdout.strip().splitlines()[-1])
     assert path.is_file(), f"netprobe run printed {path!r}, which is not a file"
     return path

@@ -2,8 +2,14 @@
 
 Rules:
 - A scenario is data: a DNS policy for the ISP resolver, iptables/ip6tables rules for the ISP's
-  FORWARD chain, and whether to throttle. `lab.Lab.apply()` turns it into commands; applying one
-  first removes the previous one, so scenarios never stack.
+  FORWARD chain, rules for other tables and namespaces (`table_rules`: the link's loss and delay
+  in the ISP's mangle table, a DNAT in the world), on-path stages (processes, `stages`) and
+  whether to throttle. `lab.Lab.apply()` turns it into commands; applying one first removes the
+  previous one (stops its stages, flushes every chain a scenario may use), so scenarios never
+  stack.
+- `targets` names the target list (next to this file) the scenario's ground truth is written for:
+  `lab.yaml` for the classic scenarios (tests/test_lab_e2e.py runs every one of them), a
+  `field*.yaml` list for the field scenarios (tests/test_lab_field.py).
 - The ground truth (expected verdict per target, expected diff against the `none` baseline)
   lives in `scenarios.yaml` next to this file; `load_ground_truth()` reads it and checks that it
   names exactly the scenarios defined here.
@@ -23,14 +29,54 @@ GROUND_TRUTH_PATH = Path(__file__).with_name("scenarios.yaml")
 
 Rule = tuple[int, list[str]]  # (IP version, arguments after `iptables -A FORWARD`)
 
+# Chains a scenario may add rules to, per namespace role and table; `apply` flushes all of them.
+FLUSHED_CHAINS: dict[str, dict[str, tuple[str, ...]]] = {
+    "isp": {"filter": ("FORWARD",), "mangle": ("PREROUTING", "POSTROUTING")},
+    "world": {"nat": ("PREROUTING",)},
+}
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """One rule anywhere: `ip netns exec <role> ip[6]tables -t TABLE -A CHAIN ARGS`."""
+
+    role: str  # "isp" | "world"
+    version: int  # 4 | 6
+    table: str
+    chain: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A process run in one namespace while the scenario is applied (`python -m MODULE ARGS`).
+
+    `{state}` in an argument becomes the lab's state directory. It must print one line on
+    stdout once it is ready (tests/lab/stages.py prints `ready`, tests/doh_h2.py `listening`).
+    """
+
+    name: str
+    role: str
+    module: str
+    args: tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
-    dns_mode: str = "forward"  # forward | nxdomain | bogon | redirect
+    # forward | nxdomain | bogon | redirect | redirect-public | redirect-closed
+    dns_mode: str = "forward"
     rules: tuple[Rule, ...] = field(default_factory=tuple)
     throttle: bool = False
+    table_rules: tuple[TableRule, ...] = field(default_factory=tuple)
+    stages: tuple[Stage, ...] = field(default_factory=tuple)
+    targets: str = "lab.yaml"
+
+    @property
+    def field(self) -> bool:
+        """A field scenario (tests/test_lab_field.py), not one of the classic lab.yaml ones."""
+        return self.targets != "lab.yaml"
 
 
 def _sni_rules(target: list[str]) -> tuple[Rule, ...]:
@@ -49,6 +95,89 @@ _DC_V6 = ",".join(topo.DC_V6)
 _RESET = "-j REJECT --reject-with tcp-reset".split()
 _PORTS_80_443 = ["-m", "multiport", "--dports", "80,443"]
 _TCP_LOSS = ["-p", "tcp", "-m", "statistic", "--mode", "random", "--probability", "0.02"]
+
+# The lossy mobile link: each way, 5% of packets lost and every packet held 40 ms (an 80 ms RTT
+# on top of the lab's). Loss applies to everything crossing the client<->ISP link, the ISP's
+# own resolver included; the delay comes from the `delay` stage holding packets in NFQUEUE.
+LINK_LOSS = 0.05
+LINK_DELAY_MS = 40
+DELAY_QUEUE = 7
+
+
+def _link_rules(loss: float, delay_queue: int | None) -> tuple[TableRule, ...]:
+    rules: list[TableRule] = []
+    for version in (4, 6):
+        for chain, direction in (("PREROUTING", "-i"), ("POSTROUTING", "-o")):
+            on_link = (direction, topo.ISP_CLIENT_IF)
+            random = ("-m", "statistic", "--mode", "random", "--probability", f"{loss:g}")
+            rules.append(
+                TableRule("isp", version, "mangle", chain, (*on_link, *random, "-j", "DROP"))
+            )
+            if delay_queue is not None:
+                queue = ("-j", "NFQUEUE", "--queue-num", str(delay_queue), "--queue-bypass")
+                rules.append(TableRule("isp", version, "mangle", chain, (*on_link, *queue)))
+    return tuple(rules)
+
+
+# Residual SNI blocking (as the Great Firewall does): a ClientHello naming a forbidden name marks
+# (client, server address, 443) and drops it; for RESIDUAL_SECONDS afterwards every packet from
+# that client to that ip:port is dropped, whatever SNI it carries. xt_recent keys one address, so
+# each censored server address gets its own list (keyed by the client's address).
+RESIDUAL_SECONDS = 15
+
+
+def _residual_rules() -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    for index, name in enumerate(topo.TELEGRAM_NAMES):
+        for version, ip in zip((4, 6), topo.WEB_ADDRESSES[name], strict=True):
+            where = ["-p", "tcp", "-d", ip, "--dport", "443"]
+            recent = ["-m", "recent", "--name", f"residual{version}_{index}", "--rsource"]
+            seconds = ["--rcheck", "--seconds", str(RESIDUAL_SECONDS)]
+            rules.append((version, [*where, *recent, *seconds, "-j", "DROP"]))
+            for keyword in ("telegram.org", "t.me"):
+                match = ["-m", "string", "--algo", "bm", "--string", keyword]
+                rules.append((version, [*where, *match, *recent, "--set", "-j", "DROP"]))
+    return tuple(rules)
+
+
+def _injector() -> Stage:
+    names = [arg for name in topo.TELEGRAM_NAMES for arg in ("--name", name)]
+    return Stage(
+        "inject",
+        "isp",
+        "tests.lab.stages",
+        ("inject", "--interface", topo.ISP_CLIENT_IF, *names,
+         "--forge-v4", topo.FORGED_V4, "--forge-v6", topo.FORGED_V6),
+    )  # fmt: skip
+
+
+# The control resolver as DoH over HTTP/2 only (tests/doh_h2.py, in the world): it listens on
+# DOH_H2_PORT and a DNAT sends the control resolver's port 443 there, so its URL stays the same.
+DOH_H2_PORT = 8443
+
+
+def _doh_h2() -> tuple[Stage, TableRule]:
+    zone = [
+        arg
+        for name, addresses in topo.WEB_ADDRESSES.items()
+        for arg in ("--zone", f"{name}={','.join(addresses)}")
+    ]
+    listen = f"{topo.CONTROL_RESOLVER_V4}:{DOH_H2_PORT}"
+    stage = Stage(
+        "doh-h2",
+        "world",
+        "tests.doh_h2",
+        ("--listen", listen, "--cert", "{state}/world-cert.pem", *zone),
+    )
+    dnat = TableRule(
+        "world", 4, "nat", "PREROUTING",
+        ("-p", "tcp", "-d", topo.CONTROL_RESOLVER_V4, "--dport", "443",
+         "-j", "DNAT", "--to-destination", listen),
+    )  # fmt: skip
+    return stage, dnat
+
+
+_DOH_H2_STAGE, _DOH_H2_DNAT = _doh_h2()
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -97,6 +226,59 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             throttle=True,
         ),
+        # --- field scenarios (tests/test_lab_field.py) ---
+        Scenario(
+            "lossy-mobile",
+            f"Lossy mobile link: {LINK_LOSS:.0%} loss each way and {LINK_DELAY_MS} ms delay each "
+            "way between client and ISP; nothing is blocked.",
+            table_rules=_link_rules(LINK_LOSS, DELAY_QUEUE),
+            stages=(
+                Stage(
+                    "delay",
+                    "isp",
+                    "tests.lab.stages",
+                    ("delay", "--queue", str(DELAY_QUEUE), "--ms", str(LINK_DELAY_MS)),
+                ),
+            ),  # fmt: skip
+            targets="field-lossy.yaml",
+        ),
+        Scenario(
+            "sni-residual",
+            "ISP drops a ClientHello naming telegram.org or t.me, then everything from that client "
+            f"to that address and port for {RESIDUAL_SECONDS} s (residual blocking).",
+            rules=_residual_rules(),
+            targets="field.yaml",
+        ),
+        Scenario(
+            "dns-injection",
+            "An on-path injector at the ISP forges DNS replies for Telegram names to any address "
+            f"(answers {topo.FORGED_V4}, {topo.FORGED_V6}); genuine replies still arrive.",
+            stages=(_injector(),),
+            targets="field-inject.yaml",
+        ),
+        Scenario(
+            "doh-h2-nxdomain",
+            "The control resolver speaks DoH over HTTP/2 only; the ISP resolver says Telegram "
+            "names do not exist.",
+            dns_mode="nxdomain",
+            table_rules=(_DOH_H2_DNAT,),
+            stages=(_DOH_H2_STAGE,),
+            targets="field.yaml",
+        ),
+        Scenario(
+            "dns-redirect-public",
+            "ISP resolver answers Telegram names with a blockpage at a public-looking address "
+            f"({topo.PUBLIC_BLOCKPAGE_V4}; its certificate names only the blockpage).",
+            dns_mode="redirect-public",
+            targets="field.yaml",
+        ),
+        Scenario(
+            "dns-redirect-closed",
+            "ISP resolver answers Telegram names with a public-looking address whose port 443 is "
+            f"closed ({topo.CLOSED_BLOCKPAGE_V4}: connects are refused).",
+            dns_mode="redirect-closed",
+            targets="field.yaml",
+        ),
     )
 }
 # Token bucket on both ISP interfaces: enough for TLS handshakes, slow enough to queue.
@@ -137,10 +319,43 @@ def expected_verdict(truth: dict[str, Any], scenario: str, target_id: str, group
     return truth["default"]
 
 
+def expected_evidence(truth: dict[str, Any], scenario: str, target_id: str) -> list[str]:
+    """Words some evidence line of `target_id` must contain under `scenario` (often none)."""
+    return list((truth["scenarios"][scenario] or {}).get("evidence", {}).get(target_id, []))
+
+
+def evidence_mismatches(
+    truth: dict[str, Any], scenario: str, verdicts: dict[str, dict]
+) -> list[str]:
+    """One line per expected evidence word that no evidence line of its target contains."""
+    problems = []
+    for target_id, words in sorted(
+        ((truth["scenarios"][scenario] or {}).get("evidence") or {}).items()
+    ):
+        lines = (verdicts.get(target_id) or {}).get("evidence") or []
+        for word in words:
+            if not any(word.lower() in str(line).lower() for line in lines):
+                problems.append(f"{target_id}: no evidence line mentions {word!r}; got {lines}")
+    return problems
+
+
 def lab_target_groups(targets_path: Path) -> dict[str, str]:
-    """target_id -> group for every target and control netprobe will probe from lab.yaml."""
+    """target_id -> group for every target and control netprobe will probe from a lab list.
+
+    `controls.silent_addresses` are not targets (they are asked about the domains): they are
+    left out before loading, so this also works with a netprobe that does not know them yet.
+    """
+    import tempfile
+
     from netprobe.targets.lists import load_targets
 
+    data = yaml.safe_load(targets_path.read_text())
+    if "silent_addresses" in (data.get("controls") or {}):
+        del data["controls"]["silent_addresses"]
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / targets_path.name
+            copy.write_text(yaml.safe_dump(data))
+            return lab_target_groups(copy)
     target_list = load_targets(targets_path)
     groups = {domain.target_id: domain.group for domain in target_list.domains()}
     groups.update({endpoint.target_id: endpoint.group for endpoint in target_list.iter_endpoints()})

@@ -7,7 +7,9 @@ Rules:
   TLS on :443 for every address (web names, control site, DoH, DC stand-ins, the AnyIP range),
   plain HTTP on :80, and a bare TCP listener on :5222 (DCs are TCP-probed only).
 - isp: the ISP's resolver, which forwards to the world unless `STATE_DIR/dns-policy.json` says to
-  rewrite a censored name, and the blockpage server (TLS cert valid for the blockpage name only).
+  rewrite a censored name, and the blockpage server (TLS cert valid for the blockpage name only)
+  on the blockpage address and on the public-looking one; the closed blockpage address has no
+  listener at all, so connects to it are refused.
 - A client that vanishes mid-handshake is normal here (the censor resets it): errors are logged
   in one line, never raised.
 """
@@ -233,7 +235,12 @@ async def run_isp(state_dir: Path) -> None:
     for address in (topo.ISP_RESOLVER_V4, topo.ISP_RESOLVER_V6):
         await serve_dns(resolver, address)
     context = tls_context(state_dir / "blockpage-cert.pem")
-    for address in (topo.BLOCKPAGE_V4, topo.BLOCKPAGE_V6):
+    for address in (
+        topo.BLOCKPAGE_V4,
+        topo.BLOCKPAGE_V6,
+        topo.PUBLIC_BLOCKPAGE_V4,
+        topo.PUBLIC_BLOCKPAGE_V6,
+    ):
         await serve_http(blockpage_http, 443, host=address, context=context)
         await serve_http(blockpage_http, 80, host=address)
 

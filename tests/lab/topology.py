@@ -7,6 +7,9 @@ Rules:
   namespace names carry the run's random suffix instead.
 - `answer_query` is the world's honest DNS (authoritative server and control resolver alike);
   the ISP resolver rewrites its answers according to the scenario's DNS policy.
+- Addresses inside 198.18.0.0/15 that the ISP uses for "public-looking" blockpages are declared as
+  ordinary public space by the field target lists (an `expected_ranges` entry no group uses), so
+  netprobe's bogon rule cannot be what catches them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ WORLD_RANGES_V4 = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 ISP_RESOLVER_V4, ISP_RESOLVER_V6 = ISP_CLIENT_V4, ISP_CLIENT_V6
 BLOCKPAGE_V4, BLOCKPAGE_V6 = "192.0.2.200", "2001:db8:ff::200"
 BLOCKPAGE_NAME = "blockpage.isp.example"
+# Blockpages at addresses a list declares public: one serves TLS (a certificate for the blockpage
+# name only), the other has nothing on any port (connects are refused).
+PUBLIC_BLOCKPAGE_V4, PUBLIC_BLOCKPAGE_V6 = "198.18.77.10", "2001:db8:77::10"
+CLOSED_BLOCKPAGE_V4, CLOSED_BLOCKPAGE_V6 = "198.18.77.20", "2001:db8:77::20"
+ISP_PUBLIC_RANGES = ("198.18.77.0/24", "2001:db8:77::/48")
+
+# The on-path DNS injector's forged answers (nothing answers there: the ISP has no route to the
+# IPv4 one, the world drops the IPv6 one), and an address where no DNS server runs.
+FORGED_V4, FORGED_V6 = "198.18.66.66", "2001:db8:66::66"
+SILENT_V4 = "192.0.2.99"
 
 # World side.
 AUTHORITATIVE_V4 = "192.0.2.1"
@@ -69,7 +82,14 @@ WORLD_LOOPBACK_ADDRESSES = (
     *DC_V4,
     *DC_V6,
 )
-ISP_LOOPBACK_ADDRESSES = (BLOCKPAGE_V4, BLOCKPAGE_V6)
+ISP_LOOPBACK_ADDRESSES = (
+    BLOCKPAGE_V4,
+    BLOCKPAGE_V6,
+    PUBLIC_BLOCKPAGE_V4,
+    PUBLIC_BLOCKPAGE_V6,
+    CLOSED_BLOCKPAGE_V4,
+    CLOSED_BLOCKPAGE_V6,
+)
 
 # Names the world's TLS certificate is valid for (the DoH resolver is reached by IP).
 WORLD_CERT_IDENTITIES = (*TELEGRAM_NAMES, CONTROL_SITE, CONTROL_RESOLVER_V4, CONTROL_V4)
@@ -110,7 +130,9 @@ def answer_query(query: dns.message.Message) -> dns.message.Message:
 
 
 def rewritten_answer(query: dns.message.Message, mode: str) -> dns.message.Message:
-    """A censoring resolver's answer: `nxdomain`, `bogon` (loopback) or `redirect` (blockpage)."""
+    """A censoring resolver's answer: `nxdomain`, `bogon` (loopback), `redirect` (the blockpage),
+    `redirect-public` (a blockpage at a public-looking address, wrong certificate) or
+    `redirect-closed` (a public-looking address with port 443 closed)."""
     response = dns.message.make_response(query)
     response.flags |= dns.flags.RA
     question = query.question[0]
@@ -120,6 +142,14 @@ def rewritten_answer(query: dns.message.Message, mode: str) -> dns.message.Messa
     fake = {
         "bogon": {dns.rdatatype.A: "127.0.0.1", dns.rdatatype.AAAA: "::1"},
         "redirect": {dns.rdatatype.A: BLOCKPAGE_V4, dns.rdatatype.AAAA: BLOCKPAGE_V6},
+        "redirect-public": {
+            dns.rdatatype.A: PUBLIC_BLOCKPAGE_V4,
+            dns.rdatatype.AAAA: PUBLIC_BLOCKPAGE_V6,
+        },
+        "redirect-closed": {
+            dns.rdatatype.A: CLOSED_BLOCKPAGE_V4,
+            dns.rdatatype.AAAA: CLOSED_BLOCKPAGE_V6,
+        },
     }[mode]
     if question.rdtype in fake:
         response.answer.append(
