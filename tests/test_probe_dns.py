@@ -166,6 +166,7 @@ def test_record_fields_match_design(dns_server) -> None:
     assert list(record)[10:] == [
         "hostname", "query_type", "resolver_address", "resolver_role", "engine", "resolver_ip",
         "rcode", "answers", "late_replies", "flags", "edns_payload", "mismatched_replies",
+        "udp_sends",
     ]  # fmt: skip
 
 
@@ -459,3 +460,67 @@ def test_a_run_shares_one_doh_connection_per_resolver_and_closes_it(
         assert {r["http_version"] for r in doh} == {"HTTP/2"}
         assert server.connections == 1
         assert runner.settings.doh_clients is not None and len(runner.settings.doh_clients) == 0
+
+
+class _DropFirstQueries:
+    """A UDP DNS server on loopback that ignores the first `drop` datagrams (a lossy link), then
+    answers A GENUINE_A; counts what it received."""
+
+    def __init__(self, drop: int) -> None:
+        import socket
+        import threading
+
+        self.received = 0
+        self._drop = drop
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.settimeout(0.05)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rrset
+
+        while not self._stop.is_set():
+            try:
+                wire, client = self._sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            self.received += 1
+            if self.received <= self._drop:
+                continue
+            query = dns.message.from_wire(wire)
+            reply = dns.message.make_response(query)
+            reply.answer.append(
+                dns.rrset.from_text(query.question[0].name, 300, "IN", "A", GENUINE_A)
+            )
+            self._sock.sendto(reply.to_wire(), client)
+
+    def __enter__(self) -> _DropFirstQueries:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+@pytest.mark.parametrize(
+    ("drop", "sends", "answered"), [(0, 1, True), (1, 2, True), (2, 3, True), (3, 3, False)]
+)
+def test_udp_query_is_resent_while_no_reply_comes(drop: int, sends: int, answered: bool) -> None:
+    # One lost datagram on a lossy link must not be a failed lookup: the probe resends the query
+    # (same id and question) 1 s and 3 s after the first send, within its timeout.
+    with _DropFirstQueries(drop) as server:
+        record = run_dns(
+            "lossy.test", parse_resolver(f"udp://127.0.0.1:{server.port}"), timeout=4.0
+        )
+    assert record["udp_sends"] == sends
+    assert server.received == sends
+    if answered:
+        assert record["failure"] is None and answer_addresses(record) == [GENUINE_A]
+    else:
+        assert record["failure"] == "generic_timeout_error"

@@ -63,6 +63,11 @@ __all__ = [
     "probe_dns",
 ]
 
+# Seconds to wait for a UDP reply before sending the query again (first resend 1 s after the
+# first send, the second 2 s after that), within the probe's timeout. Resends carry the same id
+# and question, so a reply to any of them answers the lookup; identical duplicates that come
+# later are ordinary late replies, not injection.
+UDP_RESEND_AFTER = (1.0, 2.0)
 DOT_ALPN = ("dot",)  # IANA ALPN id for DNS over TLS
 EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
 
@@ -162,6 +167,7 @@ async def probe_dns(
         fields["edns_payload"] = int(reply.payload) if reply.edns >= 0 else None
     if resolver.engine == "udp":
         fields["mismatched_replies"] = udp.mismatched
+        fields["udp_sends"] = udp.sends
     if "truncated_udp" in exchange:
         fields["truncated_udp"] = exchange["truncated_udp"]
         fields["retried_over_tcp"] = True
@@ -244,6 +250,7 @@ class _UdpReplies(asyncio.DatagramProtocol):
         self.first_t: float | None = None  # seconds since run start when the first reply came
         self.late_replies: list[dict[str, Any]] = []
         self.mismatched = 0
+        self.sends = 0  # how many times the query was sent (first send + resends)
         self._query = query
         self._ctx = ctx
         self._ignore_errors = ignore_errors
@@ -256,7 +263,17 @@ class _UdpReplies(asyncio.DatagramProtocol):
             lambda: self,
             remote_addr=(ip, port),  # a connected socket drops other sources
         )
-        self._transport.sendto(self._query.to_wire())
+        wire = self._query.to_wire()
+        self._transport.sendto(wire)
+        self.sends = 1
+        # Like a stub resolver, send the same query again while no reply has come, so that one
+        # lost datagram on a lossy link is not a failed lookup. The caller's timeout ends it.
+        for wait in UDP_RESEND_AFTER:
+            done, _ = await asyncio.wait({self.first}, timeout=wait)
+            if done:
+                break
+            self._transport.sendto(wire)
+            self.sends += 1
         return await self.first
 
     def close(self) -> None:
