@@ -80,6 +80,11 @@ def build_header(
             "udp_wait": options.udp_wait,
             "max_addresses_per_domain": options.max_addresses_per_domain,
             "ca_bundle": Path(options.ca_bundle).name if options.ca_bundle else None,
+            # issue 15: how failures were confirmed and controls spaced (absent in older files)
+            "confirm": options.confirm,
+            "confirm_spacing": options.confirm_spacing,
+            "control_interval": options.control_interval,
+            "residual_pause": options.residual_pause,
         },
         expected_ranges=expected,
         groups=groups,
