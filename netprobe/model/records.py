@@ -185,7 +185,9 @@ class DnsRecord(MeasurementRecord):
     flags: NotRequired[list[str]]
     edns_payload: NotRequired[int | None]
     mismatched_replies: NotRequired[int]  # udp records: replies to our id with another question
-    udp_sends: NotRequired[int]  # udp records: times the query was sent (resent while no reply came)
+    udp_sends: NotRequired[
+        int
+    ]  # udp records: times the query was sent (resent while no reply came)
     truncated_udp: NotRequired[TruncatedReply]  # udp records whose reply had TC set ...
     retried_over_tcp: NotRequired[bool]  # ... and were asked again over TCP
     http_status: NotRequired[int | None]  # doh records only
