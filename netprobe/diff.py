@@ -8,6 +8,10 @@ Rules:
   `recovered` (down or inconclusive -> ok), `became_inconclusive` (-> inconclusive),
   `added` / `removed` (target only in the new / old run).
 - `status_changed()` is true when any change other than added/removed exists: it drives exit 1.
+- A run whose vantage point was unhealthy (no control measurement succeeded, `analysis.health`)
+  judged nothing: every verdict is inconclusive. Such runs are listed in `unjudged` (which run,
+  its vantage, why); `judged()` is false then, and the CLI exits with its own code rather than
+  "no changes" (or "everything became inconclusive").
 - Notable changes that are not verdicts go to `notable`: DNS answers that moved, certificate
   fingerprints that changed, resolvers added or removed, a layer that changed while the verdict held.
 - Warnings (different vantage point, target list or software version) never stop the comparison.
@@ -18,10 +22,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netprobe.analysis import RunAnalysis, Verdict, run_metadata
 from netprobe.analysis.common import answer_ips
+from netprobe.analysis.health import unhealthy_reason, vantage_health
 from netprobe.model.records import DNS, TLS
 from netprobe.model.target_ids import endpoint_label
 from netprobe.model.vocabulary import (
@@ -69,9 +74,14 @@ class RunDiff:
     notable: list[dict]
     warnings: list[str]
     summary: dict[str, int]
+    unjudged: list[dict] = field(default_factory=list)  # {"run": "old"|"new", "vantage", "reason"}
 
     def status_changed(self) -> bool:
         return any(change.kind not in LIST_ONLY_KINDS for change in self.changes)
+
+    def judged(self) -> bool:
+        """False when either run's vantage was unhealthy, so no verdict of it means anything."""
+        return not self.unjudged
 
     def to_dict(self) -> dict:
         return {
@@ -82,6 +92,8 @@ class RunDiff:
             "changes": [change.to_dict() for change in self.changes],
             "notable": list(self.notable),
             "warnings": list(self.warnings),
+            "judged": self.judged(),
+            "unjudged": [dict(item) for item in self.unjudged],
         }
 
 
@@ -156,7 +168,36 @@ def diff_runs(
         notable=notable,
         warnings=run_warnings(old.header, new.header),
         summary={kind: counts.get(kind, 0) for kind in CHANGE_KINDS},
+        unjudged=[
+            item for item in (_unjudged("old", old), _unjudged("new", new)) if item is not None
+        ],
     )
+
+
+def _unjudged(which: str, run: RunAnalysis) -> dict | None:
+    """Why `run` judged nothing (its vantage was unhealthy), or None when it could judge."""
+    if run.vantage.get("healthy"):
+        return None
+    health = vantage_health(run.records)
+    why = unhealthy_reason(health)
+    if health.has_controls:
+        why += " (the vantage point looked offline or fully filtered)"
+    return {
+        "run": which,
+        "vantage": run.header.get("vantage"),
+        "started_at": run.header.get("started_at"),
+        "reason": f"{why}, so every verdict of this run is inconclusive",
+    }
+
+
+def unjudged_message(unjudged: list[dict]) -> str:
+    """One sentence for people: which run(s) could not judge anything, and why."""
+    which = " and ".join(f"the {item['run']} run" for item in unjudged)
+    parts = "; ".join(
+        f"{item['run']} ({item.get('vantage')}, started {item.get('started_at')}): {item['reason']}"
+        for item in unjudged
+    )
+    return f"nothing could be judged in {which}, so this diff says nothing about blocking: {parts}"
 
 
 def run_warnings(old: dict, new: dict) -> list[str]:
@@ -255,15 +296,15 @@ def _certificate_changes(old_records: list[dict], new_records: list[dict]) -> li
 
 def _resolver_changes(old: dict, new: dict) -> list[dict]:
     found: list[dict] = []
-    for field in ("resolvers", "control_resolvers"):
+    for name in ("resolvers", "control_resolvers"):
         before, after = (
-            set(old.get(field) or []),
-            set(new.get(field) or []),
+            set(old.get(name) or []),
+            set(new.get(name) or []),
         )
         for resolver in sorted(after - before):
-            found.append({"kind": "resolver_added", "key": f"{field}: {resolver}"})
+            found.append({"kind": "resolver_added", "key": f"{name}: {resolver}"})
         for resolver in sorted(before - after):
-            found.append({"kind": "resolver_removed", "key": f"{field}: {resolver}"})
+            found.append({"kind": "resolver_removed", "key": f"{name}: {resolver}"})
     if old.get("system_resolver_ip") != new.get("system_resolver_ip"):
         found.append(
             {

@@ -158,3 +158,42 @@ def test_diff_unreadable_exits_2(runner, tmp_path):
     result = runner.invoke(app, ["diff", str(good), str(tmp_path / "missing.jsonl"), "--no-verify"])
     assert result.exit_code == 2
     assert "missing.jsonl" in result.stderr
+
+
+def offline_records() -> list[dict]:
+    """A run from a vantage point that was offline: every control and every lookup timed out."""
+    timeout = "generic_timeout_error"
+    records = [{**r, "failure": timeout} for r in rf.healthy_controls()]
+    return records + rf.domain_lookups(
+        TG, None, None, probe_failure=timeout, control_failure=timeout
+    )
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_diff_of_offline_runs_exits_6_and_says_nothing_was_judged(runner, tmp_path, fmt):
+    old = write(tmp_path, "old.jsonl", offline_records())
+    new = write(tmp_path, "new.jsonl", offline_records())
+    result = runner.invoke(app, ["diff", str(old), str(new), "--no-verify", "--format", fmt])
+    assert result.exit_code == 6, result.output
+    assert "nothing could be judged in the old run and the new run" in result.stderr
+    assert "no control measurement succeeded" in result.stdout
+    if fmt == "json":
+        data = json.loads(result.stdout)
+        assert data["judged"] is False
+        assert [u["run"] for u in data["unjudged"]] == ["old", "new"]
+    else:
+        assert "nothing judged in the old run" in result.stdout.lower()
+        assert "nothing judged in the new run" in result.stdout.lower()
+        assert "meaningless" in result.stdout
+
+
+def test_diff_with_one_offline_run_exits_6_not_1(runner, tmp_path):
+    old = write(tmp_path, "old.jsonl", ok_records())
+    new = write(tmp_path, "new.jsonl", offline_records())
+    result = runner.invoke(app, ["diff", str(old), str(new), "--no-verify", "--format", "json"])
+    assert result.exit_code == 6, result.output
+    data = json.loads(result.stdout)
+    assert [u["run"] for u in data["unjudged"]] == ["new"]
+    assert "nothing could be judged in the new run" in result.stderr
+    healthy = runner.invoke(app, ["diff", str(old), str(old), "--no-verify", "--format", "json"])
+    assert healthy.exit_code == 0 and json.loads(healthy.stdout)["judged"] is True

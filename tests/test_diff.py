@@ -151,6 +151,8 @@ def test_json_is_stable_and_jq_friendly():
         "changes",
         "notable",
         "warnings",
+        "judged",
+        "unjudged",
     ]
     assert data["changes"][0] == {
         "target": f"domain:{TG}",
@@ -184,4 +186,48 @@ def test_certificate_change_names_the_address_like_everywhere_else(ip, where):
             "before": ["cd" * 32],
             "after": ["ef" * 32],
         }
+    ]
+
+
+def failed_controls() -> list[dict]:
+    """The healthy controls' records, every one failing: the vantage point was offline."""
+    return [{**r, "failure": "generic_timeout_error"} for r in rf.healthy_controls()]
+
+
+def dead_web():
+    """What an offline vantage measures of the web target: every lookup times out."""
+    timeout = "generic_timeout_error"
+    return rf.domain_lookups(TG, None, None, probe_failure=timeout, control_failure=timeout)
+
+
+def offline(**header):
+    return analyse(rf.header(**header), failed_controls() + dead_web())
+
+
+@pytest.mark.parametrize(
+    ("old_offline", "new_offline", "runs"),
+    [(True, True, ["old", "new"]), (False, True, ["new"]), (True, False, ["old"])],
+)
+def test_a_run_with_failed_controls_judged_nothing(old_offline, new_offline, runs):
+    old = offline() if old_offline else run(ok_web())
+    new = offline() if new_offline else run(ok_web())
+    result = diff_runs(old, new)
+    assert not result.judged()
+    assert [u["run"] for u in result.unjudged] == runs
+    assert all("no control measurement succeeded" in u["reason"] for u in result.unjudged)
+    data = result.to_dict()
+    assert data["judged"] is False and [u["run"] for u in data["unjudged"]] == runs
+
+
+def test_healthy_runs_are_judged():
+    result = diff_runs(run(ok_web()), run(sni_web()))
+    assert result.judged() and result.unjudged == []
+    assert result.to_dict()["judged"] is True
+
+
+def test_a_run_without_controls_says_so():
+    new = analyse(rf.header(), rf.tls_pair(GOOD, TG))
+    result = diff_runs(run(ok_web()), new)
+    assert [u["reason"].split(",")[0] for u in result.unjudged] == [
+        "the run has no control measurements"
     ]

@@ -5,7 +5,8 @@ unless --no-verify), checked by `netprobe.analysis.load.load_run` (the schema ch
 shares), analysed with `netprobe.analysis.analyse`, compared with
 `netprobe.diff.diff_runs`, and rendered by `netprobe.render.report`. Exit codes: report 0 (whatever it
 found), 2 unreadable/invalid input; diff like diff(1): 0 no status changed, 1 some status changed,
-2 unreadable, invalid or mismatched files.
+2 unreadable, invalid or mismatched files, 6 a run judged nothing (its vantage was unhealthy:
+controls failed), whatever changed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from netprobe.cli.app import app
 from netprobe.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
+    EXIT_UNJUDGED,
     ReportFormat,
     fail,
     out,
@@ -99,11 +101,12 @@ def diff(
     """Compare two runs: every target whose status or method changed (newly_blocked, unblocked,
     method_changed, became_down, recovered, became_inconclusive, added, removed), with evidence
     from both sides, plus DNS answers, certificates and resolvers that moved. Exit 0 when no status
-    changed, 1 when some did, 2 on bad input, so `netprobe diff a b || notify` works in cron.
+    changed, 1 when some did, 2 on bad input, 6 when either run judged nothing (its vantage point
+    was offline: controls failed), so `netprobe diff a b || notify` works in cron.
 
     Example: netprobe diff results/20250525T010000Z_hanoi.jsonl results/20250526T010000Z_hanoi.jsonl
     """
-    from netprobe.diff import diff_runs
+    from netprobe.diff import diff_runs, unjudged_message
     from netprobe.render import report as render
 
     old_loaded, old_analysis = _load(old_path, no_verify, allowed_signers)
@@ -115,6 +118,9 @@ def diff(
     document["old"]["file"] = _file_info(old_loaded)
     document["new"]["file"] = _file_info(new_loaded)
     _emit(document, output_format, render.diff_markdown, render.diff_renderable)
+    if not result.judged():
+        warn(unjudged_message(result.unjudged))
+        raise typer.Exit(EXIT_UNJUDGED)
     raise typer.Exit(EXIT_FAILURE if result.status_changed() else EXIT_OK)
 
 

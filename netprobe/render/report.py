@@ -181,8 +181,13 @@ def diff_renderable(diff: dict) -> RenderableType:
         Text(f"old: {_run_line(diff.get('old', {}))}", style="bold"),
         Text(f"new: {_run_line(diff.get('new', {}))}", style="bold"),
     ]
+    unjudged = diff.get("unjudged") or []
+    for item in unjudged:
+        parts.append(Text(f"NOTHING JUDGED in the {item['run']} run: {item['reason']}", "bold red"))
     summary = diff.get("summary", {})
     counted = ", ".join(f"{n} {kind}" for kind, n in summary.items() if n) or "no changes"
+    if unjudged:
+        counted += " (meaningless: nothing could be judged, see above)"
     parts.append(Text(f"changes: {counted}"))
     if diff.get("changes"):
         table = Table(title="Changed targets", show_lines=True)
@@ -229,8 +234,13 @@ def diff_markdown(diff: dict) -> str:
     lines.append(f"- old: {_run_line(diff.get('old', {}))}")
     lines.append(f"- new: {_run_line(diff.get('new', {}))}")
     lines += [f"- warning: {w}" for w in diff.get("warnings", [])]
+    unjudged = diff.get("unjudged") or []
+    lines += [f"- **nothing judged in the {u['run']} run**: {u['reason']}" for u in unjudged]
     summary = diff.get("summary", {})
-    lines.append("- changes: " + (", ".join(f"{n} {k}" for k, n in summary.items() if n) or "none"))
+    counted = ", ".join(f"{n} {k}" for k, n in summary.items() if n) or "none"
+    if unjudged:
+        counted += " (meaningless: nothing could be judged)"
+    lines.append("- changes: " + counted)
     if diff.get("changes"):
         lines += [
             "",
