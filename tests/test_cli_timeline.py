@@ -149,3 +149,37 @@ def test_only_offline_runs_say_nothing_can_be_judged(tmp_path):
     assert "no target has a sample" in result.stdout
     report = json.loads(timeline(str(tmp_path), "--no-verify", "--format", "json").stdout)
     assert report["networks"][0]["targets"] == []
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_mistyped_target_says_no_target_matches_with_close_matches(history, fmt):
+    result = timeline(str(history), "--no-verify", "--target", "domain:telgram.org", "-f", fmt)
+    assert result.exit_code == 2, result.output
+    assert "--target domain:telgram.org: no target matches" in result.stderr
+    assert "did you mean domain:telegram.org" in result.stderr
+    assert "working control" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_target_without_prefix_suggests_the_id(history):
+    result = timeline(str(history), "--no-verify", "--target", "telegram.org")
+    assert result.exit_code == 2
+    assert "domain:telegram.org" in result.stderr
+
+
+def test_known_target_is_found(history):
+    result = timeline(str(history), "--no-verify", "--target", "domain:t.me", "-f", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["target_found"] is True and report["close_matches"] == []
+
+
+def test_offline_runs_with_a_real_target_still_say_nothing_can_be_judged(tmp_path):
+    gen_history.write_history(
+        tmp_path, hours=2, onset_hour=99, outage_hour=0, gap_hour=None, ranges=2
+    )
+    result = timeline(str(tmp_path), "--no-verify", "--target", "domain:telegram.org")
+    assert result.exit_code == 0, result.output
+    assert "no target has a sample" in result.stdout
+    typo = timeline(str(tmp_path), "--no-verify", "--target", "domain:telgram.org")
+    assert typo.exit_code == 2 and "did you mean domain:telegram.org" in typo.stderr

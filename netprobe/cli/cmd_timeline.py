@@ -4,7 +4,8 @@ Rules: a thin command. It parses the options, finds the files (`netprobe.timelin
 the report with `netprobe.timeline.report.timeline_report` and prints it with
 `netprobe.render.timeline` (table, csv) or `netprobe.render.timeline_html`; json is the report
 itself. Skipped files are warned about as they are met (the first `MAX_SKIP_WARNINGS`). Exit
-codes: 0 ok, 2 bad usage or no usable input file.
+codes: 0 ok, 2 bad usage (e.g. a --target no run measured: the message lists close matches) or
+no usable input file.
 """
 
 from __future__ import annotations
@@ -153,7 +154,22 @@ def timeline(
         warn(f"skipped {len(result.skipped)} files in all (first {MAX_SKIP_WARNINGS} shown)")
     if result.runs == 0 and len(result.skipped) == len(files):
         fail(f"none of the {len(files)} files could be used")
+    _check_target(target, result.report)
     _print(result.report, output_format)
+
+
+def _check_target(target: str | None, report: dict) -> None:
+    """Exit 2 when `--target` names no target of the runs read, with the close matches."""
+    if target is None or report.get("target_found", True):
+        return
+    close = report.get("close_matches") or []
+    hint = (
+        "did you mean " + ", ".join(close) + "?"
+        if close
+        else "target ids look like domain:telegram.org or endpoint:149.154.167.51:443 "
+        "(`netprobe report FILE` lists a run's)"
+    )
+    fail(f"--target {target}: no target matches in the {report.get('runs', 0)} runs read; {hint}")
 
 
 def _print(report: dict, output_format: TimelineFormat) -> None:

@@ -18,6 +18,7 @@ import csv
 import io
 
 from rich.console import RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -96,7 +97,10 @@ def timeline_renderables(report: dict) -> list[RenderableType]:
                 f"{short_time(network['first_run'])} to {short_time(network['last_run'])}"
             )
         )
-        if not network["targets"]:
+        wanted = report.get("parameters", {}).get("target")
+        if not network["targets"] and network["healthy_runs"] and wanted is not None:
+            parts.append(_line(f"  no run of this network measured {escape(wanted)} (--target)."))
+        elif not network["targets"]:
             # Only runs whose controls failed: they are gaps, and a gap is never a sample.
             parts.append(
                 _line(

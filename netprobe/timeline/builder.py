@@ -14,6 +14,9 @@ Rules:
 - The core (`TimelineBuilder`) is pure and keeps only compact arrays, never records; file reading
   lives in `netprobe.timeline.files`, one run's summary in `netprobe.timeline.runs`, the
   per-series arithmetic (hourly medians, gaps, strips) in `netprobe.timeline.series`.
+- `--target` (`TimelineOptions.target`) names a target id. When no run in range measured it (a
+  typo, or a target of another list), the report says so: `target_found: false` and up to five
+  `close_matches` (difflib) among the target ids the runs did measure.
 - A blocked change takes the method most verdicts named between its onset and its alarm, else the
   layer's default (`vocabulary.LAYER_METHOD`: dns -> dns, tcp -> ip, tls -> tls).
 """
@@ -24,6 +27,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 
 from netprobe.model.vocabulary import BLOCKED, LAYER_METHOD, LAYERS, OK, UNKNOWN
 from netprobe.timeline.onset import (
@@ -79,6 +83,7 @@ class TimelineBuilder:
         self._networks: dict[tuple[str, str], _Network] = {}
         self.runs_seen = 0
         self.runs_outside_range = 0
+        self._target_ids: set[str] = set()  # every target id a run in range measured
 
     def add(self, run: RunSummary) -> None:
         opts = self.options
@@ -91,6 +96,9 @@ class TimelineBuilder:
         network = self._networks.setdefault(run.network, _Network())
         network.run_times.append(run.started_at)
         network.run_healthy.append(1 if run.healthy else 0)
+        self._target_ids.update(target_id for target_id, _layer in run.scores)
+        self._target_ids.update(run.methods)
+        self._target_ids.update(run.unscored)
         if not run.healthy:
             return
         for key, score in run.scores.items():
@@ -107,12 +115,23 @@ class TimelineBuilder:
             _build_network(key, network, self.options)
             for key, network in sorted(self._networks.items())
         ]
-        return {
+        report = {
             "parameters": _parameters(self.options),
             "runs": self.runs_seen,
             "runs_outside_range": self.runs_outside_range,
             "networks": networks,
         }
+        wanted = self.options.target
+        if wanted is not None:
+            # Unknowable only when the runs measured no target at all.
+            found = wanted in self._target_ids or not self._target_ids
+            report["target_found"] = found
+            report["close_matches"] = (
+                []
+                if found
+                else get_close_matches(wanted, sorted(self._target_ids), n=5, cutoff=0.6)
+            )
+        return report
 
 
 def _parameters(opts: TimelineOptions) -> dict:

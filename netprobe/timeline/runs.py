@@ -31,6 +31,9 @@ class RunSummary:
     healthy: bool
     scores: dict[tuple[str, str], float]  # (target_id, layer) -> score in [0, 1]
     methods: dict[str, str] = field(default_factory=dict)  # target_id -> verdict method
+    # Targets measured but without any score (all layers without evidence, e.g. an offline run):
+    # the timeline still knows them when checking `--target`.
+    unscored: tuple[str, ...] = ()
 
     @property
     def network(self) -> tuple[str, str]:
@@ -41,12 +44,17 @@ def summary_from_analysis(header: dict, analysis: object) -> RunSummary:
     """Reduce a header + `analysis.RunAnalysis` to a `RunSummary` (pure)."""
     scores: dict[tuple[str, str], float] = {}
     methods: dict[str, str] = {}
+    unscored: list[str] = []
     for target_id, verdict in getattr(analysis, "verdicts", {}).items():
         if getattr(verdict, "role", ROLE_TARGET) == ROLE_CONTROL:
             continue  # controls gate the run (vantage health); they are not series of their own
+        scored = False
         for layer, score in (getattr(verdict, "scores", None) or {}).items():
             if score is not None:
                 scores[(target_id, layer)] = float(score)
+                scored = True
+        if not scored:
+            unscored.append(target_id)
         method = getattr(verdict, "method", None)
         if method:
             methods[target_id] = method
@@ -59,6 +67,7 @@ def summary_from_analysis(header: dict, analysis: object) -> RunSummary:
         healthy=bool(vantage_info.get("healthy", False)),
         scores=scores,
         methods=methods,
+        unscored=tuple(sorted(unscored)),
     )
 
 
