@@ -164,6 +164,10 @@ OPTION_LIST: tuple[Option, ...] = (
            flag="--keep-days", low=0, high=100 * 366, above_low=True, unit="days"),
     Option("quiet", "boolean", False, "Print only the result file's path; no progress.",
            _CLI_AND_CONFIG, flag="--quiet", short="-q"),
+    Option("allow_large", "boolean", False,
+           "Run even when the target lists add up to more than 65,536 probes (a huge range with "
+           "`sample: all`, say); without it such a run is refused before any probe.",
+           _CLI_AND_CONFIG, flag="--allow-large"),
 )
 # fmt: on
 OPTIONS: dict[str, Option] = {option.name: option for option in OPTION_LIST}

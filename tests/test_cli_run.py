@@ -475,3 +475,61 @@ def test_quiet_keeps_the_control_warning_and_drops_the_table(
     assert len(done.stdout.splitlines()) == 1
     dead_resolver_warning(dead, " ".join(done.stderr.split()))
     dead_resolver_warning(dead, " ".join(log.read_text().split()))  # cron users with --log see it
+
+
+def huge_list(tmp_path: Path, cidr: str = "0.0.0.0/0") -> Path:
+    path = tmp_path / "huge.yaml"
+    path.write_text(
+        f"name: huge\ngroups:\n  all:\n    ranges:\n      - {{cidr: {cidr}, sample: all}}\n"
+        "controls:\n  endpoints: ['127.0.0.1:9']\n"
+    )
+    return path
+
+
+@pytest.fixture
+def no_probing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Replace the runner: a refused run must never reach it; an allowed one records the call."""
+    from netprobe.run import executor
+
+    calls: list[int] = []
+
+    def fake_run_targets(target_lists, options, **kwargs):
+        calls.append(len(target_lists))
+        raise ValueError("fake runner: nothing probed")
+
+    monkeypatch.setattr(executor, "run_targets", fake_run_targets)
+    return calls
+
+
+def invoke_run(tmp_path: Path, *args: str):
+    from typer.testing import CliRunner
+
+    from netprobe.cli import app
+
+    out = tmp_path / "results"
+    return CliRunner().invoke(
+        app, ["run", *args, "--no-sign", "--out", str(out)], env=env(tmp_path)
+    )
+
+
+def test_huge_sweep_is_refused_before_any_probe(tmp_path: Path, no_probing: list[int]) -> None:
+    started = time.monotonic()
+    done = invoke_run(tmp_path, str(huge_list(tmp_path)))
+    assert done.exit_code == 2, done.output
+    assert "4,294,967,296 probes, more than 65,536" in done.stderr  # + 2 control rounds
+    assert "--allow-large" in done.stderr
+    assert no_probing == [] and not (tmp_path / "results").exists()
+    assert time.monotonic() - started < 10  # counted, not iterated
+
+
+def test_repeat_counts_towards_the_limit(tmp_path: Path, no_probing: list[int]) -> None:
+    targets = str(huge_list(tmp_path, "10.0.0.0/17"))  # 32,766 addresses
+    done = invoke_run(tmp_path, targets, "--repeat", "3")
+    assert done.exit_code == 2 and "98,300 probes" in done.stderr
+    assert no_probing == []
+
+
+def test_allow_large_lets_a_large_run_start(tmp_path: Path, no_probing: list[int]) -> None:
+    done = invoke_run(tmp_path, str(huge_list(tmp_path, "10.0.0.0/15")), "--allow-large")
+    assert no_probing == [1]  # reached the runner (a fake one here: nothing is probed)
+    assert done.exit_code == 2 and "fake runner" in done.stderr

@@ -104,3 +104,57 @@ def test_help_has_examples(runner: CliRunner) -> None:
         result = runner.invoke(app, ["targets", command, "--help"])
         assert result.exit_code == 0
         assert "Example:" in result.stdout
+
+
+HUGE = "name: huge\ngroups:\n  all:\n    ranges:\n      - {cidr: 0.0.0.0/0, sample: all}\n"
+OVERLAP = """\
+name: overlap
+groups:
+  dc:
+    endpoints: ["198.51.100.2:443"]
+  block:
+    ranges:
+      - {cidr: 198.51.100.0/29, sample: all}
+"""
+
+
+def test_check_warns_about_a_huge_sweep_but_accepts_it(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["targets", "check", str(write(tmp_path, "huge.yaml", HUGE))])
+    assert result.exit_code == 0, result.output
+    assert "4294967294 targets" in result.stdout
+    assert "4,294,967,294 probes, more than 65,536" in result.stderr
+    assert "--allow-large" in result.stderr
+    small = runner.invoke(app, ["targets", "check", str(EXAMPLE)])
+    assert small.exit_code == 0 and "warning" not in small.stderr
+
+
+def test_show_addresses_is_bounded_for_huge_ranges(runner: CliRunner, tmp_path: Path) -> None:
+    path = str(write(tmp_path, "huge.yaml", HUGE))
+    result = runner.invoke(app, ["targets", "show", path, "--addresses", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    sampled = info["groups"]["all"]["ranges_detail"][0]["sampled"]
+    assert sampled["shown"][:3] == ["0.0.0.1", "0.0.0.2", "0.0.0.3"] and len(sampled["shown"]) == 32
+    assert sampled["total"] == 2**32 - 2 and sampled["more"] == 2**32 - 2 - 32
+    assert info["counts"]["probes"] > info["large_run_probes"] == 65_536
+    table = runner.invoke(app, ["targets", "show", path, "--addresses"])
+    assert "and 4,294,967,262 more (first 32 shown)" in table.stdout
+    assert "needs --allow-large" in table.stdout
+    plain = json.loads(runner.invoke(app, ["targets", "show", path, "--format", "json"]).stdout)
+    assert "sampled" not in plain["groups"]["all"]["ranges_detail"][0]
+
+
+def test_show_addresses_says_when_a_sample_is_an_explicit_endpoint(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    path = str(write(tmp_path, "overlap.yaml", OVERLAP))
+    result = runner.invoke(app, ["targets", "show", path, "--addresses"])
+    assert result.exit_code == 0, result.output
+    assert "198.51.100.1 198.51.100.2 198.51.100.3" in result.stdout
+    assert "skipped: the sample 198.51.100.2:443 is also an explicit endpoint" in result.stdout
+    info = json.loads(
+        runner.invoke(app, ["targets", "show", path, "--addresses", "-f", "json"]).stdout
+    )
+    block = info["groups"]["block"]
+    assert block["ranges_detail"][0]["sampled"]["skipped"] == ["198.51.100.2:443"]
+    assert block["range_endpoints"] == 6 - 1 and block["ranges_detail"][0]["sampled"]["more"] == 0

@@ -124,6 +124,8 @@ CASES = [
     Case("sign", "'yes please'", False, only=YAML_ONLY),
     Case("quiet", "true", True, cli="", value=True),
     Case("quiet", "1", False, only=YAML_ONLY),
+    Case("allow_large", "true", True, cli="", value=True),
+    Case("allow_large", "1", False, only=YAML_ONLY),
     Case("checkpoint_every", "10000000", True),
     Case("checkpoint_every", "0", False),
     Case("checkpoint_seconds", "0.5", True),

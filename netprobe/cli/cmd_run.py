@@ -4,7 +4,8 @@ Rules: option values come from flags, else the config file, else the target list
 else the defaults; the option table (`netprobe.options`) declares the flags below, their help
 and defaults, and checks every value (`netprobe.run.prepare` merges the sources). Exit codes:
 0 run completed (whatever it found), 1 other failure or deadline reached, 2 bad usage or bad
-target list, 75 another run holds the lock, 128+N stopped by signal N (the file is closed with a
+target list (or a run of more than `LARGE_RUN_PROBES` probes without --allow-large), 75
+another run holds the lock, 128+N stopped by signal N (the file is closed with a
 signed stop checkpoint). The library modules are imported inside the functions so that
 `netprobe --help` stays quick (`netprobe.options` is the standard library only).
 """
@@ -96,6 +97,7 @@ def run(
     output_format: OutputFormat = typer.Option(
         OutputFormat.table, "--format", "-f", help="Summary as a table or as JSON."
     ),
+    allow_large: bool = _flag("allow_large"),
 ) -> None:
     """Probe the targets (DNS, TCP, TLS) and write results/<UTC time>_<vantage>.jsonl.
 
@@ -136,6 +138,7 @@ def run(
         "log": given("log_file", log_file),
         "keep_days": given("keep_days", keep_days),
         "quiet": given("quiet", quiet),
+        "allow_large": given("allow_large", allow_large),
         "checkpoint_every": given("checkpoint_every", checkpoint_every),
         "checkpoint_seconds": given("checkpoint_seconds", checkpoint_seconds),
     }
@@ -154,6 +157,9 @@ def run(
         options = prepare.run_options(given_settings, target_lists)  # a bad CA bundle
     except ValueError as exc:
         fail(str(exc))
+    _check_size(
+        target_lists, options.repeat, bool(settings.get("allow_large"))
+    )  # before any probe, key or file
     _check_resolvers(target_lists, options)  # before a key is created for a run that cannot start
     signer = _signer(settings)
 
@@ -226,6 +232,16 @@ def _load_target_lists(paths: list[str] | None) -> list[Any]:
     except TargetError as exc:
         log.error("bad target list: %s", exc)
         fail(str(exc))
+
+
+def _check_size(target_lists: list[Any], repeat: int, allow_large: bool) -> None:
+    """Exit 2 when the run is larger than `LARGE_RUN_PROBES` and --allow-large was not given."""
+    from netprobe.targets.lists import LARGE_RUN_PROBES, large_run_message
+
+    probes = sum(tl.counts(repeat=repeat)["probes"] for tl in target_lists)
+    if probes > LARGE_RUN_PROBES and not allow_large:
+        log.error("run refused: %d probes", probes)
+        fail(large_run_message(probes))
 
 
 def _check_resolvers(target_lists: list[Any], options: Any) -> None:

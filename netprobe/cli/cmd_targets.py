@@ -13,9 +13,16 @@ import typer
 from rich.markup import escape
 
 from netprobe.cli.app import app
-from netprobe.cli.common import EXIT_USAGE, OutputFormat, err, fail, out, print_json
+from netprobe.cli.common import EXIT_USAGE, OutputFormat, err, fail, out, print_json, warn
 from netprobe.render.targets import describe_targets, targets_renderables
-from netprobe.targets.lists import TargetError, TargetList, bundled_targets_path, load_targets
+from netprobe.targets.lists import (
+    LARGE_RUN_PROBES,
+    TargetError,
+    TargetList,
+    bundled_targets_path,
+    large_run_message,
+    load_targets,
+)
 
 targets_app = typer.Typer(
     help="Inspect and validate target lists (YAML).\n\nExample: netprobe targets show",
@@ -39,14 +46,21 @@ def show(
     output_format: OutputFormat = typer.Option(
         OutputFormat.table, "--format", "-f", help="Output format: table or json."
     ),
+    addresses: bool = typer.Option(
+        False,
+        "--addresses",
+        help="List each range's sampled addresses (the first 32 and how many in all) and the "
+        "samples skipped because they are explicit endpoints.",
+    ),
 ) -> None:
     """Show what a target list probes: groups, ranges, expected ranges, controls and counts.
 
-    The counts include how many DNS queries a run sends to each resolver.
+    The counts include how many DNS queries a run sends to each resolver, and `probes`: a run of
+    more than 65,536 needs `netprobe run --allow-large`.
 
     Example: netprobe targets show targets/example.yaml --format json
     """
-    info = describe_targets(_load_or_fail(file))
+    info = describe_targets(_load_or_fail(file), addresses=addresses)
     if output_format == OutputFormat.json:
         print_json(info)
     else:
@@ -60,7 +74,8 @@ def check(
 ) -> None:
     """Validate target lists: print `ok: FILE (N targets)` or the error for each file.
 
-    Every file is checked; the exit code is 2 if any file is bad.
+    Every file is checked; the exit code is 2 if any file is bad. A list whose run would send
+    more than 65,536 probes gets a warning (`netprobe run` refuses it without --allow-large).
 
     Example: netprobe targets check targets/*.yaml
     """
@@ -72,7 +87,9 @@ def check(
             bad += 1
             err.print(f"[bold red]netprobe: error:[/] {escape(str(exc))}", highlight=False)
             continue
-        count = target_list.counts()["targets"]
-        out.print(f"ok: {escape(str(path))} ({count} targets)", highlight=False)
+        counts = target_list.counts()
+        out.print(f"ok: {escape(str(path))} ({counts['targets']} targets)", highlight=False)
+        if counts["probes"] > LARGE_RUN_PROBES:
+            warn(f"{path}: {large_run_message(counts['probes'])}")
     if bad:
         raise typer.Exit(EXIT_USAGE)

@@ -6,10 +6,14 @@ Rules:
 - Pure: returns data or rich renderables; the CLI prints them. Values from the list's file are
   markup-escaped. Endpoints are shown as people read them (`1.2.3.4:443`, `[2001:db8::1]:443`,
   `target_ids.target_label`).
+- `--addresses` adds each range's sampled addresses: the first `ADDRESSES_SHOWN` (a `sample: all`
+  range is never iterated further), how many there are, and the explicit endpoints a sample
+  coincides with (that sample is skipped: the explicit entry is probed instead).
 """
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 from rich.console import RenderableType
@@ -18,11 +22,23 @@ from rich.table import Table
 from rich.text import Text
 
 from netprobe.model.target_ids import target_label
-from netprobe.targets.lists import TargetList
+from netprobe.targets.lists import LARGE_RUN_PROBES, RangeSpec, TargetList
+
+ADDRESSES_SHOWN = 32
 
 
-def describe_targets(target_list: TargetList) -> dict[str, Any]:
-    """Everything `targets show` prints, as JSON-ready data."""
+def _sampled(target_list: TargetList, spec: RangeSpec) -> dict[str, Any]:
+    shown = list(islice(spec.addresses(), ADDRESSES_SHOWN))
+    return {
+        "total": spec.size(),
+        "shown": shown,
+        "more": spec.size() - len(shown),
+        "skipped": [target_label(e.target_id) for e in target_list.range_skips(spec)],
+    }
+
+
+def describe_targets(target_list: TargetList, addresses: bool = False) -> dict[str, Any]:
+    """Everything `targets show` prints, as JSON-ready data (`addresses`: each range's samples)."""
     group_counts = target_list.group_counts()
     groups = {}
     for name, group in target_list.groups.items():
@@ -39,6 +55,7 @@ def describe_targets(target_list: TargetList) -> dict[str, Any]:
                     "addresses": spec.size(),
                     "ports": list(spec.ports),
                     "sni": spec.sni,
+                    **({"sampled": _sampled(target_list, spec)} if addresses else {}),
                 }
                 for spec in group.ranges
             ],
@@ -50,6 +67,7 @@ def describe_targets(target_list: TargetList) -> dict[str, Any]:
         "file": target_list.filename,
         "sha256": target_list.sha256,
         "counts": target_list.counts(),
+        "large_run_probes": LARGE_RUN_PROBES,
         "groups": groups,
         "expected_ranges": target_list.expected_ranges,
         "controls": {
@@ -109,6 +127,7 @@ def targets_renderables(info: dict[str, Any]) -> list[RenderableType]:
             )
     if ranges.row_count:
         parts.append(ranges)
+    parts += _sampled_parts(info)
 
     expected = Table(title="Expected ranges", title_justify="left")
     expected.add_column("name")
@@ -132,4 +151,42 @@ def targets_renderables(info: dict[str, Any]) -> list[RenderableType]:
     for key, value in info["counts"].items():
         totals.add_row(key.replace("_", " "), str(value))
     parts.append(totals)
+    if info["counts"]["probes"] > info["large_run_probes"]:
+        parts.append(
+            _line(
+                f"[yellow]large run:[/] {info['counts']['probes']:,} probes, more than "
+                f"{info['large_run_probes']:,}; `netprobe run` needs --allow-large"
+            )
+        )
+    return parts
+
+
+def _sampled_parts(info: dict[str, Any]) -> list[RenderableType]:
+    """Per range (with --addresses): its sampled addresses, bounded, and the skipped samples."""
+    parts: list[RenderableType] = []
+    for name, group in info["groups"].items():
+        for spec in group["ranges_detail"]:
+            sampled = spec.get("sampled")
+            if sampled is None:
+                continue
+            parts.append(
+                _line(
+                    f"[bold]{escape(name)} {spec['cidr']}[/]: {sampled['total']:,} sampled "
+                    f"addresses x ports {','.join(map(str, spec['ports']))}"
+                )
+            )
+            parts.append(_line("  " + " ".join(sampled["shown"])))
+            if sampled["more"]:
+                parts.append(
+                    _line(
+                        f"  ... and {sampled['more']:,} more (first {len(sampled['shown'])} shown)"
+                    )
+                )
+            for label in sampled["skipped"]:
+                parts.append(
+                    _line(
+                        f"  skipped: the sample {escape(label)} is also an explicit endpoint "
+                        "(probed once, as the explicit entry)"
+                    )
+                )
     return parts

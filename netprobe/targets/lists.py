@@ -8,6 +8,9 @@ Rules:
 - The same target may be listed once: duplicate domains, duplicate explicit endpoints and
   overlapping ranges are errors. Range samples that hit an explicit endpoint are dropped
   silently (the explicit entry wins), so iteration never yields one target_id twice.
+- A run of more than `LARGE_RUN_PROBES` probes (`counts()["probes"]`, arithmetic) is *large*:
+  `targets check` warns and `run` refuses it unless asked (`--allow-large`), so a
+  `{cidr: 0.0.0.0/0, sample: all}` typo never starts four billion probes.
 - Ranges are sampled deterministically (seeded by the normalised CIDR string), so two runs
   probe the same addresses; `sample: all` is iterated lazily, never built as a list.
 """
@@ -46,6 +49,8 @@ __all__ = [
     "DEFAULT_MAX_ADDRESSES_PER_DOMAIN",
     "CONTROL_ROUNDS",
     "FALLBACK_SILENT_ADDRESSES",
+    "LARGE_RUN_PROBES",
+    "large_run_message",
 ]
 
 DEFAULT_PORTS: tuple[int, ...] = (443,)
@@ -56,6 +61,18 @@ CONTROL_ROUNDS = 2
 # Without `controls.silent_addresses`, the injection probe asks this many of the list's own
 # explicit endpoint addresses (they serve Telegram or the like, not DNS).
 FALLBACK_SILENT_ADDRESSES = 2
+# Above this many probes per run (endpoint probes + DNS queries per resolver + silent queries),
+# a run has to be asked for: `netprobe run --allow-large`.
+LARGE_RUN_PROBES = 65_536
+
+
+def large_run_message(probes: int) -> str:
+    """Why a run of `probes` probes is refused, and the option that allows it."""
+    return (
+        f"the run would send {probes:,} probes, more than {LARGE_RUN_PROBES:,} "
+        "(a range with `sample: all` or a large `sample`?); check the ranges with "
+        "`netprobe targets show --addresses`, or pass --allow-large to run it anyway"
+    )
 
 
 @dataclass(frozen=True)
@@ -237,12 +254,7 @@ class TargetList:
 
     def _range_endpoint_count(self, spec: RangeSpec) -> int:
         # Arithmetic, not iteration: `sample: all` on a /8 must stay cheap to count.
-        overlaps = sum(
-            1
-            for endpoint in self._explicit_endpoints()
-            if endpoint.port in spec.ports and spec.contains(endpoint.ip)
-        )
-        return spec.size() * len(spec.ports) - overlaps
+        return spec.size() * len(spec.ports) - len(self.range_skips(spec))
 
     def group_counts(self) -> dict[str, dict[str, int]]:
         """Per group: how many domains, explicit endpoints, ranges and range endpoints."""
@@ -256,7 +268,15 @@ class TargetList:
             for name, group in self.groups.items()
         }
 
-    def counts(self) -> dict[str, int]:
+    def range_skips(self, spec: RangeSpec) -> list[Endpoint]:
+        """The explicit endpoints that a sample of `spec` coincides with (the sample is skipped)."""
+        return [
+            endpoint
+            for endpoint in self._explicit_endpoints()
+            if endpoint.port in spec.ports and spec.contains(endpoint.ip)
+        ]
+
+    def counts(self, repeat: int | None = None) -> dict[str, int]:
         """What one run probes, computed without iterating `sample: all` ranges.
 
         `targets` = domains + endpoints + range_endpoints (controls not included).
@@ -268,8 +288,11 @@ class TargetList:
         resolved addresses of domains (at most `max_addresses_per_domain` per name).
         `silent_queries` = the injection probe's queries: target domains x `silent_addresses()`
         x repeat. Confirmation re-probes of failed probes are not counted (a clean run has none).
+        `probes` = endpoint_probes + dns_queries_per_resolver + silent_queries, what
+        `LARGE_RUN_PROBES` limits. `repeat` defaults to the list's `settings.repeat`.
         """
-        repeat = int(self.settings.get("repeat", 1))
+        if repeat is None:
+            repeat = int(self.settings.get("repeat", 1))
         per_group = self.group_counts().values()
         domains = sum(c["domains"] for c in per_group)
         endpoints = sum(c["endpoints"] for c in per_group)
@@ -277,6 +300,10 @@ class TargetList:
         control_domains = len(self.controls.domains)
         control_endpoints = len(self.controls.endpoints)
         domain_queries = domains * repeat + control_domains * CONTROL_ROUNDS
+        endpoint_probes = (
+            endpoints + range_endpoints
+        ) * repeat + control_endpoints * CONTROL_ROUNDS
+        silent_queries = domains * len(self.silent_addresses()) * repeat
         return {
             "groups": len(self.groups),
             "domains": domains,
@@ -287,9 +314,9 @@ class TargetList:
             "control_endpoints": control_endpoints,
             "targets": domains + endpoints + range_endpoints,
             "dns_queries_per_resolver": domain_queries * len(QUERY_TYPES),
-            "endpoint_probes": (endpoints + range_endpoints) * repeat
-            + control_endpoints * CONTROL_ROUNDS,
-            "silent_queries": domains * len(self.silent_addresses()) * repeat,
+            "endpoint_probes": endpoint_probes,
+            "silent_queries": silent_queries,
+            "probes": endpoint_probes + domain_queries * len(QUERY_TYPES) + silent_queries,
         }
 
     def group_info(self) -> dict[str, dict[str, Any]]:
