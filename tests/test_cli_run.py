@@ -533,3 +533,10 @@ def test_allow_large_lets_a_large_run_start(tmp_path: Path, no_probing: list[int
     done = invoke_run(tmp_path, str(huge_list(tmp_path, "10.0.0.0/15")), "--allow-large")
     assert no_probing == [1]  # reached the runner (a fake one here: nothing is probed)
     assert done.exit_code == 2 and "fake runner" in done.stderr
+
+
+def test_allow_large_in_the_config_file(tmp_path: Path, no_probing: list[int]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("allow_large: true\n")
+    done = invoke_run(tmp_path, str(huge_list(tmp_path, "10.0.0.0/15")), "--config", str(config))
+    assert no_probing == [1] and "fake runner" in done.stderr
