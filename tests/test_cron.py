@@ -3,11 +3,17 @@
 Overlapping runs (lock, exit 75), a run killed mid-way (.partial stays readable, the next run is
 not blocked), a config file plus flags, and --keep-days. The target list points at listeners on
 127.0.0.1 that accept TCP but never answer TLS, so a run lasts about --timeout seconds.
+
+And the line `netprobe schedule` prints, installed in the user's crontab and run by a real
+Debian `cron` daemon (started by the test, root only) on a fresh set-up where neither the
+results folder nor the log's folder exists; the test restores the crontab and stops the daemon
+whatever happens.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -195,3 +201,148 @@ def test_keep_days_prunes_old_results_but_not_partials(tmp_path, target_list):
     assert run.returncode == 0, stderr
     assert not old.exists() and old_partial.exists()
     assert len(list(out.glob("*_fresh.jsonl"))) == 1
+
+
+def test_run_creates_missing_out_and_log_folders(tmp_path, target_list):
+    fresh = tmp_path / "fresh"  # a fresh set-up: neither folder exists
+    out, log = fresh / "results", fresh / "logs" / "netprobe.log"
+    run = netprobe_run(str(target_list), "--out", str(out), "--log", str(log), "--no-sign",
+                       "--timeout", "1", "--vantage", "fresh", "--quiet")  # fmt: skip
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr
+    (result,) = out.glob("*_fresh.jsonl")
+    assert stdout == f"{result}\n"
+    assert "run finished" in log.read_text()
+
+
+CRON_PIDFILE = Path("/var/run/crond.pid")
+
+
+def _cron_running() -> bool:
+    try:
+        os.kill(int(CRON_PIDFILE.read_text().split()[0]), 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+@pytest.fixture
+def crontab():
+    """Install lines in the user's crontab (after what is there); restore it afterwards."""
+    if shutil.which("crontab") is None or shutil.which("cron") is None:
+        pytest.skip("cron not installed (Debian: cron)")
+    if os.geteuid() != 0:
+        pytest.skip("starting a cron daemon needs root")
+    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    saved = before.stdout if before.returncode == 0 else None
+
+    def install(line: str) -> None:
+        text = (saved or "") + line + "\n"
+        subprocess.run(["crontab", "-"], input=text, text=True, check=True)
+
+    yield install
+    if saved is None:
+        subprocess.run(["crontab", "-r"], capture_output=True)
+    else:
+        subprocess.run(["crontab", "-"], input=saved, text=True, check=True)
+
+
+@pytest.fixture
+def cron_daemon(tmp_path, crontab):
+    """A `cron -f` started for the test (or the one already running, left alone)."""
+    if _cron_running():
+        yield None
+        return
+    with open(tmp_path / "cron.out", "w") as output:
+        daemon = subprocess.Popen(
+            [shutil.which("cron") or "cron", "-f", "-L", "15"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield daemon
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_the_printed_crontab_line_runs_under_a_real_cron_on_a_fresh_setup(
+    tmp_path, crontab, cron_daemon
+):
+    from netprobe.evidence.keys import generate_key
+    from netprobe.evidence.reader import COMPLETE, verify_file
+
+    # A closed loopback port as the target, a listening one as the control: no outside address.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    control = socket.socket()
+    control.bind(("127.0.0.1", 0))
+    control.listen(8)
+    targets = tmp_path / "loopback.yaml"
+    targets.write_text(
+        "name: loopback\n"
+        "groups:\n"
+        "  closed:\n"
+        "    label: closed loopback port\n"
+        "    endpoints:\n"
+        f'      - {{address: "127.0.0.1:{closed_port}", sni: closed.example}}\n'
+        "controls:\n"
+        f'  endpoints: ["127.0.0.1:{control.getsockname()[1]}"]\n'
+    )
+    key = tmp_path / "key"
+    signer = generate_key(key, "cron-daemon")
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(signer.allowed_signers_line() + "\n")
+    fresh = tmp_path / "fresh"  # nothing below it exists yet
+    results, log = fresh / "results", fresh / "logs" / "netprobe.log"
+    config = tmp_path / "netprobe.yaml"
+    config.write_text(
+        f"targets: [{targets}]\n"
+        f"out: {results}\n"
+        f"log: {log}\n"
+        f"key: {key}\n"
+        "vantage: cron-daemon\n"
+        "timeout: 1\n"
+        "confirm: 0\n"
+        "residual_pause: 0\n"
+        "udp_wait: 0\n"
+        "deadline: 30\n"
+        f"resolvers: [{NOWHERE}]\n"
+        f"control_resolvers: [{NOWHERE}]\n"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-m", "netprobe", "schedule", "--every", "1h", "--config", str(config)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    (line,) = printed.stdout.splitlines()
+    minute, *stars, command = line.split(" ", 5)
+    assert minute.isdigit() and stars == ["*"] * 4, line
+    crontab(f"* * * * * {command}")  # the printed command, every minute
+    try:
+        deadline = time.monotonic() + 80  # the next minute's tick plus the run
+        while time.monotonic() < deadline:
+            if log.exists() and ".jsonl\n" in log.read_text():
+                break  # --quiet prints the result path last
+            if cron_daemon is not None and cron_daemon.poll() is not None:
+                pytest.fail(f"cron exited: {(tmp_path / 'cron.out').read_text()}")
+            time.sleep(0.5)
+        else:
+            cron_out = (tmp_path / "cron.out").read_text() if cron_daemon else ""
+            listing = sorted(str(p) for p in fresh.rglob("*")) if fresh.exists() else []
+            pytest.fail(f"no run within 80 s; files: {listing}; cron: {cron_out}")
+    finally:
+        control.close()
+    text = log.read_text()
+    assert "run started: vantage=cron-daemon" in text and "run finished" in text, text
+    assert "Traceback" not in text and " ERROR " not in text, text
+    (result,) = results.glob("*_cron-daemon.jsonl")
+    assert f"{result}\n" in text  # stdout went to the log through the line's redirect
+    verification = verify_file(result, allowed_signers=allowed)
+    assert verification.status == COMPLETE and verification.trusted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
 import sys
 
 import pytest
@@ -69,15 +70,31 @@ def test_crontab_line_quotes_paths_and_escapes_percent():
     assert "/usr/bin/python3 -m netprobe run --quiet --config '/home/v/my conf\\%.yaml'" in line
     assert line.endswith(">>'/var/log/np 1.log' 2>&1")
     assert "flock" not in line  # netprobe takes its own lock
+    # The shell opens the log before netprobe runs: its folder is made first.
+    assert re.match(r"\d+ \* \* \* \* mkdir -p /var/log && /usr/bin/python3 ", line), line
+    line = crontab_line(parse_every("1h"), argv, "/srv/50% np/np.log", random.Random(1))
+    assert " mkdir -p '/srv/50\\% np' && " in line
+
+
+def test_crontab_line_works_in_sh_on_a_fresh_setup(tmp_path):
+    """The line's command, run by sh as cron does, creates the missing log folder and logs."""
+    log = tmp_path / "fresh" / "logs" / "np.log"
+    line = crontab_line(parse_every("1h"), ["echo", "ran"], str(log), random.Random(1))
+    command = line.split(" ", 5)[5]
+    done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text() == "ran\n"
 
 
 def test_systemd_units_have_timer_with_random_delay_and_persistent():
     argv = ["/usr/bin/python3", "-m", "netprobe", "run", "--quiet"]
-    units = systemd_units(parse_every("1h"), argv, "/var/log/np.log", working_dir="/srv/np")
+    units = systemd_units(parse_every("1h"), argv)
     service, timer = units["netprobe.service"], units["netprobe.timer"]
     assert "ExecStart=/usr/bin/python3 -m netprobe run --quiet\n" in service
     assert "Type=oneshot" in service and "SuccessExitStatus=75" in service
-    assert "StandardOutput=append:/var/log/np.log" in service
+    # systemd opens append: files and the working folder before any command and creates no
+    # folder: nothing there may name a results folder that does not exist yet.
+    assert "append:" not in service and "WorkingDirectory=~\n" in service
     assert "OnCalendar=hourly" in timer and "RandomizedDelaySec=900" in timer
     assert "Persistent=true" in timer and "WantedBy=timers.target" in timer
 
@@ -91,7 +108,10 @@ def test_schedule_command_prints_an_absolute_crontab_line(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     line = result.stdout.strip().splitlines()[0]
     assert re.match(r"\d+ \* \* \* \* ", line)
-    assert f"{sys.executable} -m netprobe run --quiet --out {tmp_path}/results" in line
+    assert (
+        f"* mkdir -p {tmp_path}/results && {sys.executable} -m netprobe run --quiet --out "
+        f"{tmp_path}/results" in line
+    )
     assert f"--log {tmp_path}/results/netprobe.log >>{tmp_path}/results/netprobe.log 2>&1" in line
     assert not (tmp_path / "results").exists()  # installs and creates nothing
 
@@ -104,6 +124,7 @@ def test_schedule_command_uses_the_config_file_out_and_log(tmp_path):
     line = result.stdout.strip()
     assert f"--config {config}" in line and "--out" not in line
     assert line.endswith(f">>{tmp_path}/np.log 2>&1")
+    assert f" mkdir -p {tmp_path} && " in line
 
 
 def test_schedule_systemd_writes_units_only_when_asked(tmp_path):

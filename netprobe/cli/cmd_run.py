@@ -169,7 +169,7 @@ def run(
     from netprobe.run.planner import count_jobs
 
     try:
-        options.out_dir.mkdir(parents=True, exist_ok=True)
+        options.out_dir.mkdir(parents=True, exist_ok=True)  # a fresh set-up has no folder yet
         with run_lock(default_lock_path(options.out_dir)):
             log.info(
                 "run started: vantage=%s targets=%s",
@@ -209,9 +209,11 @@ def run(
 
 
 def _setup_log(path: str | None) -> None:
+    """Append log lines to `path`, creating its folder first (a fresh set-up has none yet)."""
     if not path:
         return
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot open log file {path}: {exc.strerror}")

@@ -88,7 +88,7 @@ def schedule(
         sys.stdout.write(line + "\n")
         err.print(cron_instructions(line), highlight=False, markup=False)
         return
-    units = systemd_units(interval, argv, log_path, working_dir=str(effective_out), user=user)
+    units = systemd_units(interval, argv, user=user)
     for name, text in units.items():
         sys.stdout.write(f"# ---- {name} ----\n{text}\n")
     if write_dir is not None:

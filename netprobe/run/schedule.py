@@ -4,12 +4,18 @@ Rules:
 - Pure: functions build text from arguments; nothing is installed or written (the CLI prints).
 - Commands use absolute paths (cron and systemd do not share the user's PATH or working folder).
 - No `flock` wrapper: `netprobe run` takes its own lock and exits 75 if a run is still going.
+- Nothing may fail before netprobe starts on a fresh set-up whose folders do not exist yet: the
+  crontab line runs `mkdir -p <log folder> &&` before the command whose output it appends to the
+  log (the shell opens that file before netprobe runs), and the systemd service leaves output to
+  the journal (systemd opens `append:` files before any command and creates no folders);
+  `netprobe run` creates `--out` and the `--log` file's folder itself.
 - Runs are spread out: a random minute offset (cron) or `RandomizedDelaySec=` (systemd), so many
   volunteers do not probe at the same second.
 """
 
 from __future__ import annotations
 
+import posixpath
 import random
 import shlex
 from dataclasses import dataclass
@@ -71,9 +77,17 @@ def cron_schedule(every: Every, rng: random.Random) -> str:
 
 
 def crontab_line(every: Every, argv: list[str], log: str, rng: random.Random) -> str:
-    """One crontab line: schedule, the command, stdout+stderr appended to `log`."""
-    command = " ".join(_cron_escape(shlex.quote(arg)) for arg in argv)
-    return f"{cron_schedule(every, rng)} {command} >>{_cron_escape(shlex.quote(log))} 2>&1"
+    """One crontab line: schedule, `mkdir -p` of the log's folder, the command, stdout+stderr
+    appended to `log` (which catches what netprobe cannot log itself: a crash, a bad config)."""
+
+    def quoted(arg: str) -> str:
+        return _cron_escape(shlex.quote(arg))
+
+    folder = posixpath.dirname(log) or "."
+    command = " ".join(quoted(arg) for arg in argv)
+    return (
+        f"{cron_schedule(every, rng)} mkdir -p {quoted(folder)} && {command} >>{quoted(log)} 2>&1"
+    )
 
 
 def systemd_on_calendar(every: Every) -> str:
@@ -92,10 +106,9 @@ def randomized_delay_seconds(every: Every) -> int:
     return min(every.minutes * 60 // 4, 3600)
 
 
-def systemd_units(
-    every: Every, argv: list[str], log: str, *, working_dir: str, user: str | None = None
-) -> dict[str, str]:
-    """`netprobe.service` and `netprobe.timer` file contents."""
+def systemd_units(every: Every, argv: list[str], *, user: str | None = None) -> dict[str, str]:
+    """`netprobe.service` and `netprobe.timer` file contents (output to the journal; `argv`
+    carries `--log`, which netprobe opens itself)."""
     exec_start = " ".join(shlex.quote(arg) for arg in argv)
     user_line = f"User={user}\n" if user else ""
     service = (
@@ -107,10 +120,9 @@ def systemd_units(
         "[Service]\n"
         "Type=oneshot\n"
         f"{user_line}"
-        f"WorkingDirectory={working_dir}\n"
+        # The user's home, as under cron: it exists, where a results folder may not yet.
+        "WorkingDirectory=~\n"
         f"ExecStart={exec_start}\n"
-        f"StandardOutput=append:{log}\n"
-        f"StandardError=append:{log}\n"
         # Exit 75 means the previous run still holds the lock: not a failure worth an alert.
         "SuccessExitStatus=75\n"
     )
@@ -134,8 +146,8 @@ def cron_instructions(line: str) -> str:
     return (
         "To install: run `crontab -e` and add the line above, or:\n"
         f"  (crontab -l 2>/dev/null; echo {shlex.quote(line)}) | crontab -\n"
-        "Check it with `crontab -l`; each run appends to the log file and exits 75 if the previous "
-        "run is still going."
+        "Check it with `crontab -l`; each run creates the log's folder if missing, appends to the "
+        "log file and exits 75 if the previous run is still going."
     )
 
 
