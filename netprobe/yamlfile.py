@@ -93,7 +93,13 @@ class NodeReader:
     def __init__(self, text: str, filename: str):
         self.text_lines = text.splitlines()
         self.filename = filename
-        self.loader = _Loader(text)
+        try:
+            self.loader = _Loader(text)  # refuses unprintable characters (NUL, ...) up front
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            raise self.error_class(
+                filename, line, None, f"invalid YAML: character {exc.character:#06x} is not allowed"
+            ) from None
 
     def root(self) -> Node | None:
         """The document's root node (None for an empty document); syntax errors name the line."""

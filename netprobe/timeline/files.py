@@ -54,9 +54,10 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
         path = Path(path)
         if path.is_dir():
             for candidate in path.rglob("*"):
-                if candidate.is_file() and is_result_file(candidate.name):
+                # Not only regular files: a FIFO named like a result is reported by the reader.
+                if is_result_file(candidate.name) and not candidate.is_dir():
                     found.add(candidate)
-        elif path.is_file():
+        elif path.exists():
             found.add(path)
         else:
             missing.append(Skipped(str(path), "no such file or folder"))
@@ -144,8 +145,8 @@ _Result = tuple[str | None, bool, bytes | None, RunSummary | Skipped | None]
 
 def _summarise_job(job: _Job) -> _Result:
     """(cache key or None, found in the cache, encoded summary to store or None, summary)."""
-    if job.cache_path is None:
-        return None, False, None, summarise_file(job.path, job.options)
+    if job.cache_path is None or not job.path.is_file():  # hashing a FIFO would block: the
+        return None, False, None, summarise_file(job.path, job.options)  # reader names it
     try:
         key = file_key(job.path, job.context)
     except OSError:
