@@ -14,7 +14,9 @@ Bounded for CI: at most ~200 examples per test, no deadline.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,6 +40,7 @@ FUZZ = settings(
 )
 RECORDS = [*healthy_controls(), *domain_ok("telegram.org", "203.0.113.10")]
 WORK = Path(tempfile.mkdtemp(prefix="netprobe-fuzz-"))
+atexit.register(shutil.rmtree, WORK, True)
 
 
 def _signed() -> bytes:
