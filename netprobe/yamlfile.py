@@ -125,7 +125,11 @@ class NodeReader:
         return self.error_class(self.filename, line_of(node) if node else None, path, message)
 
     def value(self, node: Node) -> Any:
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:  # e.g. a tag the safe constructor does not know (`=`)
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.error(node, None, f"invalid YAML value: {problem}") from None
 
     def describe(self, node: Node) -> str:
         if isinstance(node, MappingNode):

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from netprobe.analysis.load import RunRefused, load_run
 from netprobe.cli import app
 from netprobe.config import ConfigError, parse_config
 from netprobe.evidence.format import MAX_LINE_BYTES, MAX_NESTING
@@ -250,3 +252,27 @@ def test_odd_target_text_is_a_target_error(text: str, words: str) -> None:
 
 def test_nesting_limit_leaves_real_records_alone() -> None:
     assert MAX_NESTING >= 20  # our records nest about 4 levels
+
+
+# Regressions found by tests/test_fuzz_readers.py.
+def test_header_field_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
+    path = write_result(tmp_path / "run.jsonl", header(groups=[[1]]), list(healthy_controls()))
+    with pytest.raises(RunRefused, match="'groups' must be a mapping"):
+        load_run(load_result(path, verify=False).header, [])
+    result = runner.invoke(app, ["report", "--no-verify", str(path)])
+    assert result.exit_code == 2 and "groups" in result.stderr
+
+
+def test_checkpoint_with_infinity_is_invalid(tmp_path: Path) -> None:
+    lines = signed_file(tmp_path).read_bytes().splitlines(keepends=True)
+    lines[1] = re.sub(rb'"bytes":\d+', b'"bytes":Infinity', lines[1])
+    assert b"Infinity" in lines[1]
+    path = tmp_path / "inf.jsonl"
+    path.write_bytes(b"".join(lines))
+    result = verify_file(path)
+    assert result.status == INVALID and result.bad_line == 2
+
+
+def test_unknown_yaml_tag_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="config.yaml:1: invalid YAML value"):
+        parse_config("timeout: =\n", "config.yaml")
