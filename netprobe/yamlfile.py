@@ -8,6 +8,7 @@ Rules:
   every check says what it expected and shows what it got (`shown`, `NodeReader.describe`).
 - Unknown keys are errors with a "did you mean" when one is close; duplicate keys are errors
   naming the line of the first one.
+- A document nested deeper than `MAX_NESTING` is an error naming the line, never a RecursionError.
 - Pure: text in, nodes and values out.
 """
 
@@ -52,6 +53,34 @@ class Entry:
     value_node: Node
 
 
+MAX_NESTING = 50  # lists/mappings inside each other; our files use fewer than 6
+
+
+class _TooDeep(yaml.MarkedYAMLError):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses documents nested deeper than `MAX_NESTING` (PyYAML's composer and
+    constructor recurse: a deeper document would end in RecursionError, not a message)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise _TooDeep(
+                    None,
+                    None,
+                    f"nested more than {MAX_NESTING} levels deep",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            self._depth -= 1
+
+
 class NodeReader:
     """Walks a node tree; holds the filename and the constructor for scalar values.
 
@@ -64,7 +93,13 @@ class NodeReader:
     def __init__(self, text: str, filename: str):
         self.text_lines = text.splitlines()
         self.filename = filename
-        self.loader = yaml.SafeLoader(text)
+        try:
+            self.loader = _Loader(text)  # refuses unprintable characters (NUL, ...) up front
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            raise self.error_class(
+                filename, line, None, f"invalid YAML: character {exc.character:#06x} is not allowed"
+            ) from None
 
     def root(self) -> Node | None:
         """The document's root node (None for an empty document); syntax errors name the line."""
@@ -90,7 +125,11 @@ class NodeReader:
         return self.error_class(self.filename, line_of(node) if node else None, path, message)
 
     def value(self, node: Node) -> Any:
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:  # e.g. a tag the safe constructor does not know (`=`)
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.error(node, None, f"invalid YAML value: {problem}") from None
 
     def describe(self, node: Node) -> str:
         if isinstance(node, MappingNode):

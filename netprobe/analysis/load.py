@@ -7,7 +7,8 @@ and pass them through here, so a file one reader refuses is refused by all of th
 Rules:
 - Pure: works on the records it is given; never opens a file (the evidence layer does that).
 - The header must be a `header` record whose `schema_version` is the one this netprobe reads
-  (`SCHEMA_VERSION`); a file from another format version is refused, never guessed at.
+  (`SCHEMA_VERSION`); a file from another format version is refused, never guessed at. The
+  header fields the analysis reads (`groups`, `expected_ranges`, ...) must have their types.
 - A measurement record that does not belong to the file is refused: one whose `schema_version`
   is not the header's, or whose fields the analysis reads have the wrong type (`check_records`).
 - Problems are plain messages without the file name (`RunRefused`); callers prefix the path.
@@ -51,7 +52,24 @@ def check_header(header: Any) -> str | None:
     version = header.get("schema_version")
     if version.__class__ is not int or version != SCHEMA_VERSION:
         return f"header schema_version {version!r}; this netprobe reads {SCHEMA_VERSION}"
+    for name, kind, noun in _HEADER_FIELDS:
+        value = header.get(name)
+        if value is not None and not isinstance(value, kind):
+            return f"header field {name!r} must be {noun}, got {type(value).__name__}"
+    ranges = header.get("expected_ranges") or {}
+    for key, cidrs in ranges.items():
+        if not isinstance(cidrs, list) or not all(isinstance(c, str) for c in cidrs):
+            return f"header field 'expected_ranges.{key}' must be a list of network strings"
     return None
+
+
+# Header fields the analysis reads, when present: (name, type, what the message calls it).
+_HEADER_FIELDS = (
+    ("groups", dict, "a mapping"),
+    ("expected_ranges", dict, "a mapping"),
+    ("options", dict, "a mapping"),
+    ("target_files", list, "a list"),
+)
 
 
 def check_records(records: Iterable[dict], schema_version: int = SCHEMA_VERSION) -> str | None:

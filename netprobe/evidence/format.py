@@ -9,7 +9,8 @@ Rules:
   with every character outside `[A-Za-z0-9._-]` replaced by `-` (`unnamed` if empty). While it
   runs the file is `.<name>.partial`; a signed run also gets the detached `<name>.sig`.
 - Lines: one JSON object each, UTF-8, compact separators, LF only (`records.encode_line`);
-  at most `MAX_LINE_BYTES` bytes including the LF.
+  at most `MAX_LINE_BYTES` bytes including the LF, nested at most `MAX_NESTING` levels (a deeper
+  line is not a record: `decode_line` gives None, the verifier calls the file INVALID).
 - Checkpoint and signature lines are exactly `CHECKPOINT_FIELDS` / `SIGNATURE_FIELDS` in that
   order, schema_version 1, canonical base64 (`checkpoint_line`, `signature_line`). Any other
   spelling of one is an edit (`is_as_written`).
@@ -86,6 +87,7 @@ SIGNING_TYPES = frozenset({CHECKPOINT, SIGNATURE})
 STRUCTURAL_TYPES = frozenset({HEADER, SUMMARY, CHECKPOINT, SIGNATURE})
 MEASUREMENT_TYPES = records.MEASUREMENT_TYPES
 MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_NESTING = 100  # arrays/objects inside each other; our records use fewer than 10
 
 CHECKPOINT_FIELDS = ("schema_version", "type", "seq", "lines", "bytes", "reason")
 SIGNATURE_FIELDS = ("schema_version", "type", "seq", "namespace", "hash_alg", "sshsig")
@@ -145,11 +147,12 @@ def is_as_written(record: dict[str, Any], line: bytes) -> bool:
     `line` is the raw line without its LF. Catches reordered or extra fields, another
     schema_version, other whitespace or escapes, and base64 edits that decode the same.
     """
-    return (
-        list(record) == FIELDS[record["type"]]
-        and record["schema_version"] == SCHEMA_VERSION
-        and records.encode_line(record) == line + b"\n"
-    )
+    if list(record) != FIELDS[record["type"]] or record["schema_version"] != SCHEMA_VERSION:
+        return False
+    try:
+        return records.encode_line(record) == line + b"\n"
+    except ValueError:  # NaN or Infinity: the writer never writes one
+        return False
 
 
 def decode_sshsig(text: Any) -> bytes:
@@ -187,11 +190,28 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
             end = -1
         if end != len(text):
             obj = FULL_DECODE(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if obj.__class__ is not dict or obj.get("type").__class__ is not str:
         return None
+    if line.count(b"[") + line.count(b"{") > MAX_NESTING and too_deep(obj):
+        return None
     return obj
+
+
+def too_deep(obj: Any) -> bool:
+    """Whether decoded JSON `obj` nests more than `MAX_NESTING` arrays/objects (no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        children = item.values() if item.__class__ is dict else item
+        stack.extend((child, depth + 1) for child in children if child.__class__ in _CONTAINERS)
+    return False
+
+
+_CONTAINERS = (dict, list)
 
 
 def torn_line_is_record(line: bytes) -> bool:

@@ -4,7 +4,8 @@ Rules:
 - Each file is read once, in `CHUNK`-byte reads, straight into the sans-I/O verifier
   (`verifier.py` holds every verification rule; `format.py` the format). Memory stays constant:
   one chunk and one checkpoint interval of records at most.
-- Only an unreadable file raises `ResultFileError`; a bad file is a `Verification` (INVALID,
+- Only an unreadable file (missing, unreadable, or not a regular file: a directory or a FIFO is
+  refused at once, never waited on) raises `ResultFileError`; a bad file is a `Verification` (INVALID,
   PARTIAL, UNSIGNED) naming the line.
 - Readers (`load_result`, `iter_records`) use only lines covered by a valid signature unless
   `verify=False`, and count what they dropped. What they yield is exactly the bytes verified.
@@ -14,8 +15,9 @@ Rules:
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,10 +53,31 @@ class ResultFileError(Exception):
 
 
 def _open(path: Path) -> BinaryIO:
+    """The file for reading; ResultFileError unless it is a regular file (never blocks on a FIFO)."""
     try:
-        return open(path, "rb", buffering=0)  # noqa: SIM115 - the callers close it
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; reads of a regular file ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ResultFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            raise ResultFileError(f"{path}: cannot read: {kind}, expected a result file")
+        os.set_blocking(fd, True)
+        return open(fd, "rb", buffering=0)  # noqa: SIM115 - the callers close it
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_KINDS = {
+    stat.S_IFDIR: "is a directory",
+    stat.S_IFIFO: "is a FIFO (named pipe)",
+    stat.S_IFSOCK: "is a socket",
+    stat.S_IFCHR: "is a character device",
+    stat.S_IFBLK: "is a block device",
+}
 
 
 # path -> ((mtime_ns, size, inode), entries): a timeline checks thousands of files against one
@@ -119,6 +142,7 @@ class LoadedResult:
     summary: dict[str, Any] | None
     verification: Verification | None
     dropped: int
+    skipped_lines: list[int] = field(default_factory=list)  # with verify=False: their numbers
 
     @property
     def notice(self) -> str | None:
@@ -130,7 +154,10 @@ class LoadedResult:
                 f"{self.path}: {self.verification.status}: using {len(self.records)} signed "
                 f"records, dropped {self.dropped} not covered by a valid signature"
             )
-        return f"{self.path}: skipped {self.dropped} unreadable or incomplete lines"
+        shown = ", ".join(str(n) for n in self.skipped_lines[:5])
+        more = ", ..." if len(self.skipped_lines) > 5 else ""
+        where = f" (line {shown}{more})" if shown else ""
+        return f"{self.path}: skipped {self.dropped} unreadable or incomplete lines{where}"
 
 
 def iter_records(
@@ -220,4 +247,4 @@ def load_result(
     if header is None:
         raise ResultFileError(f"{path}: no signed header (nothing in the file is covered)")
     dropped = verification.records_uncovered if verification else len(skipped)
-    return LoadedResult(path, header, measurements, summary, verification, dropped)
+    return LoadedResult(path, header, measurements, summary, verification, dropped, skipped)

@@ -20,7 +20,8 @@ Rules (docs/DESIGN.md "checkpoint / signature"):
   PARTIAL (valid up to a checkpoint, then unsigned lines or a torn last line), INVALID (bad
   signature, broken sequence, edited byte, untrusted signer: names the line), UNSIGNED (written
   with --no-sign).
-- A complete line that is not a JSON object with a `type` is INVALID, even in the unsigned tail.
+- A complete line that is not a JSON object with a `type` (or that nests deeper than
+  `format.MAX_NESTING`) is INVALID, even in the unsigned tail; the message says what is wrong.
 - Trust: with `allowed` entries (from an allowed_signers file), a signer not listed is INVALID;
   without them signatures are checked against the header's key (a hint) and `trusted` is None.
 - Record events carry lines not yet covered: a reader keeps them until the next `Checkpoint`
@@ -50,6 +51,7 @@ from netprobe.evidence.events import (
 from netprobe.evidence.keys import header_signer_key, trusted_principal
 
 _SCAN, _DECODE, _MAX = fmt.SCAN, fmt.FULL_DECODE, fmt.MAX_LINE_BYTES
+_DEPTH, _TOO_DEEP = fmt.MAX_NESTING, fmt.too_deep
 _HEADER, _SUMMARY, _SIGNING = fmt.HEADER, fmt.SUMMARY, fmt.SIGNING_TYPES
 _STRUCTURAL = fmt.STRUCTURAL_TYPES
 _NO_CHUNK: tuple[memoryview, int, bytes] = (memoryview(b""), 0, b"")
@@ -188,11 +190,13 @@ class Verifier:
                     end = -1
                 if end != len(text):
                     record = _DECODE(text)
-            except ValueError:  # UnicodeDecodeError included
+            except (ValueError, RecursionError):  # UnicodeDecodeError included
                 record = kind = None
             else:
                 kind = record.get("type") if record.__class__ is dict else None
-                if kind.__class__ is not str:
+                if kind.__class__ is not str or (
+                    piece.count(b"[") + piece.count(b"{") > _DEPTH and _TOO_DEEP(record)
+                ):
                     record = kind = None
             if pending is None and kind is not None and kind not in _STRUCTURAL and number > 1:
                 since += 1  # a measurement (or a record type this version does not know)
@@ -233,7 +237,7 @@ class Verifier:
         elif record is None:
             # Our writer only ever leaves a torn last line (no LF); a complete line that is
             # not a JSON record was edited, even in the unsigned tail.
-            raise _Invalid(number, f"line {number} is not a JSON record")
+            raise _Invalid(number, f"line {number} is not a JSON record{_why_not_json(piece)}")
         elif kind in _SIGNING:
             if not fmt.is_as_written(record, piece):
                 # The writer encodes these itself; any other spelling is an edit (this also
@@ -394,3 +398,28 @@ class Verifier:
             f"signed up to line {result.lines_covered} ({result.records_covered} records); "
             f"{result.records_uncovered} records in {tail} lines after it are not signed{torn}"
         )
+
+
+def _why_not_json(piece: bytes) -> str:
+    """What is wrong with a line that is not a record, for the message (error path only)."""
+    try:
+        text = piece.decode()
+    except UnicodeDecodeError as exc:
+        return f" (not valid UTF-8 at byte {exc.start + 1})"
+    if "\x00" in text:
+        return " (it contains a NUL byte)"
+    if piece.count(b"[") + piece.count(b"{") > _DEPTH:
+        try:
+            if _TOO_DEEP(_DECODE(text)):
+                return f" (nested more than {_DEPTH} levels deep)"
+        except RecursionError:
+            return f" (nested more than {_DEPTH} levels deep)"
+        except ValueError:
+            pass
+    try:
+        value = _DECODE(text)
+    except (ValueError, RecursionError) as exc:
+        return f" ({exc})"
+    if value.__class__ is not dict:
+        return f" (a JSON {type(value).__name__}, not an object)"
+    return " (no text 'type' field)"

@@ -6,7 +6,8 @@ Rules:
 - Folders are searched recursively for `*.jsonl` and for `.*.jsonl.partial` (a killed run's file
   is still evidence up to its last valid signature).
 - A file that cannot be used is reported (`Skipped`) and the rest still counts; nothing raises
-  for bad files. Files outside --since/--until are dropped after reading their header only.
+  for bad files, not even an unexpected error (it becomes a `Skipped` naming it, so the pool and
+  the other files carry on). Files outside --since/--until are dropped after reading their header only.
 - With `jobs > 1` files are read by a process pool (parsing and analysis are CPU-bound).
 - With a summary cache (`netprobe.timeline.cache`), a file whose content was summarised before
   is not verified or analysed again; workers look it up, the main process writes new entries.
@@ -53,9 +54,10 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
         path = Path(path)
         if path.is_dir():
             for candidate in path.rglob("*"):
-                if candidate.is_file() and is_result_file(candidate.name):
+                # Not only regular files: a FIFO named like a result is reported by the reader.
+                if is_result_file(candidate.name) and not candidate.is_dir():
                     found.add(candidate)
-        elif path.is_file():
+        elif path.exists():
             found.add(path)
         else:
             missing.append(Skipped(str(path), "no such file or folder"))
@@ -98,6 +100,12 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
         return Skipped(
             str(path), f"records do not follow the result schema ({type(exc).__name__}: {exc})"
         )
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end the timeline
+        return Skipped(str(path), f"{UNEXPECTED}{type(exc).__name__}: {exc}")
+
+
+# The reason of a file skipped by the last-resort handler: a netprobe bug, not a bad file.
+UNEXPECTED = "unexpected error while reading (please report): "
 
 
 def _in_range(started: float, options: ReadOptions) -> bool:
@@ -137,8 +145,8 @@ _Result = tuple[str | None, bool, bytes | None, RunSummary | Skipped | None]
 
 def _summarise_job(job: _Job) -> _Result:
     """(cache key or None, found in the cache, encoded summary to store or None, summary)."""
-    if job.cache_path is None:
-        return None, False, None, summarise_file(job.path, job.options)
+    if job.cache_path is None or not job.path.is_file():  # hashing a FIFO would block: the
+        return None, False, None, summarise_file(job.path, job.options)  # reader names it
     try:
         key = file_key(job.path, job.context)
     except OSError:
