@@ -51,6 +51,7 @@ from netprobe.model.records import (
     answer_addresses,
 )
 from netprobe.model.resolvers import ResolverSpec, parse_resolver
+from netprobe.model.target_ids import ENDPOINT_SOURCE, address_source
 from netprobe.model.vocabulary import (
     QUERY_A,
     QUERY_AAAA,
@@ -66,8 +67,6 @@ if TYPE_CHECKING:
     from netprobe.model.records import DnsRecord, TcpRecord, TlsRecord
     from netprobe.probes import ProbeContext, Probes, ProbeSettings
 
-# `address_sources` of a TLS step whose address came from the target list, not from DNS.
-ENDPOINT_SOURCE = "endpoint"
 # The injection probe waits at most this long for a reply (none is the expected case).
 SILENT_TIMEOUT = 2.0
 # The port a silent address is asked on.
@@ -381,7 +380,7 @@ def select_addresses(
     for record in dns_records:
         role = record.get("resolver_role", RESOLVER_PROBE)
         for ip in answer_addresses(record):
-            tag = f"{role}:{record['resolver_address']}"
+            tag = address_source(role, record["resolver_address"])
             if ip not in sources:
                 sources[ip] = []
                 by_role.setdefault(role, []).append(ip)
