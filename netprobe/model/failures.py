@@ -51,6 +51,11 @@ UNKNOWN_FAILURE_PREFIX = "unknown_failure: "
 RESOLVE_OPERATION = "resolve"
 CONNECT_OPERATION = "connect"
 TLS_HANDSHAKE_OPERATION = "tls_handshake"
+MTPROTO_OPERATION = "mtproto_handshake"  # netprobe's own: req_pq_multi sent, resPQ awaited
+
+# netprobe's own (issue 13): TCP connected, but what came back (or nothing, before our deadline,
+# or the peer's close) was no resPQ with our nonce. The record's `mtproto_error` says what came.
+MTPROTO_NO_REPLY = "mtproto_no_valid_reply"
 
 # netprobe's own names for what the analysis finds in DNS answers (never a record's `failure`).
 DNS_INJECTION = "dns_injection"  # a second, different reply to one query

@@ -27,7 +27,8 @@ SIGNATURE = "signature"
 DNS = "dns"
 TCP = "tcp"
 TLS = "tls"
-MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS})
+MTPROTO = "mtproto"
+MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS, MTPROTO})
 
 # `resolver_role` of the injection probe: a query sent to an address that runs no DNS server.
 RESOLVER_SILENT = "silent"
@@ -225,6 +226,21 @@ class TlsRecord(MeasurementRecord):
     pause: NotRequired[float]  # `after` only: seconds waited after the target SNI failed
 
 
+class MtprotoRecord(MeasurementRecord):
+    """One req_pq_multi over one MTProto transport (issue 13; docs/DESIGN.md "mtproto")."""
+
+    ip: str
+    port: int
+    transport: str  # "intermediate" | "abridged" | "obfuscated2"
+    bytes_sent: int
+    bytes_received: int
+    first_byte: float | None  # seconds from the send to the first byte back, None if none came
+    res_pq: bool  # a well-formed resPQ with our nonce came back
+    server_nonce: str | None  # hex, when res_pq
+    fingerprints: list[str]  # server_public_key_fingerprints as 16 hex digits, when res_pq
+    mtproto_error: str | None  # what came instead of a resPQ, in words (failure mtproto_no_...)
+
+
 class SummaryRecord(TypedDict):
     schema_version: int
     type: Literal["summary"]
@@ -255,7 +271,7 @@ class SignatureRecord(TypedDict):
     sshsig: str
 
 
-Measurement = DnsRecord | TcpRecord | TlsRecord
+Measurement = DnsRecord | TcpRecord | TlsRecord | MtprotoRecord
 
 
 def answer_addresses(record: Mapping[str, Any]) -> list[str]:

@@ -29,12 +29,16 @@ SNI_METHOD = "sni"
 TLS_METHOD = "tls"
 MITM_METHOD = "mitm"
 METHOD_ORDER = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD)
+PROTOCOL_METHOD = "protocol"  # issue 13: TCP connects, the plain MTProto transports get no reply
+METHOD_ORDER += (PROTOCOL_METHOD,)
 
 # Layers: the record types a target's evidence comes in, in the order a client meets them.
 DNS_LAYER = records.DNS
 TCP_LAYER = records.TCP
 TLS_LAYER = records.TLS
 LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
+MTPROTO_LAYER = records.MTPROTO  # issue 13: req_pq_multi -> resPQ with the DC endpoints
+LAYERS += (MTPROTO_LAYER,)
 # Two maps from layer to method, on purpose:
 # - SINGLE_METHOD_LAYER: the layers that can be blocked one way only (a blocked dns layer is always
 #   `dns`, a blocked tcp layer always `ip`). tls is left out: its method (sni, tls or mitm) comes
@@ -43,6 +47,8 @@ LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
 #   layer (the timeline's default for a blocked layer whose verdicts named no method).
 SINGLE_METHOD_LAYER = {DNS_LAYER: DNS_METHOD, TCP_LAYER: IP_METHOD}
 LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD}
+SINGLE_METHOD_LAYER[MTPROTO_LAYER] = PROTOCOL_METHOD
+LAYER_METHOD[MTPROTO_LAYER] = PROTOCOL_METHOD
 
 # DNS query types asked for every domain, in this order.
 QUERY_A = "A"

@@ -35,7 +35,7 @@ from netprobe.model import records
 if TYPE_CHECKING:
     import ssl
 
-    from netprobe.model.records import DnsRecord, TcpRecord, TlsRecord
+    from netprobe.model.records import DnsRecord, MtprotoRecord, TcpRecord, TlsRecord
     from netprobe.model.resolvers import ResolverSpec
     from netprobe.probes.doh import DohClients
 
@@ -134,6 +134,20 @@ class TlsProbe(Protocol):
     ) -> TlsRecord: ...
 
 
+class MtprotoProbe(Protocol):
+    """req_pq_multi -> resPQ with ip:port over one transport (`netprobe.probes.mtproto`)."""
+
+    async def __call__(
+        self, ctx: ProbeContext, ip: str, port: int, transport: str, *, timeout: float
+    ) -> MtprotoRecord: ...
+
+
+async def _no_mtproto(
+    ctx: ProbeContext, ip: str, port: int, transport: str, *, timeout: float
+) -> MtprotoRecord:
+    raise NotImplementedError("this Probes has no mtproto probe (pass mtproto=...)")
+
+
 @dataclass(frozen=True)
 class Probes:
     """The probe kinds a run may use, one coroutine each: the runner's only way to the network."""
@@ -141,12 +155,15 @@ class Probes:
     dns: DnsProbe
     tcp: TcpProbe
     tls: TlsProbe
+    # Kinds added later have a default, so `Probes(dns=..., tcp=..., tls=...)` keeps working.
+    mtproto: MtprotoProbe = _no_mtproto
 
 
 def real_probes() -> Probes:
     """The probes that touch the network (imported here, lazily, to keep this module pure)."""
     from netprobe.probes.dns import probe_dns
+    from netprobe.probes.mtproto import probe_mtproto
     from netprobe.probes.tcp import probe_tcp
     from netprobe.probes.tls import probe_tls
 
-    return Probes(dns=probe_dns, tcp=probe_tcp, tls=probe_tls)
+    return Probes(dns=probe_dns, tcp=probe_tcp, tls=probe_tls, mtproto=probe_mtproto)
