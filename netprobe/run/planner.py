@@ -18,7 +18,8 @@ Rules:
                 silent addresses (`TargetList.silent_addresses`, `resolver_role: silent`, one
                 try, at most `SILENT_TIMEOUT` s); then TLS: to each selected address
                 (`select_addresses`, never from silent replies) x port, one chain per ip:port.
-    endpoint -> TCP connect and, when it has an SNI, its TLS chain; no follow-up.
+    endpoint -> TCP connect and, when it has an SNI, its TLS chain; follow-up: for a DC
+                endpoint whose connect worked, the MTProto attempts (`run/plan_mtproto.py`).
 - TLS chain per ip:port (`tls_chain`): with a control SNI that differs from the target SNI, the
   control SNI first (`sequence: before`), then the target SNI (`target`), one after the other;
   when the target SNI fails and `residual_pause` > 0, the control SNI again after that pause
@@ -61,6 +62,7 @@ from netprobe.model.vocabulary import (
     ROLE_TARGET,
 )
 from netprobe.options import default
+from netprobe.run.plan_mtproto import MtprotoAttempt, mtproto_attempts
 from netprobe.targets.lists import CONTROL_ROUNDS, Domain, Endpoint, TargetList
 
 if TYPE_CHECKING:
@@ -152,7 +154,7 @@ class TlsHandshake:
         return ((SEQUENCE, self.sequence), (PAUSE, self.pause))
 
 
-Step = DnsQuery | TcpConnect | TlsHandshake
+Step = DnsQuery | TcpConnect | TlsHandshake | MtprotoAttempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +242,8 @@ class RunPlan:
         """The tasks planned from the records of `first_steps(job)`."""
         if isinstance(job.target, Domain):
             return self.domain_handshakes(job.target, records)
-        return ()  # shared, not a new list per endpoint job
+        mtproto = mtproto_attempts(job.target, records)  # DC endpoints: run/plan_mtproto.py
+        return (Chain(mtproto),) if mtproto else ()
 
     def dns_queries(self, hostname: str, silent: Sequence[ResolverSpec] = ()) -> list[DnsQuery]:
         """Probe resolvers first, then control resolvers, each asked every query type in order;
