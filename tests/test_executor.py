@@ -16,6 +16,7 @@ import pytest
 
 from netprobe.probes import ProbeContext, Probes
 from netprobe.run.executor import RunOptions, RunResult, StopRequest, run_targets
+from netprobe.run.plan_mtproto import MtprotoAttempt
 from netprobe.run.planner import (
     Chain,
     DnsQuery,
@@ -49,7 +50,8 @@ controls:
 
 def endpoints_list(count: int) -> TargetList:
     lines = "".join(f"      - 192.0.2.{i + 1}:443\n" for i in range(count))
-    return parse_targets(f"name: many\ngroups:\n  dc:\n    endpoints:\n{lines}", "many.yaml")
+    # Not a `dc` group: these endpoints get a TCP connect only (no MTProto follow-up).
+    return parse_targets(f"name: many\ngroups:\n  hosts:\n    endpoints:\n{lines}", "many.yaml")
 
 
 def octet(ctx: ProbeContext) -> int:
@@ -87,7 +89,7 @@ class FakeNetwork:
         self.finished: list[tuple[float, dict[str, Any]]] = []  # (monotonic time, record)
 
     def probes(self) -> Probes:
-        return Probes(dns=self.dns, tcp=self.tcp, tls=self.tls)
+        return Probes(dns=self.dns, tcp=self.tcp, tls=self.tls, mtproto=self.mtproto)
 
     async def _probe(self, kind: str, ctx: ProbeContext, **fields: Any) -> Any:
         t0 = ctx.now()
@@ -127,6 +129,10 @@ class FakeNetwork:
         return await self._probe(
             "tls", ctx, ip=ip, port=port, server_name=server_name, sni_role=sni_role
         )
+
+
+    async def mtproto(self, ctx, ip, port, transport, *, timeout) -> Any:
+        return await self._probe("mtproto", ctx, ip=ip, port=port, transport=transport)
 
 
 class FakeSink:
@@ -194,6 +200,8 @@ def step_key(ctx_fields: tuple[str, int], step: Step) -> tuple:
         return (*ctx_fields, "dns", step.hostname, step.query_type, step.resolver.address)
     if isinstance(step, TcpConnect):
         return (*ctx_fields, "tcp", step.ip, step.port)
+    if isinstance(step, MtprotoAttempt):
+        return (*ctx_fields, "mtproto", step.ip, step.port, step.transport)
     assert isinstance(step, TlsHandshake)
     return (*ctx_fields, "tls", step.ip, step.port, step.server_name, step.sni_role)
 
@@ -204,6 +212,8 @@ def record_key(record: dict[str, Any]) -> tuple:
         extra = (record["hostname"], record["query_type"], record["resolver_address"])
     elif record["type"] == "tcp":
         extra = (record["ip"], record["port"])
+    elif record["type"] == "mtproto":
+        extra = (record["ip"], record["port"], record["transport"])
     else:
         extra = (record["ip"], record["port"], record["server_name"], record["sni_role"])
     return (*ctx_fields, record["type"], *extra)
@@ -237,6 +247,7 @@ def planned_probes(target_lists: list[TargetList], opts: RunOptions) -> list[tup
             for s in first
             if isinstance(s, DnsQuery)
         ]
+        answers += [{"type": "tcp", "failure": None} for s in first if isinstance(s, TcpConnect)]
         for task in [*first, *plan.follow_up_steps(job, answers)]:
             steps = task.steps if isinstance(task, Chain) else (task,)  # no `after`: all work
             keys += [step_key(ctx_fields, step) for step in steps]
@@ -257,7 +268,7 @@ def test_every_planned_probe_produces_exactly_one_record() -> None:
     expected = planned_probes(lists, options(repeat=2))
     assert len(set(expected)) == len(expected)  # no probe planned twice
     assert Counter(record_key(r) for r in sink.records) == Counter(expected)
-    assert {r["type"] for r in sink.records} == {"dns", "tcp", "tls"}
+    assert {r["type"] for r in sink.records} == {"dns", "tcp", "tls", "mtproto"}
     # bb.test: the probe resolver's own answer is handshaken with too, beside the control's
     assert any(r.get("ip") == "203.0.113.107" for r in sink.records)
     assert result.interrupted is None and sink.reason == "end"
@@ -359,7 +370,7 @@ def test_records_reach_the_sink_as_each_probe_finishes() -> None:
 
 def test_a_jobs_records_are_not_held_back_until_the_whole_job_ends() -> None:
     one = parse_targets(
-        "groups:\n  dc:\n    endpoints:\n      - {address: 192.0.2.9:443, sni: a.test}\n"
+        "groups:\n  hosts:\n    endpoints:\n      - {address: 192.0.2.9:443, sni: a.test}\n"
         "controls:\n  sni: control.test\n",
         "one.yaml",
     )
