@@ -268,6 +268,57 @@ def tls(
     )
 
 
+def mtproto(
+    ip: str,
+    port: int = 443,
+    transport: str = "intermediate",
+    *,
+    failure: str | None = None,
+    attempt: int = 0,
+    group: str = "dc",
+    t0: float = 0.3,
+    seconds: float = 0.02,
+    error: str | None = None,
+) -> dict:
+    """One MTProto attempt (issue 13): a resPQ, or `failure` after the connect."""
+    return measurement(
+        "mtproto",
+        target_id=endpoint_id(ip, port),
+        group=group,
+        role="target",
+        attempt=attempt,
+        **_timing(t0, seconds),
+        failure=failure,
+        failed_operation="mtproto_handshake",
+        ip=ip,
+        port=port,
+        transport=transport,
+        bytes_sent={"intermediate": 48, "abridged": 42}.get(transport, 108),
+        bytes_received=0 if failure else 84,
+        first_byte=None if failure else seconds / 2,
+        res_pq=failure is None,
+        server_nonce=None if failure else "ab" * 16,
+        fingerprints=[] if failure else ["d09d1d85de64fd85"],
+        mtproto_error=error,
+    )
+
+
+def dc_endpoint(
+    ip: str, port: int = 443, *, attempt: int = 0, **failures: str | None
+) -> list[dict]:
+    """A DC endpoint that connects, then one mtproto record per transport; `failures` maps a
+    transport to its failure (missing: it got a resPQ)."""
+    records = [tcp(ip, port, attempt=attempt)]
+    for n, transport in enumerate(("obfuscated2", "intermediate", "abridged")):
+        failure = failures.get(transport)
+        seconds = 5.0 if failure == "generic_timeout_error" else 0.02
+        records.append(
+            mtproto(ip, port, transport, failure=failure, attempt=attempt, t0=0.3 + 6 * n,
+                    seconds=seconds)
+        )
+    return records
+
+
 def healthy_controls(attempts: int = 1, ipv6: bool = False) -> list[dict]:
     """A control domain resolved by both resolvers and reached over TLS, plus a control endpoint."""
     records = []
@@ -354,6 +405,7 @@ def confirm(record: dict, k: int, *, failure: str | None = None, after: float = 
                 "dns": "resolve",
                 "tcp": "connect",
                 "tls": "tls_handshake",
+                "mtproto": "mtproto_handshake",
             }[record["type"]]
         )
         if record["type"] == "tls":

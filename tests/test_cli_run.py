@@ -74,7 +74,7 @@ groups:
     label: Local web names
     domains: [loop.test]
     ports: [{lab.tls_port}]
-  dc:
+  hosts:  # not `dc`: these are no MTProto servers (tests/test_probe_mtproto.py has those)
     label: Local endpoints
     endpoints:
       - 127.0.0.1:{lab.open_port}

@@ -130,7 +130,6 @@ class FakeNetwork:
             "tls", ctx, ip=ip, port=port, server_name=server_name, sni_role=sni_role
         )
 
-
     async def mtproto(self, ctx, ip, port, transport, *, timeout) -> Any:
         return await self._probe("mtproto", ctx, ip=ip, port=port, transport=transport)
 

@@ -74,9 +74,9 @@ def test_dc_answers_res_pq_over_every_transport(transport: str, host: str) -> No
     assert record["res_pq"] is True
     assert record["server_nonce"] == SERVER_NONCE.hex()
     assert record["fingerprints"] == ["d09d1d85de64fd85", "0000000000000007"]
-    assert record["bytes_sent"] == {"intermediate": 48, "abridged": 42, "obfuscated2": 108}[
-        transport
-    ]
+    assert (
+        record["bytes_sent"] == {"intermediate": 48, "abridged": 42, "obfuscated2": 108}[transport]
+    )
     assert record["bytes_received"] > 60
     assert 0 <= record["first_byte"] <= record["t"] - record["t0"]
     assert record["mtproto_error"] is None

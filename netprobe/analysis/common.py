@@ -26,6 +26,7 @@ from netprobe.model.records import (
     CONFIRMATION,
     CONTROL_ROUND,
     DNS,
+    MTPROTO,
     RESOLVER_SILENT,
     TCP,
     TLS,
@@ -236,7 +237,7 @@ def is_silent(record: dict) -> bool:
 
 def split_by_type(records: list[dict]) -> dict[str, list[dict]]:
     """A target's records by type (dns, tcp, tls), so each layer reads only its own."""
-    split: dict[str, list[dict]] = {DNS: [], TCP: [], TLS: []}
+    split: dict[str, list[dict]] = {DNS: [], TCP: [], TLS: [], MTPROTO: []}
     for record in records:
         same_type = split.get(str(record.get("type")))
         if same_type is not None:

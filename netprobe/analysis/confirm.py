@@ -4,7 +4,8 @@ Rules (the contract of issue 15, "Confirmation re-probes"):
 - A record with `confirmation: k >= 1` re-probes a failing step: it is never an attempt of its own.
   It belongs to the planned record (no `confirmation`, or 0) of the same step: same type,
   target_id, attempt and control round, and for dns the hostname, query type and resolver, for
-  tcp the ip and port, for tls the ip, port, server name and SNI role. If several planned records
+  tcp the ip and port, for tls the ip, port, server name and SNI role, for mtproto the ip, port
+  and transport. If several planned records
   share that identity, a failing one is preferred (only failures are re-probed), then one of the
   same `sequence`, then the latest one made before the re-probe. A re-probe that matches no planned
   record is ignored.
@@ -33,6 +34,7 @@ from netprobe.model.records import (
     CONFIRMATION,
     CONTROL_ROUND,
     DNS,
+    MTPROTO,
     SEQUENCE,
     SEQUENCE_AFTER,
     TCP,
@@ -80,6 +82,8 @@ def step_key(record: dict) -> tuple:
         )
     if kind == TCP:
         return (*common, str(record.get("ip")), record.get("port"))
+    if kind == MTPROTO:
+        return (*common, str(record.get("ip")), record.get("port"), str(record.get("transport")))
     return (
         *common,
         str(record.get("ip")),

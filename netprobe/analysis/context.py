@@ -30,8 +30,9 @@ from netprobe.analysis.common import (
 )
 from netprobe.analysis.health import ControlRound, ControlRounds, VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
-from netprobe.model.records import DNS, RESOLVER_SILENT, TCP, TLS
-from netprobe.model.vocabulary import ROLE_CONTROL, ROLE_TARGET
+from netprobe.model.records import DNS, MTPROTO, RESOLVER_SILENT, TCP, TLS
+from netprobe.model.target_ids import endpoint_label
+from netprobe.model.vocabulary import MTPROTO_PLAIN, ROLE_CONTROL, ROLE_TARGET
 
 
 @dataclass
@@ -57,6 +58,8 @@ class RunContext:
     tls_failure_records: dict[tuple[str, str], dict] = field(default_factory=dict)
     rounds: ControlRounds = field(default_factory=ControlRounds)
     has_silent: bool = False  # some silent lookup (the injection probe) is in the run
+    # issue 13: DC endpoints (ip:port labels) that answered a plain MTProto transport with resPQ
+    mtproto_plain_ok: set[str] = field(default_factory=set)
 
     @property
     def healthy(self) -> bool:
@@ -135,10 +138,13 @@ def build_context(
     tls_connect: dict[tuple[str, str], dict] = {}
     tls_failure_records: dict[tuple[str, str], dict] = {}
     has_silent = False
+    mtproto_plain_ok: set[str] = set()
     for record in records:
         health.add(record)
         kind = record.get("type")
         failure = record.get("failure")
+        if kind == MTPROTO and failure is None and record.get("transport") in MTPROTO_PLAIN:
+            mtproto_plain_ok.add(endpoint_label(str(record.get("ip")), record.get("port")))
         resolver_role = record.get("resolver_role") if kind == DNS else None
         if resolver_role == RESOLVER_SILENT:
             has_silent = True
@@ -199,6 +205,7 @@ def build_context(
         tls_failure_records=tls_failure_records,
         rounds=rounds if rounds is not None else ControlRounds(),
         has_silent=has_silent,
+        mtproto_plain_ok=mtproto_plain_ok,
     )
 
 

@@ -29,6 +29,7 @@ from netprobe.analysis.connect import combine_reachability, tcp_signs, tls_signs
 from netprobe.analysis.context import RunContext
 from netprobe.analysis.dns import combine_dns, dns_signs, silent_signs
 from netprobe.analysis.health import unhealthy_reason
+from netprobe.analysis.mtproto import combine_mtproto, mtproto_signs
 from netprobe.model.vocabulary import (
     BLOCKED,
     DNS_LAYER,
@@ -36,6 +37,7 @@ from netprobe.model.vocabulary import (
     DOWN,
     INCONCLUSIVE,
     LAYERS,
+    MTPROTO_LAYER,
     NEUTRAL,
     NOT_APPLICABLE,
     OK,
@@ -171,6 +173,9 @@ def judge_target(
         ),
         TLS_LAYER: aggregate_layer(
             TLS_LAYER, tls_signs(tls, ctx, group), combine_reachability, ctx, detail
+        ),
+        MTPROTO_LAYER: aggregate_layer(  # issue 13: analysis/mtproto.py
+            MTPROTO_LAYER, mtproto_signs(split[MTPROTO_LAYER], ctx), combine_mtproto, ctx, detail
         ),
     }
     if ctx.has_silent:

@@ -28,7 +28,7 @@ IP_METHOD = "ip"
 SNI_METHOD = "sni"
 TLS_METHOD = "tls"
 MITM_METHOD = "mitm"
-METHOD_ORDER = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD)
+METHOD_ORDER: tuple[str, ...] = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD)
 PROTOCOL_METHOD = "protocol"  # issue 13: TCP connects, the plain MTProto transports get no reply
 METHOD_ORDER += (PROTOCOL_METHOD,)
 
@@ -36,7 +36,7 @@ METHOD_ORDER += (PROTOCOL_METHOD,)
 DNS_LAYER = records.DNS
 TCP_LAYER = records.TCP
 TLS_LAYER = records.TLS
-LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
+LAYERS: tuple[str, ...] = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
 MTPROTO_LAYER = records.MTPROTO  # issue 13: req_pq_multi -> resPQ with the DC endpoints
 LAYERS += (MTPROTO_LAYER,)
 # Two maps from layer to method, on purpose:
@@ -49,6 +49,14 @@ SINGLE_METHOD_LAYER = {DNS_LAYER: DNS_METHOD, TCP_LAYER: IP_METHOD}
 LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD}
 SINGLE_METHOD_LAYER[MTPROTO_LAYER] = PROTOCOL_METHOD
 LAYER_METHOD[MTPROTO_LAYER] = PROTOCOL_METHOD
+
+# MTProto transports (issue 13; `probes/mtproto_wire.py` speaks them): the plain ones, whose
+# first bytes are fixed (what DPI matches), and obfuscated2, which looks random.
+MTPROTO_INTERMEDIATE = "intermediate"
+MTPROTO_ABRIDGED = "abridged"
+MTPROTO_OBFUSCATED2 = "obfuscated2"
+MTPROTO_PLAIN = (MTPROTO_INTERMEDIATE, MTPROTO_ABRIDGED)
+MTPROTO_TRANSPORTS = (*MTPROTO_PLAIN, MTPROTO_OBFUSCATED2)
 
 # DNS query types asked for every domain, in this order.
 QUERY_A = "A"

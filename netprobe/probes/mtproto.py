@@ -127,4 +127,3 @@ async def probe_mtproto(
         mtproto_error=error,
     )
     return cast(records.MtprotoRecord, record)
-

@@ -29,12 +29,19 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-INTERMEDIATE = "intermediate"
-ABRIDGED = "abridged"
-OBFUSCATED2 = "obfuscated2"
-# The transports a probe tries, plain ones first.
-TRANSPORTS = (INTERMEDIATE, ABRIDGED, OBFUSCATED2)
-PLAIN_TRANSPORTS = (INTERMEDIATE, ABRIDGED)
+from netprobe.model.vocabulary import (
+    MTPROTO_ABRIDGED,
+    MTPROTO_INTERMEDIATE,
+    MTPROTO_OBFUSCATED2,
+    MTPROTO_PLAIN,
+    MTPROTO_TRANSPORTS,
+)
+
+INTERMEDIATE = MTPROTO_INTERMEDIATE
+ABRIDGED = MTPROTO_ABRIDGED
+OBFUSCATED2 = MTPROTO_OBFUSCATED2
+TRANSPORTS = MTPROTO_TRANSPORTS  # plain ones first
+PLAIN_TRANSPORTS = MTPROTO_PLAIN
 
 REQ_PQ_MULTI = 0xBE7E8EF1
 RES_PQ = 0x05162463
@@ -305,7 +312,9 @@ class ServerSession:
     it served before)."""
 
     def __init__(
-        self, server_nonce: bytes, pq: bytes = b"\x17\xed\x48\x94\x1a\x08\xf9\x81",
+        self,
+        server_nonce: bytes,
+        pq: bytes = b"\x17\xed\x48\x94\x1a\x08\xf9\x81",
         fingerprints: tuple[int, ...] = (-3414540481677951611,),
     ) -> None:
         self.server_nonce, self.pq, self.fingerprints = server_nonce, pq, fingerprints

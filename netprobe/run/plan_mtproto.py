@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netprobe.model.records import TCP
-from netprobe.model.vocabulary import ROLE_TARGET
+from netprobe.model.vocabulary import (
+    MTPROTO_ABRIDGED,
+    MTPROTO_INTERMEDIATE,
+    MTPROTO_OBFUSCATED2,
+    ROLE_TARGET,
+)
 from netprobe.targets.lists import Endpoint
 
 if TYPE_CHECKING:
@@ -29,8 +34,8 @@ if TYPE_CHECKING:
 
 # Names of the groups whose endpoints are Telegram data centres.
 MTPROTO_GROUPS = frozenset({"dc"})
-# The order a DC endpoint is tried in (see the module rules); names of `probes.mtproto_wire`.
-TRANSPORT_ORDER = ("obfuscated2", "intermediate", "abridged")
+# The order a DC endpoint is tried in (see the module rules).
+TRANSPORT_ORDER = (MTPROTO_OBFUSCATED2, MTPROTO_INTERMEDIATE, MTPROTO_ABRIDGED)
 
 _NO_FIELDS: tuple[tuple[str, Any], ...] = ()
 
