@@ -78,7 +78,7 @@ def _sign(ip: str, port: int, transports: dict[str, dict], ctx: RunContext) -> S
             OK, f"{where}: MTProto resPQ over {', '.join(names)}", seconds=seconds, port=port
         )
     failing = "; ".join(
-        f"MTProto ({t}) {failure_words(transports[t])}{confirmed_phrase(transports[t])}"
+        f"MTProto ({t}) {failure_words(transports[t])}{confirmed_phrase(transports[t], ', ')}"
         for t in failed
     )
     first = transports[failed[0]]
