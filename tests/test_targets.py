@@ -505,7 +505,8 @@ def test_bundled_list_has_the_groups_and_counts_the_issue_asks_for() -> None:
     assert list(target_list.groups) == ["web", "dc", "ranges"]
     counts = target_list.counts()
     assert counts["domains"] == 14
-    assert counts["endpoints"] == 7 * 3  # 7 DC addresses x ports 443, 80, 5222
+    # 7 IPv4 and 5 IPv6 DC addresses (issue 13) x ports 443, 80, 5222
+    assert counts["endpoints"] == (7 + 5) * 3
     assert counts["ranges"] == 14  # 9 v4 + 5 v6 published ranges
     assert counts["control_domains"] >= 3 and counts["control_endpoints"] >= 3
     # A default run stays small: ranges are sampled, not swept.
@@ -513,6 +514,15 @@ def test_bundled_list_has_the_groups_and_counts_the_issue_asks_for() -> None:
     dc = target_list.groups["dc"].endpoints
     assert all(e.sni is None for e in dc)  # MTProto on 443 is not TLS
     assert {e.port for e in dc} == {443, 80, 5222}
+    assert {e.ip for e in dc if ":" in e.ip} == {
+        "2001:b28:f23d:f001::a",
+        "2001:67c:4e8:f002::a",
+        "2001:b28:f23d:f003::a",
+        "2001:67c:4e8:f004::a",
+        "2001:b28:f23f:f005::a",
+    }
+    nets = [ipaddress.ip_network(c) for c in target_list.expected_ranges["telegram"]]
+    assert all(any(ipaddress.ip_address(e.ip) in n for n in nets) for e in dc)  # all published
     assert target_list.groups["web"].expected == "telegram"
     expected = target_list.expected_ranges["telegram"]
     assert "95.161.64.0/20" in expected and "2a0a:f280::/32" in expected
