@@ -266,6 +266,7 @@ def test_classic_and_field_scenarios() -> None:
     assert field == {
         "lossy-mobile", "sni-residual", "dns-injection", "doh-h2-nxdomain",
         "dns-redirect-public", "dns-redirect-closed",
+        "mtproto-dpi", "mtproto-dpi-partial",
     }  # fmt: skip
     from tests.test_lab_e2e import CENSORING
 

@@ -179,6 +179,28 @@ def _doh_h2() -> tuple[Stage, TableRule]:
 
 _DOH_H2_STAGE, _DOH_H2_DNAT = _doh_h2()
 
+
+# Protocol DPI on MTProto (issue 13): drop every TCP segment to a DC whose payload starts with a
+# plain transport's marker (intermediate 0xeeeeeeee, abridged 0xef), as a cheap DPI box can with
+# the `u32` match; the connect and obfuscated2 (random-looking from its first byte) pass. u32
+# reads the payload's first word: IPv4 after the IP header (its IHL) and the TCP data offset,
+# IPv6 after the fixed 40-byte header (the lab's packets carry no extension headers).
+_PAYLOAD_WORD = {4: "0>>22&0x3C@12>>26&0x3C@0", 6: "52>>26&0x3C@40"}
+MTPROTO_MARKERS = ("=0xeeeeeeee", ">>24=0xef")  # intermediate, abridged
+MTPROTO_DPI_PARTIAL_DC = topo.DC_V4[0]  # mtproto-dpi-partial blocks only this DC
+
+
+def _mtproto_dpi_rules(v4: tuple[str, ...], v6: tuple[str, ...]) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    for version, addresses in ((4, v4), (6, v6)):
+        if not addresses:
+            continue
+        for marker in MTPROTO_MARKERS:
+            match = ["-m", "u32", "--u32", _PAYLOAD_WORD[version] + marker]
+            rules.append((version, ["-p", "tcp", "-d", ",".join(addresses), *match, "-j", "DROP"]))
+    return tuple(rules)
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -271,6 +293,20 @@ SCENARIOS: dict[str, Scenario] = {
             f"({topo.PUBLIC_BLOCKPAGE_V4}; its certificate names only the blockpage).",
             dns_mode="redirect-public",
             targets="field.yaml",
+        ),
+        # --- MTProto scenarios (issue 13; tests/test_lab_mtproto.py) ---
+        Scenario(
+            "mtproto-dpi",
+            "ISP drops TCP segments to every DC whose payload starts with a plain MTProto "
+            "transport marker (0xeeeeeeee, 0xef); connects and obfuscated2 pass.",
+            rules=_mtproto_dpi_rules(topo.DC_V4, topo.DC_V6),
+            targets="field-mtproto.yaml",
+        ),
+        Scenario(
+            "mtproto-dpi-partial",
+            f"As mtproto-dpi, for one DC only ({MTPROTO_DPI_PARTIAL_DC}); the other DCs work.",
+            rules=_mtproto_dpi_rules((MTPROTO_DPI_PARTIAL_DC,), ()),
+            targets="field-mtproto.yaml",
         ),
         Scenario(
             "dns-redirect-closed",

@@ -5,7 +5,12 @@ Rules:
   `STATE_DIR/<role>.ready` once every socket is bound, so bring-up waits for readiness, not time.
 - world: authoritative DNS (192.0.2.1) and the control resolver (192.0.2.53, plain DNS and DoH),
   TLS on :443 for every address (web names, control site, DoH, DC stand-ins, the AnyIP range),
-  plain HTTP on :80, and a bare TCP listener on :5222 (DCs are TCP-probed only).
+  plain HTTP on :80, and a listener on :5222 that drains what arrives.
+- MTProto (issue 13): on :443, :80 and :5222 the world looks at a connection's first bytes
+  (`_sniff`, MSG_PEEK, nothing consumed): a TLS ClientHello goes to TLS, an HTTP method to HTTP,
+  anything else to the DC stand-in (`_mtproto_session`: `netprobe.probes.mtproto_wire`'s
+  `ServerSession` answers req_pq_multi with a well-formed resPQ over intermediate, abridged or
+  obfuscated2); bytes that are no MTProto are drained as before.
 - isp: the ISP's resolver, which forwards to the world unless `STATE_DIR/dns-policy.json` says to
   rewrite a censored name, and the blockpage server (TLS cert valid for the blockpage name only)
   on the blockpage address and on the public-looking one; the closed blockpage address has no
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import socket
 import ssl
 import struct
@@ -31,6 +37,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
+from netprobe.probes import mtproto_wire as wire
 from tests.lab import topology as topo
 
 
@@ -184,6 +191,102 @@ async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
+# --- MTProto DC stand-ins (issue 13) ---------------------------------------------------------
+
+_HTTP_METHODS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"OPTI", b"DELE", b"PATC", b"CONN", b"TRAC")
+SNIFF_SECONDS = 10.0
+
+
+def _is_client_hello(first: bytes) -> bool:
+    # TLS record type 22 (handshake), version 3.x, handshake type 1 (ClientHello).
+    return len(first) >= 6 and first[0] == 0x16 and first[1] == 0x03 and first[5] == 0x01
+
+
+async def _peek(sock: socket.socket, want: int = 6) -> bytes:
+    """Up to `want` first bytes of a connection, left in the socket; b"" if the client closed."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        readable = loop.create_future()
+        loop.add_reader(sock.fileno(), lambda f=readable: f.done() or f.set_result(None))
+        try:
+            await asyncio.wait_for(readable, max(0.0, started + SNIFF_SECONDS - loop.time()))
+        finally:
+            loop.remove_reader(sock.fileno())
+        data = sock.recv(want, socket.MSG_PEEK)
+        # A request arrives in one segment; a few bytes short only if the client writes slowly.
+        if not data or len(data) >= want or loop.time() > started + 0.5:
+            return data
+        await asyncio.sleep(0.01)
+
+
+async def _mtproto_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A DC stand-in: resPQ to every req_pq_multi; other bytes are drained until the client goes."""
+    session = wire.ServerSession(os.urandom(16))
+    try:
+        while data := await asyncio.wait_for(reader.read(4096), timeout=10):
+            try:
+                reply = session.feed(data)
+            except wire.WireError:
+                await _hold(reader, writer)
+                return
+            writer.write(reply)
+            await writer.drain()
+    except (TimeoutError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _sniff(sock: socket.socket, context: ssl.SSLContext | None, respond) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        first = await _peek(sock)
+    except (TimeoutError, OSError):
+        sock.close()
+        return
+    if not first:
+        sock.close()
+        return
+    if context is not None and _is_client_hello(first):
+        session, tls = lambda r, w: _http_session(r, w, respond), context
+    elif respond is not None and first[:4] in _HTTP_METHODS:
+        session, tls = lambda r, w: _http_session(r, w, respond), None
+    else:
+        session, tls = _mtproto_session, None
+    reader = asyncio.StreamReader(limit=2**16)
+    protocol = asyncio.StreamReaderProtocol(reader, session)
+    try:
+        await loop.connect_accepted_socket(
+            lambda: protocol, sock, ssl=tls, ssl_handshake_timeout=5 if tls else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        log(f"sniff: {exc!r}")
+        sock.close()
+
+
+async def serve_sniffing(port: int, context: ssl.SSLContext | None = None, respond=None) -> None:
+    """Every address of the namespace on `port` (v4 and v6): TLS/HTTP as `serve_http` would
+    serve them, MTProto (or a drain) for anything else (see the module rules)."""
+    loop = asyncio.get_running_loop()
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+        listener.setblocking(False)
+        asyncio.ensure_future(_accept_forever(loop, listener, context, respond))
+
+
+async def _accept_forever(loop, listener: socket.socket, context, respond) -> None:
+    while True:
+        conn, _ = await loop.sock_accept(listener)
+        conn.setblocking(False)
+        asyncio.ensure_future(_sniff(conn, context, respond))
+
+
 # --- the two roles --------------------------------------------------------------------------
 
 
@@ -195,9 +298,10 @@ async def run_world(state_dir: Path) -> None:
     context = tls_context(state_dir / "world-cert.pem")
     for address in (topo.AUTHORITATIVE_V4, topo.CONTROL_RESOLVER_V4):
         await serve_dns(honest_dns, address)
-    await serve_http(world_http, 443, context=context)
-    await serve_http(world_http, 80)
-    await asyncio.start_server(_hold, None, 5222, reuse_address=True)
+    # TLS and HTTP as before, and MTProto for the DC stand-ins (issue 13), on every address.
+    await serve_sniffing(443, context, world_http)
+    await serve_sniffing(80, None, world_http)
+    await serve_sniffing(5222)
 
 
 class IspResolver:
