@@ -28,7 +28,7 @@ DOC_RANGES = [
 TRUTH = sc.load_ground_truth()
 GROUPS = sc.lab_target_groups(LAB_TARGETS)
 STATUSES = {"ok", "blocked", "down", "inconclusive"}
-METHODS = {None, "dns", "ip", "sni", "tls", "mitm"}
+METHODS = {None, "dns", "ip", "sni", "tls", "mitm", "protocol"}  # protocol: issue 13 (MTProto)
 
 
 def _in_doc_ranges(address: str) -> bool:
