@@ -109,3 +109,13 @@ def test_confirmed_failures_stay_a_block_and_say_so() -> None:
 def test_an_unhealthy_vantage_is_inconclusive() -> None:
     analysis = analyse(rf.header(), rf.dc_endpoint(DC1, intermediate=T, abridged=T))
     assert analysis.verdicts[f"endpoint:{DC1}:443"].status == "inconclusive"
+
+
+@pytest.mark.parametrize(("field", "value"), [("port", "443"), ("ip", None)])
+def test_a_malformed_mtproto_record_is_refused_by_the_one_door(field: str, value) -> None:
+    from netprobe.analysis.load import check_records
+
+    records = rf.dc_endpoint(DC1)
+    records[-1][field] = value
+    problem = check_records(records)
+    assert problem is not None and f"field '{field}'" in problem and "(mtproto " in problem
