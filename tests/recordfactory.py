@@ -313,8 +313,15 @@ def dc_endpoint(
         failure = failures.get(transport)
         seconds = 5.0 if failure == "generic_timeout_error" else 0.02
         records.append(
-            mtproto(ip, port, transport, failure=failure, attempt=attempt, t0=0.3 + 6 * n,
-                    seconds=seconds)
+            mtproto(
+                ip,
+                port,
+                transport,
+                failure=failure,
+                attempt=attempt,
+                t0=0.3 + 6 * n,
+                seconds=seconds,
+            )
         )
     return records
 

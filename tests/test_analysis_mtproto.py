@@ -69,9 +69,7 @@ def test_the_evidence_reads_as_a_researcher_would_quote_it() -> None:
 
 def test_per_dc_never_all_or_nothing() -> None:
     """One DC blocked, the other working: each gets its own verdict (ooni/probe#2466)."""
-    result = verdicts(
-        [*rf.dc_endpoint(DC1, intermediate=T, abridged=T), *rf.dc_endpoint(DC2)]
-    )
+    result = verdicts([*rf.dc_endpoint(DC1, intermediate=T, abridged=T), *rf.dc_endpoint(DC2)])
     assert (result[f"endpoint:{DC1}:443"].status, result[f"endpoint:{DC1}:443"].method) == (
         "blocked",
         "protocol",

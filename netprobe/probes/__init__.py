@@ -1,6 +1,6 @@
 """Probe kinds, and the small interface through which the runner calls them (docs/DESIGN.md).
 
-A probe kind is one module here (`dns.py`, `tcp.py`, `tls.py`) holding one coroutine
+A probe kind is one module here (`dns.py`, `tcp.py`, `tls.py`, `mtproto.py`) holding one coroutine
 `probe_<kind>(ctx, <what to probe>, *, <settings>) -> <Kind>Record` and producing one record
 type (a TypedDict in `netprobe.model.records`). The runner never imports those modules itself:
 it receives a `Probes` (one coroutine per kind, `real_probes()` by default), the way an HTTP
