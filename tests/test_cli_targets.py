@@ -31,7 +31,7 @@ def test_show_bundled_list_as_json(runner: CliRunner) -> None:
     info = json.loads(result.stdout)
     assert info["name"] == "telegram"
     assert set(info["groups"]) == {"web", "dc", "ranges"}
-    assert info["groups"]["dc"]["endpoints"] == 36  # 12 DC addresses (7 v4, 5 v6) x 3 ports
+    assert info["groups"]["dc"]["endpoints"] == 26  # 7 v4 DCs x 3 ports, 5 v6 DCs on 443
     # 14 target domains once, 4 control domains at the start and the end; A and AAAA each.
     assert info["counts"]["dns_queries_per_resolver"] == (14 + 4 * 2) * 2
     assert "telegram" in info["expected_ranges"]
@@ -96,7 +96,7 @@ def test_check_shipped_lists_are_ok(runner: CliRunner) -> None:
     result = runner.invoke(app, ["targets", "check", *files])
     assert result.exit_code == 0, result.output
     assert result.stdout.count("ok: ") == 2
-    assert "(80 targets)" in result.stdout  # 14 names, 36 DC endpoints, 30 range samples
+    assert "(70 targets)" in result.stdout  # 14 names, 26 DC endpoints, 30 range samples
 
 
 def test_help_has_examples(runner: CliRunner) -> None:

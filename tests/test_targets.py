@@ -505,8 +505,8 @@ def test_bundled_list_has_the_groups_and_counts_the_issue_asks_for() -> None:
     assert list(target_list.groups) == ["web", "dc", "ranges"]
     counts = target_list.counts()
     assert counts["domains"] == 14
-    # 7 IPv4 and 5 IPv6 DC addresses (issue 13) x ports 443, 80, 5222
-    assert counts["endpoints"] == (7 + 5) * 3
+    # 7 IPv4 DC addresses x ports 443, 80, 5222, and 5 IPv6 DC addresses (issue 13) on 443
+    assert counts["endpoints"] == 7 * 3 + 5  # IPv6 DCs: port 443, as the clients list them
     assert counts["ranges"] == 14  # 9 v4 + 5 v6 published ranges
     assert counts["control_domains"] >= 3 and counts["control_endpoints"] >= 3
     # A default run stays small: ranges are sampled, not swept.
