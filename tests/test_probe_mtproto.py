@@ -138,3 +138,16 @@ def test_bad_input_is_an_error_not_a_record() -> None:
         run(443, "padded")
     with pytest.raises(ValueError):
         asyncio.run(probe_mtproto(probe_context(), "not-an-ip", 443, "abridged", timeout=1))
+
+
+def test_a_reply_cut_short_by_the_deadline_says_how_much_came() -> None:
+    def half_then_silence(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(4096)
+        conn.sendall(b"\x50\x00\x00\x00" + bytes(10))
+        never_answer(conn, stop)
+
+    with StreamServer(half_then_silence) as server:
+        record = run(server.port, w.INTERMEDIATE, timeout=0.5)
+    assert record["failure"] == "generic_timeout_error"
+    assert record["bytes_received"] == 14 and record["first_byte"] is not None
+    assert record["mtproto_error"] == "the connection ended after 14 bytes, no whole packet"

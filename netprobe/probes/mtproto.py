@@ -101,8 +101,9 @@ async def probe_mtproto(
                 sock.close()
     except NETWORK_ERRORS as exc:
         failure = classify(exc)
-        if seen.connected and failure == EOF_ERROR and seen.received:
-            error = f"the peer closed after {seen.received} bytes, no whole packet"
+        if seen.connected and seen.received:
+            ended = "the peer closed" if failure == EOF_ERROR else "the connection ended"
+            error = f"{ended} after {seen.received} bytes, no whole packet"
     except WireError as exc:
         failure, error = MTPROTO_NO_REPLY, str(exc)
     if seen.packet is not None and failure is None:
