@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import uuid
+
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ def header(**overrides: Any) -> dict:
     fields: dict[str, Any] = {
         "software_name": "netprobe",
         "software_version": "0.1.0",
-        "run_id": "0" * 32,
+        "run_id": uuid.uuid4().hex,  # every file its own run (a copy of one shares it)
         "started_at": "2025-05-26T01:00:00.000000Z",
         "vantage": "lab-1",
         "probe_asn": "AS0",

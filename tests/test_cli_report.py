@@ -107,9 +107,17 @@ def test_signed_file_is_verified(runner, tmp_path):
     for record in blocked_records():
         writer.write(record)
     path = writer.close(rf.summary())
+    trusted = runner.invoke(app, ["keys", "trust", f"{tmp_path / 'key'}.pub", "--principal", "lab"])
+    assert trusted.exit_code == 0, trusted.output
     result = runner.invoke(app, ["report", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["file"]["verification"] == "COMPLETE"
+    document = json.loads(result.stdout)["file"]
+    assert document["verification"] == "COMPLETE"
+    assert document["signer"] == {
+        "fingerprint": signer.fingerprint,
+        "trusted": True,
+        "principal": "lab",
+    }
 
 
 def test_diff_against_itself_exits_0(runner, tmp_path):

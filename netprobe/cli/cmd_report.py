@@ -146,7 +146,7 @@ def diff(
     if skipped:
         fail("nothing to compare: a file was skipped for its untrusted signer", EXIT_UNTRUSTED)
     old_id, new_id = old_loaded.header.get("run_id"), new_loaded.header.get("run_id")
-    if old_id and old_id == new_id:
+    if old_id and old_id == new_id and not _same_file(old_path, new_path):
         warn(f"{new_path} is a copy of the run in {old_path} (same run id {old_id}); counted once")
         fail("nothing to compare: OLD and NEW are one run")
     result = diff_runs(old_analysis, new_analysis)
@@ -160,6 +160,13 @@ def diff(
         warn(unjudged_message(result.unjudged))
         raise typer.Exit(EXIT_UNJUDGED)
     raise typer.Exit(EXIT_FAILURE if result.status_changed() else EXIT_OK)
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.samefile(second)
+    except OSError:
+        return False
 
 
 def _emit(document: dict, output_format: ReportFormat, markdown, renderable) -> None:
