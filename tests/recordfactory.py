@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import uuid
-
 from pathlib import Path
 from typing import Any
 

@@ -6,8 +6,8 @@ import base64
 import hashlib
 import json
 import os
-import stat
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
