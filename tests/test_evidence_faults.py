@@ -157,7 +157,10 @@ def test_write_sig_refuses_another_key_and_unfinished_files(tmp_path, signer):
 # --- signals -----------------------------------------------------------------------------------
 
 
-def test_sigterm_right_after_the_header_closes_with_a_stop_checkpoint(tmp_path, loopback: Lab):  # noqa: F811
+def test_sigterm_right_after_the_header_closes_with_a_stop_checkpoint(
+    tmp_path,
+    loopback: Lab,  # noqa: F811
+):
     key = tmp_path / "key"
     generate_key(key, "tester")
     proc = slow_run(tmp_path, loopback, "--key", str(key))
@@ -224,7 +227,10 @@ def test_concurrent_first_keys_in_one_process_are_one_key(tmp_path, monkeypatch)
     assert sorted(p.name for p in folder.iterdir()) == ["id_ed25519", "id_ed25519.pub"]
 
 
-def test_five_first_runs_at_once_share_the_one_key(tmp_path, loopback: Lab):  # noqa: F811
+def test_five_first_runs_at_once_share_the_one_key(
+    tmp_path,
+    loopback: Lab,  # noqa: F811
+):
     targets = target_list(tmp_path, loopback)
     procs = []
     for number in range(5):
