@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ def header(**overrides: Any) -> dict:
     fields: dict[str, Any] = {
         "software_name": "netprobe",
         "software_version": "0.1.0",
-        "run_id": uuid.uuid4().hex,  # every file its own run (a copy of one shares it)
+        "run_id": "0" * 32,
         "started_at": "2025-05-26T01:00:00.000000Z",
         "vantage": "lab-1",
         "probe_asn": "AS0",

@@ -5,6 +5,7 @@ The golden replay of recorded lab runs lives beside the analysis tests (test_ana
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def blocked_records() -> list[dict]:
 
 
 def write(tmp_path: Path, name: str, records: list[dict], **header) -> Path:
+    # Each file its own run (two files with one run id are one run: diff refuses to compare them).
+    header.setdefault("run_id", hashlib.sha256(name.encode()).hexdigest()[:32])
     return rf.write_result(tmp_path / name, rf.header(**header), records)
 
 

@@ -219,7 +219,7 @@ def test_a_copy_under_another_name_is_one_run(original):
 def test_an_unknown_key_in_a_timeline_folder_is_skipped(original, mallory, tmp_path):
     stranger = write_signed(
         original.parent, "20250526T020000Z_lab-1", mallory,
-        rf.header(started_at="2025-05-26T02:00:00.000000Z"), ok_records(),
+        rf.header(started_at="2025-05-26T02:00:00.000000Z", run_id="1" * 32), ok_records(),
     )  # fmt: skip
     result = timeline(str(original.parent))
     assert result.exit_code == 0, result.output
