@@ -229,3 +229,6 @@ def test_an_unknown_key_in_a_timeline_folder_is_skipped(original, mallory, tmp_p
     assert accepted["runs"] == 2 and accepted["skipped"] == []
     alone = timeline(str(stranger))
     assert alone.exit_code == 2 and "none of the 1 files could be used" in alone.stderr
+    trusted = invoke("keys", "trust", f"{mallory.path}.pub", "--principal", "stranger")
+    assert trusted.exit_code == 0  # trusted now: the same process reads the store afresh
+    assert json.loads(timeline(str(original.parent)).stdout)["runs"] == 2

@@ -1,7 +1,11 @@
 """`netprobe keygen` and `netprobe verify`: signing keys and result-file verification.
 
 Rules: thin commands over `netprobe.evidence.keys` and `netprobe.evidence.reader`; the verify table
-and JSON items come from `netprobe.render.keys`. The private key is never printed. verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
+and JSON items come from `netprobe.render.keys`. The private key is never printed. Without
+--allowed-signers, verify checks signers against the trust store (`evidence.trust`) and only
+reports whether each is trusted; with it, an unlisted signer is INVALID. A bad signers file is a
+usage error (2) naming its file and line. `verify --write-sig` re-creates the detached `.sig` of
+a COMPLETE file with the key that signed it (after a disk-full error at the end of a run). verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
 files the most severe wins, in the order COMPLETE < PARTIAL < UNSIGNED < unreadable < INVALID.
 """
 

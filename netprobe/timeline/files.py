@@ -55,18 +55,38 @@ UNTRUSTED_HINT = (
     "trust it with `netprobe keys trust KEY.pub --principal NAME` or --accept-untrusted"
 )
 
-# (allowed_signers, trust store path) -> entries, once per process (workers are forked).
-_SIGNERS: dict[tuple[str | None, str], list] = {}
+# What the trust entries were read from (paths and their stat stamps) -> entries, per process:
+# a timeline reads thousands of files against one trust store, re-read only when it changes.
+_SIGNERS: dict[tuple, list] = {}
 
 
 def _signers(options: ReadOptions) -> list:
+    from netprobe.evidence.keys import default_key_path
     from netprobe.evidence.trust import default_trust_store_path, signers_for
 
-    slot = (options.allowed_signers, str(default_trust_store_path()))
+    sources = (
+        [options.allowed_signers]
+        if options.allowed_signers
+        else [
+            str(default_trust_store_path()),
+            f"{default_key_path()}.pub",
+            str(default_key_path()),
+        ]
+    )
+    slot = tuple((source, _stamp(source)) for source in sources)
     if slot not in _SIGNERS:
         allowed = Path(options.allowed_signers) if options.allowed_signers else None
+        _SIGNERS.clear()
         _SIGNERS[slot] = signers_for(allowed)
     return _SIGNERS[slot]
+
+
+def _stamp(path: str) -> tuple[int, int, int]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (-1, -1, -1)
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
