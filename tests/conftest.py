@@ -1,5 +1,5 @@
 """Fixtures shared by the tests (a test CA and certificate for the loopback names, a private
-summary cache), and CI's rule that nothing may be skipped.
+summary cache, private config and data folders), and CI's rule that nothing may be skipped.
 
 Rules:
 - With `CI=true` in the environment every skip (a skip marker, `pytest.skip`, `importorskip`, a
@@ -36,6 +36,19 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) ->
     # `netprobe timeline` caches summaries under ~/.cache; tests (and the processes they start)
     # get a fresh cache directory each, so no test sees another's entries or the user's.
     monkeypatch.setenv("NETPROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
+def _private_user_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    # No test may read or write the real user's config or data folder: the trust store
+    # ($XDG_CONFIG_HOME/netprobe/allowed_signers), the config file and the local signing key
+    # ($XDG_DATA_HOME/netprobe/id_ed25519) live in fresh folders of each test (and of the
+    # processes it starts). A test that wants a trusted signer adds it there.
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.delenv("NETPROBE_ALLOWED_SIGNERS", raising=False)
+    monkeypatch.delenv("NETPROBE_CONFIG", raising=False)
 
 
 def _under_ci() -> bool:

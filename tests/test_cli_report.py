@@ -5,6 +5,7 @@ The golden replay of recorded lab runs lives beside the analysis tests (test_ana
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def blocked_records() -> list[dict]:
 
 
 def write(tmp_path: Path, name: str, records: list[dict], **header) -> Path:
+    # Each file its own run (two files with one run id are one run: diff refuses to compare them).
+    header.setdefault("run_id", hashlib.sha256(name.encode()).hexdigest()[:32])
     return rf.write_result(tmp_path / name, rf.header(**header), records)
 
 
@@ -107,9 +110,17 @@ def test_signed_file_is_verified(runner, tmp_path):
     for record in blocked_records():
         writer.write(record)
     path = writer.close(rf.summary())
+    trusted = runner.invoke(app, ["keys", "trust", f"{tmp_path / 'key'}.pub", "--principal", "lab"])
+    assert trusted.exit_code == 0, trusted.output
     result = runner.invoke(app, ["report", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["file"]["verification"] == "COMPLETE"
+    document = json.loads(result.stdout)["file"]
+    assert document["verification"] == "COMPLETE"
+    assert document["signer"] == {
+        "fingerprint": signer.fingerprint,
+        "trusted": True,
+        "principal": "lab",
+    }
 
 
 def test_diff_against_itself_exits_0(runner, tmp_path):

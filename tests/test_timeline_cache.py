@@ -37,9 +37,11 @@ def signed_history(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def history(signed_history, tmp_path) -> Path:
-    # A private copy: some tests edit files.
-    return Path(shutil.copytree(signed_history, tmp_path / "history"))
+def history(signed_history, tmp_path, monkeypatch) -> Path:
+    # A private copy: some tests edit files. Its signer is in the trust store.
+    copy = Path(shutil.copytree(signed_history, tmp_path / "history"))
+    monkeypatch.setenv("NETPROBE_ALLOWED_SIGNERS", str(copy / "allowed_signers"))
+    return copy
 
 
 def cache_file() -> Path:
@@ -100,7 +102,7 @@ def test_an_edited_file_is_verified_again_not_taken_from_the_cache(history):
 
 
 def test_other_trusted_keys_or_no_verify_do_not_reuse_entries(history, tmp_path):
-    timeline_json(str(history))  # fills the cache: verified against each file's own key
+    timeline_json(str(history))  # fills the cache: verified against the trust store
     other = tmp_path / "other_signers"
     other.write_text(
         "someone ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
@@ -109,7 +111,7 @@ def test_other_trusted_keys_or_no_verify_do_not_reuse_entries(history, tmp_path)
     # Nobody in that file signed these runs: every file is checked again and refused.
     assert result.exit_code == 2
     assert f"none of the {HOURS} files could be used" in result.stderr
-    assert "is not listed" in result.stderr
+    assert "UNTRUSTED signer SHA256:" in result.stderr
     options = ReadOptions(verify=False)
     _, cache = read_all(history, options)
     assert (cache.hits, cache.misses) == (0, HOURS)

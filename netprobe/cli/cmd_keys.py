@@ -1,19 +1,24 @@
 """`netprobe keygen` and `netprobe verify`: signing keys and result-file verification.
 
 Rules: thin commands over `netprobe.evidence.keys` and `netprobe.evidence.reader`; the verify table
-and JSON items come from `netprobe.render.keys`. The private key is never printed. verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
+and JSON items come from `netprobe.render.keys`. The private key is never printed. Without
+--allowed-signers, verify checks signers against the trust store (`evidence.trust`) and only
+reports whether each is trusted; with it, an unlisted signer is INVALID. A bad signers file is a
+usage error (2) naming its file and line. `verify --write-sig` re-creates the detached `.sig` of
+a COMPLETE file with the key that signed it (after a disk-full error at the end of a run). verify exits 0 COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable; with several
 files the most severe wins, in the order COMPLETE < PARTIAL < UNSIGNED < unreadable < INVALID.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
 
 from netprobe.cli.app import app
-from netprobe.cli.common import EXIT_USAGE, OutputFormat, fail, out, print_json
+from netprobe.cli.common import EXIT_FAILURE, EXIT_USAGE, OutputFormat, err, fail, out, print_json
 from netprobe.evidence.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
 from netprobe.evidence.reader import ResultFileError, Verification, verify_file
 from netprobe.render.keys import UNREADABLE, verify_dict, verify_status, verify_table
@@ -71,24 +76,92 @@ def verify(
     output_format: OutputFormat = typer.Option(
         OutputFormat.table, "--format", help="table (default) or json."
     ),
+    write_sig: bool = typer.Option(
+        False,
+        "--write-sig",
+        help="Re-create each COMPLETE file's detached .sig (e.g. after a disk-full error) with "
+        "the local key (or --key), which must be the key that signed the file.",
+    ),
+    key: Path = typer.Option(
+        None, "--key", help="The private key for --write-sig. \\[default: the local key]"
+    ),
 ) -> None:
     """Check result-file signatures: COMPLETE, PARTIAL, UNSIGNED or INVALID per file.
+
+    Without --allowed-signers the signer column says whether the key is in the trust store
+    (`netprobe keys list`); with it, a signer not listed makes the file INVALID.
 
     Exit codes: 0 all COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable (worst file wins).
 
     Example: netprobe verify results/*.jsonl --allowed-signers ~/allowed_signers
+
+    Example: netprobe verify --write-sig results/20250526T010000Z_hanoi-vnpt-1.jsonl
     """
-    if allowed_signers is not None and not allowed_signers.is_file():
-        fail(f"--allowed-signers: {allowed_signers} is not a readable file")
+    from netprobe.evidence.trust import default_trust_store_path, signers_for
+
+    try:  # a bad signers file is a usage error, never a property of the result files
+        signers = signers_for(allowed_signers)
+    except KeyFileError as exc:
+        where = (
+            "--allowed-signers" if allowed_signers else f"trust store {default_trust_store_path()}"
+        )
+        fail(f"{where}: {exc}")
+    signer = _sig_signer(key) if write_sig else None
     results: list[Verification | tuple[Path, str]] = []
     for path in files:
         try:
-            results.append(verify_file(path, allowed_signers=allowed_signers))
+            if allowed_signers is not None:
+                results.append(verify_file(path, allowed_signers=allowed_signers))
+            else:
+                results.append(verify_file(path, signers=signers))
         except ResultFileError as exc:
             results.append((path, str(exc)))
+        if signer is not None:
+            _rewrite_sig(results[-1], signer)
     if output_format == OutputFormat.json:
         print_json([verify_dict(item) for item in results])
     else:
         out.print(verify_table(results))
     worst = max((verify_status(item) for item in results), key=SEVERITY.index)
     raise typer.Exit(EXIT_CODES[worst])
+
+
+def _sig_signer(key: Path | None) -> Any:
+    from netprobe.evidence.keys import load_signer
+
+    try:
+        return load_signer(key or default_key_path())
+    except KeyFileError as exc:
+        fail(f"--write-sig: {exc}")
+
+
+def _rewrite_sig(item: Verification | tuple[Path, str], signer: Any) -> None:
+    """Re-create the `.sig` of a COMPLETE file signed by `signer`; exit 2 naming the problem."""
+    from netprobe.evidence.format import RESULT_SUFFIX
+    from netprobe.evidence.writer import (
+        SignatureFileError,
+        detached_signature_digest,
+        write_detached_signature,
+    )
+
+    if not isinstance(item, Verification) or item.status != "COMPLETE":
+        path = item.path if isinstance(item, Verification) else item[0]
+        fail(f"--write-sig: {path} is not COMPLETE; only a finished file gets a .sig")
+    path = Path(item.path)
+    if not path.name.endswith(RESULT_SUFFIX):
+        fail(f"--write-sig: {path} is not a finished result file (*{RESULT_SUFFIX})")
+    if item.signer_fingerprint != signer.fingerprint:
+        fail(
+            f"--write-sig: {path} was signed by {item.signer_fingerprint}, not by the key "
+            f"{signer.path} ({signer.fingerprint})"
+        )
+    sig_path = path.with_name(path.name + ".sig")
+    try:
+        write_detached_signature(
+            path, sig_path, signer.sign_digest(detached_signature_digest(path))
+        )
+    except SignatureFileError as exc:
+        fail(str(exc.strerror), EXIT_FAILURE)
+    except OSError as exc:
+        fail(f"--write-sig: {path}: {exc.strerror or exc}", EXIT_FAILURE)
+    err.print(f"netprobe: wrote {sig_path}", highlight=False, markup=False)

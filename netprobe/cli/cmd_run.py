@@ -163,6 +163,7 @@ def run(
     _check_resolvers(target_lists, options)  # before a key is created for a run that cannot start
     signer = _signer(settings)
 
+    from netprobe.evidence.writer import SignatureFileError
     from netprobe.render.run import progress_bar
     from netprobe.run.executor import StopRequest, run_targets
     from netprobe.run.lock import LockBusy, default_lock_path, run_lock
@@ -193,6 +194,9 @@ def run(
         fail(str(exc), EXIT_LOCKED)
     except ValueError as exc:  # bad resolver address, bad CA bundle, ...
         fail(str(exc), EXIT_USAGE)
+    except SignatureFileError as exc:  # the .jsonl is complete: say so, and how to fix the .sig
+        log.error("%s", exc.strerror)
+        fail(str(exc.strerror), EXIT_FAILURE)
     except OSError as exc:
         log.error("run failed: %s", exc)
         fail(f"cannot write results in {options.out_dir}: {exc}", EXIT_FAILURE)

@@ -3,7 +3,9 @@
 Rules: a thin command. It parses the options, finds the files (`netprobe.timeline.files`), builds
 the report with `netprobe.timeline.report.timeline_report` and prints it with
 `netprobe.render.timeline` (table, csv) or `netprobe.render.timeline_html`; json is the report
-itself. Skipped files are warned about as they are met (the first `MAX_SKIP_WARNINGS`). Exit
+itself. Skipped files (unreadable, invalid, or signed by a key not in the trust store) are warned
+about as they are met (the first `MAX_SKIP_WARNINGS`); a second copy of a run (same run id) is
+warned about, naming both files, and not counted. Exit
 codes: 0 ok, 2 bad usage (e.g. a --target no run measured: the message lists close matches) or
 no usable input file.
 """
@@ -74,7 +76,13 @@ def timeline(
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
-        help="Only trust files signed by keys in this allowed_signers file.",
+        help="Trust the keys in this allowed_signers (or .pub) file instead of the trust store. "
+        "\\[default: the trust store, see `netprobe keys list`]",
+    ),
+    accept_untrusted: bool = typer.Option(
+        False,
+        "--accept-untrusted",
+        help="Use files whose signer is not trusted instead of skipping them.",
     ),
     jobs: int = typer.Option(
         None, "--jobs", "-j", help="Worker processes for reading files. [default: CPU count]"
@@ -116,8 +124,9 @@ def timeline(
     if window <= 0 or width < 4 or (jobs is not None and jobs < 1):
         fail("--window must be positive, --width at least 4 and --jobs at least 1")
     start, end = _time_option(since, "--since"), _time_option(until, "--until")
-    if allowed_signers is not None and not allowed_signers.is_file():
-        fail(f"--allowed-signers {allowed_signers}: no such file")
+    from netprobe.cli.trust import trusted_signers
+
+    trusted_signers(allowed_signers, no_verify)  # a bad trust store is a usage error, named
     files, missing = expand_paths(paths)
     for item in missing:
         fail(f"{item.path}: {item.reason}")
@@ -128,6 +137,7 @@ def timeline(
         allowed_signers=str(allowed_signers) if allowed_signers else None,
         since=start,
         until=end,
+        accept_untrusted=accept_untrusted,
     )
     options = TimelineOptions(
         params=params, window_hours=window, since=start, until=end, target=target, strip_width=width
@@ -146,7 +156,13 @@ def timeline(
             )
 
     result = timeline_report(
-        files, read_options, options, jobs=jobs, use_cache=not no_cache, on_skip=on_skip
+        files,
+        read_options,
+        options,
+        jobs=jobs,
+        use_cache=not no_cache,
+        on_skip=on_skip,
+        on_duplicate=lambda item: warn(item.message()),
     )
     if result.cache_problem:
         warn(result.cache_problem)  # the report is complete all the same

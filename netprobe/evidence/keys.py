@@ -12,6 +12,7 @@ Rules:
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import functools
 import os
@@ -82,7 +83,8 @@ class Signer:
         return f'{self.principal} namespaces="{self.namespace}" {public_key_text(self.public_key)}'
 
 
-def _check_principal(principal: str) -> None:
+def check_principal(principal: str) -> None:
+    """KeyFileError unless `principal` is a non-empty name without spaces or quotes."""
     if not principal or any(ch.isspace() for ch in principal) or '"' in principal:
         raise KeyFileError(
             f"principal {principal!r} must be a non-empty name without spaces or quotes"
@@ -91,11 +93,22 @@ def _check_principal(principal: str) -> None:
 
 def generate_key(path: Path, principal: str = DEFAULT_PRINCIPAL) -> Signer:
     """Create a new key at `path` (0600) and `path.pub`; never overwrite either."""
-    _check_principal(principal)
-    path = Path(path)
+    signer = _generate(Path(path), principal, exist_ok=False)
+    assert signer is not None
+    return signer
+
+
+def _generate(path: Path, principal: str, *, exist_ok: bool) -> Signer | None:
+    """Write a new key atomically: complete temporary files, then hard links to the real names.
+
+    The private key appears whole or not at all, so concurrent first runs never read half a key.
+    When another process links its key first, returns None with `exist_ok` (the caller loads
+    that key), else raises KeyFileError.
+    """
+    check_principal(principal)
     pub_path = _pub_path(path)
     for existing in (path, pub_path):
-        if existing.exists():
+        if existing.exists() and not (exist_ok and existing == path):
             raise KeyFileError(f"{existing} already exists; refusing to overwrite a key")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -104,13 +117,29 @@ def generate_key(path: Path, principal: str = DEFAULT_PRINCIPAL) -> Signer:
     private_key = Ed25519PrivateKey.generate()
     signer = Signer(private_key, principal, path)
     pem = private_key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+    tag = f"{os.getpid()}.{base64.b32encode(os.urandom(5)).decode().lower()}"
+    tmp_key = path.with_name(f".{path.name}.{tag}.tmp")
+    tmp_pub = path.with_name(f".{pub_path.name}.{tag}.tmp")
     try:
-        _create_file(path, pem, 0o600)
-        _create_file(pub_path, (signer.public_key_line + "\n").encode(), 0o644)
-    except FileExistsError as exc:
-        raise KeyFileError(f"{exc.filename} already exists; refusing to overwrite a key") from None
+        _create_file(tmp_key, pem, 0o600)
+        _create_file(tmp_pub, (signer.public_key_line + "\n").encode(), 0o644)
+        try:
+            os.link(tmp_key, path)
+        except FileExistsError:
+            if exist_ok:
+                return None
+            raise KeyFileError(f"{path} already exists; refusing to overwrite a key") from None
+        try:
+            os.link(tmp_pub, pub_path)
+        except FileExistsError:
+            raise KeyFileError(f"{pub_path} already exists; refusing to overwrite a key") from None
+        _fsync_dir(path.parent)
     except OSError as exc:
         raise KeyFileError(f"cannot write key {exc.filename or path}: {exc.strerror}") from None
+    finally:
+        for tmp in (tmp_key, tmp_pub):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     return signer
 
 
@@ -162,7 +191,10 @@ def load_or_create_signer(path: Path | None) -> tuple[Signer, bool]:
     """
     path = Path(path) if path is not None else default_key_path()
     if not path.exists() and not path.is_symlink():
-        return generate_key(path, DEFAULT_PRINCIPAL), True
+        signer = _generate(path, DEFAULT_PRINCIPAL, exist_ok=True)
+        if signer is not None:
+            return signer, True
+        # Another run created the key between our check and our link: use that one.
     return load_signer(path), False
 
 
@@ -171,7 +203,9 @@ def read_allowed_signers(path: Path) -> list[tuple[str, Ed25519PublicKey]]:
 
     Format as in ssh-keygen(1) ALLOWED SIGNERS: `principals [options] keytype base64 [comment]`.
     Entries whose `namespaces="..."` option excludes netprobe's namespace, non-Ed25519 keys and
-    `cert-authority` entries are skipped (netprobe does not use certificates).
+    `cert-authority` entries are skipped (netprobe does not use certificates). A line that
+    starts with a key type is a `.pub` line (`ssh-ed25519 AAAA... comment`), named by its comment,
+    so a volunteer's `.pub` file can be given where an allowed_signers file is expected.
     """
     path = Path(path)
     try:
@@ -186,6 +220,9 @@ def read_allowed_signers(path: Path) -> list[tuple[str, Ed25519PublicKey]]:
         if not line or line.startswith("#"):
             continue
         where = f"{path}:{number}"
+        if _looks_like_key_type(line.split()[0]):
+            entries.append(_pub_line(where, line))
+            continue
         fields = _split_outside_quotes(line, " \t", limit=4)
         if fields is None:
             raise KeyFileError(f"{where}: unbalanced double quote")
@@ -197,7 +234,11 @@ def read_allowed_signers(path: Path) -> list[tuple[str, Ed25519PublicKey]]:
             options = _parse_options(rest[0])
             rest = rest[1:]
         if len(rest) < 2:
-            raise KeyFileError(f"{where}: missing key type or key data")
+            raise KeyFileError(
+                f"{where}: missing key type or key data (expected "
+                f"'principal namespaces=\"{NAMESPACE}\" ssh-ed25519 AAAA...' or a .pub line "
+                "'ssh-ed25519 AAAA... comment')"
+            )
         key_type, key_data = rest[0], rest[1]
         if "cert-authority" in options or key_type != sshsig.KEY_TYPE:
             continue
@@ -216,6 +257,20 @@ def read_allowed_signers(path: Path) -> list[tuple[str, Ed25519PublicKey]]:
             if principal:
                 entries.append((principal, key))
     return entries
+
+
+def _pub_line(where: str, line: str) -> tuple[str, Ed25519PublicKey]:
+    """A `.pub` line (`ssh-ed25519 AAAA... [comment]`): its key, named by the comment."""
+    fields = line.split(maxsplit=2)
+    if fields[0] != sshsig.KEY_TYPE:
+        raise KeyFileError(f"{where}: a {fields[0]} key; netprobe signs with ssh-ed25519 only")
+    if len(fields) < 2:
+        raise KeyFileError(f"{where}: 'ssh-ed25519' without its key data")
+    key, _fingerprint = _public_key(f"{fields[0]} {fields[1]}")
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{where}: key data is not a valid ssh-ed25519 public key")
+    comment = fields[2].split()[0] if len(fields) > 2 and fields[2].split() else ""
+    return comment or DEFAULT_PRINCIPAL, key
 
 
 def trusted_principal(
@@ -308,6 +363,19 @@ def _create_file(path: Path, data: bytes, mode: int) -> None:
         os.fchmod(fd, mode)  # the umask must not loosen (or tighten) the mode we chose
         os.write(fd, data)
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories
     finally:
         os.close(fd)
 

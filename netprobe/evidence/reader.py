@@ -10,6 +10,9 @@ Rules:
 - Readers (`load_result`, `iter_records`) use only lines covered by a valid signature unless
   `verify=False`, and count what they dropped. What they yield is exactly the bytes verified.
 - allowed_signers files are parsed once per process and re-read only when they change.
+- Trust: `allowed_signers=` (a path) makes an unlisted signer INVALID; `signers=` (entries, e.g.
+  the trust store) only marks it `trusted=False`, and the caller decides (`report` exits
+  non-zero, `diff`/`timeline` skip the file) unless told to accept it.
 """
 
 from __future__ import annotations
@@ -102,13 +105,26 @@ def _allowed_signers(path: Path) -> list[tuple[str, Ed25519PublicKey]]:
     return entries
 
 
-def verify_file(path: Path, *, allowed_signers: Path | None = None) -> Verification:
-    """Verify one result file by streaming it; raises ResultFileError only if it is unreadable."""
-    return _verify(Path(path), allowed_signers, None)
+Signers = list[tuple[str, Ed25519PublicKey]]
+
+
+def verify_file(
+    path: Path, *, allowed_signers: Path | None = None, signers: Signers | None = None
+) -> Verification:
+    """Verify one result file by streaming it; raises ResultFileError only if it is unreadable.
+
+    `allowed_signers`: a signer not listed makes the file INVALID. `signers` (e.g. the trust
+    store, `evidence.trust.signers_for`): a signer not among them leaves `trusted` False, for
+    the caller to report.
+    """
+    return _verify(Path(path), allowed_signers, None, signers)
 
 
 def _verify(
-    path: Path, allowed_signers: Path | None, covered: list[dict[str, Any]] | None
+    path: Path,
+    allowed_signers: Path | None,
+    covered: list[dict[str, Any]] | None,
+    signers: Signers | None = None,
 ) -> Verification:
     """The single pass behind `verify_file` and the verifying readers.
 
@@ -117,7 +133,12 @@ def _verify(
     verifier for at most one checkpoint interval, until their signature has been checked.
     """
     allowed = _allowed_signers(allowed_signers) if allowed_signers is not None else None
-    verifier = Verifier(allowed, path=path, records=False, collect=covered is not None)
+    strict = signers is None
+    if signers is not None:
+        allowed = signers
+    verifier = Verifier(
+        allowed, path=path, records=False, collect=covered is not None, require_trusted=strict
+    )
     with _open(path) as handle:
         read = handle.read
         try:
@@ -161,7 +182,11 @@ class LoadedResult:
 
 
 def iter_records(
-    path: Path, *, verify: bool = True, allowed_signers: Path | None = None
+    path: Path,
+    *,
+    verify: bool = True,
+    allowed_signers: Path | None = None,
+    signers: Signers | None = None,
 ) -> tuple[Verification | None, Iterator[dict[str, Any]]]:
     """(verification, records): header, measurements and summary, in file order.
 
@@ -173,7 +198,7 @@ def iter_records(
     if not verify:
         return None, _iter_unverified(path)
     covered: list[dict[str, Any]] = []
-    verification = _verify(path, allowed_signers, covered)
+    verification = _verify(path, allowed_signers, covered, signers)
     if verification.status == INVALID:
         raise ResultFileError(f"{path}: INVALID: {verification.message}")
     if verification.status == UNSIGNED:
@@ -224,13 +249,19 @@ def _iter_unverified(path: Path, skipped: list[int] | None = None) -> Iterator[d
 
 
 def load_result(
-    path: Path, *, verify: bool = True, allowed_signers: Path | None = None
+    path: Path,
+    *,
+    verify: bool = True,
+    allowed_signers: Path | None = None,
+    signers: Signers | None = None,
 ) -> LoadedResult:
     """Load one file (see `iter_records`); `dropped` counts records left out."""
     path = Path(path)
     skipped: list[int] = []
     if verify:
-        verification, stream = iter_records(path, verify=True, allowed_signers=allowed_signers)
+        verification, stream = iter_records(
+            path, verify=True, allowed_signers=allowed_signers, signers=signers
+        )
     else:
         verification, stream = None, _iter_unverified(path, skipped)
     header: dict[str, Any] | None = None

@@ -22,8 +22,12 @@ Rules (docs/DESIGN.md "checkpoint / signature"):
   with --no-sign).
 - A complete line that is not a JSON object with a `type` (or that nests deeper than
   `format.MAX_NESTING`) is INVALID, even in the unsigned tail; the message says what is wrong.
-- Trust: with `allowed` entries (from an allowed_signers file), a signer not listed is INVALID;
-  without them signatures are checked against the header's key (a hint) and `trusted` is None.
+- Trust: with `allowed` entries (from an allowed_signers file), a signer not listed is INVALID
+  (with `require_trusted=False`: the file verifies as usual and `trusted` is False, for callers
+  that report an untrusted signer themselves); without entries signatures are checked against
+  the header's key (a hint) and `trusted` is None.
+- Anything after the final checkpoint, a complete line or bytes without a newline, is INVALID;
+  without a final checkpoint a last line without LF is torn (PARTIAL).
 - Record events carry lines not yet covered: a reader keeps them until the next `Checkpoint`
   (or asks for `collect=True`, and takes `Checkpoint.records`: only covered records).
 """
@@ -66,7 +70,9 @@ class _Invalid(Exception):
 class Verifier:
     """One file's verification state; see the module docstring for the events and rules.
 
-    `allowed`: (principal, key) entries of an allowed_signers file, or None. `path` only names
+    `allowed`: (principal, key) entries of an allowed_signers file, or None; with
+    `require_trusted=False` a signer not among them is reported (`trusted` False), not INVALID.
+    `path` only names
     the file in the `Verification`. `records=False` leaves out Header/Record events (for a
     verdict alone: a little faster). `collect=True` puts the parsed records a checkpoint covers
     into its event (`Checkpoint.records`): what a reader of verified data needs, without one
@@ -80,8 +86,10 @@ class Verifier:
         path: Path | str = "-",
         records: bool = True,
         collect: bool = False,
+        require_trusted: bool = True,
     ) -> None:
         self.allowed = allowed
+        self.require_trusted = require_trusted
         self.emit_records = records
         self._covering: list[dict[str, Any]] = []  # collected records awaiting a signature
         self._keep = self._covering.append if collect else None
@@ -148,6 +156,12 @@ class Verifier:
         if self._done:
             raise RuntimeError("close() after the verifier finished")
         events: list[Event] = []
+        if self._tail and self._final:
+            # Bytes after the final checkpoint, even without a newline, are an edit: the
+            # detached .sig (and `ssh-keygen -Y verify`) covers the file only up to it.
+            number = self._line_no + 1
+            self._fail(events, number, f"line {number}: data after the final signed checkpoint")
+            return events
         if self._tail:
             self._line_no += 1
             raw = b"".join(self._tail)
@@ -356,7 +370,7 @@ class Verifier:
             if self.allowed is not None:
                 result.principal = trusted_principal(self.allowed, key)
                 result.trusted = result.principal is not None
-                if not result.trusted:
+                if not result.trusted and self.require_trusted:
                     raise _Invalid(
                         number,
                         f"line {number}: signer {result.signer_fingerprint} is not "

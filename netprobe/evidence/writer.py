@@ -20,12 +20,17 @@ Rules:
   `<out_dir>/<stem>.jsonl` (never over an existing file) and writes the detached armored
   signature `<stem>.jsonl.sig` that stock `ssh-keygen -Y verify` accepts. `close()` blocks:
   call it once the event loop is done.
+- The folder is fsynced after the `.partial` is created and after the rename, so a power loss
+  never loses a file whose checkpoints were synced. A `.sig` that cannot be written (disk full)
+  leaves no temporary file and raises `SignatureFileError`, which says the `.jsonl` is complete
+  and how to re-create the `.sig` (`netprobe verify --write-sig FILE`).
 - Not re-entrant: call `checkpoint()`/`close()` from the main flow (e.g. an asyncio signal
   handler that sets a flag), not from a raw signal handler that may interrupt `write()`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -88,6 +93,9 @@ class ResultWriter:
         self._fd: int | None = os.open(
             self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
         )
+        # The folder entry of the new file must reach the disk too, or a power loss can lose
+        # the file together with checkpoints its own fsyncs already made durable.
+        _fsync_dir(out_dir)
         self._syncer = _Syncer(self._fd, self.partial_path)
 
     @property
@@ -176,10 +184,10 @@ class ResultWriter:
         self._fd = None
         self._closed = True
         _rename_no_clobber(self.partial_path, self.path)
+        _fsync_dir(self.out_dir)  # the rename is durable before anything else happens
         if self.signer is not None:
             blob = self.signer.sign_digest(self._hasher.copy().digest())
-            _write_durably(self.sig_path, armor(blob).encode("ascii"))
-        _fsync_dir(self.out_dir)
+            write_detached_signature(self.path, self.sig_path, blob)
         return self.path
 
     def abandon(self, *, raise_error: bool = True) -> None:
@@ -313,15 +321,52 @@ def _rename_no_clobber(source: Path, target: Path) -> None:
     os.unlink(source)
 
 
+class SignatureFileError(OSError):
+    """The `.jsonl` is complete and signed, but its detached `.sig` could not be written."""
+
+
+def write_detached_signature(result: Path, sig_path: Path, blob: bytes) -> None:
+    """Write `sig_path` (the armored `blob`) durably; SignatureFileError names the fix.
+
+    A failure (disk full, ...) leaves no temporary file behind and no partial `.sig`.
+    """
+    try:
+        _write_durably(sig_path, armor(blob).encode("ascii"))
+    except OSError as exc:
+        raise SignatureFileError(
+            exc.errno,
+            f"{result} is complete and signed (its checkpoints verify), but writing "
+            f"{sig_path.name} failed: {exc.strerror or exc}; free some space, then re-create it "
+            f"with: netprobe verify --write-sig {result}",
+        ) from None
+
+
+def detached_signature_digest(path: Path) -> bytes:
+    """The SHA-512 of a whole finished file: what its detached `.sig` signs."""
+    digest = hashlib.sha512()
+    with open(path, "rb", buffering=0) as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
+
+
 def _write_durably(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -4,9 +4,9 @@ Rules:
 - Rendering only: one item per file given, in the order given; an item is a
   `reader.Verification` or, for a file that could not be read, `(path, message)`, shown with the
   status `UNREADABLE`.
-- The signer column says whether the signature is trusted: trusted (the key is in
-  --allowed-signers), untrusted (not listed there, or no --allowed-signers given), or `-` when
-  the file has no signature. Values from files are markup-escaped.
+- The signer column says whether the signature is trusted: trusted (the key is in the trust
+  store or --allowed-signers), UNTRUSTED (not listed there), or `-` when the file has no
+  signature. Values from files are markup-escaped.
 - JSON items are `Verification.to_dict()` without the covered digest (a 128-hex-digit value that
   only the signature check itself needs).
 """
@@ -73,5 +73,18 @@ def _signer(item: Verification) -> str:
     if item.signer_fingerprint is None:
         return "-"
     if item.trusted is False:
-        return f"untrusted: not in allowed signers; {item.signer_fingerprint}"
-    return f"untrusted (no --allowed-signers); {item.signer_fingerprint}"
+        return f"UNTRUSTED: not in the trust store or --allowed-signers; {item.signer_fingerprint}"
+    return f"untrusted (not checked against any signers); {item.signer_fingerprint}"
+
+
+def trusted_table(listing: list, store: Path) -> Table:
+    """`netprobe keys list`: one row per trusted key (`evidence.trust.TrustedSigner`)."""
+    table = Table(title=f"Trusted signers ({escape(str(store))})")
+    table.add_column("principal", overflow="fold")
+    table.add_column("fingerprint", overflow="fold")
+    table.add_column("source", no_wrap=True)
+    for item in listing:
+        table.add_row(escape(item.principal), item.fingerprint, item.source)
+    if not listing:
+        table.caption = "no trusted signers yet: `netprobe keys trust FILE.pub --principal NAME`"
+    return table

@@ -71,6 +71,12 @@ def _file_line(file: dict | None) -> str | None:
     parts = [str(file.get("path"))]
     if file.get("verification"):
         parts.append(f"signature {file['verification']}")
+    signer = file.get("signer")
+    if isinstance(signer, dict):
+        if signer.get("trusted"):
+            parts.append(f"signer {signer.get('principal')} (trusted)")
+        else:
+            parts.append(f"UNTRUSTED signer {signer.get('fingerprint')}")
     if file.get("finished_at"):
         parts.append(f"finished {file['finished_at']}")
     if file.get("dropped"):

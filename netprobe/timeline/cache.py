@@ -122,12 +122,18 @@ def _imported_names(tree: ast.AST, package: str) -> list[str]:
     return names
 
 
-def context_digest(verify: bool, allowed_signers: str | None) -> bytes:
-    """What besides the file decides its summary; raises OSError if allowed_signers is unreadable."""
+def context_digest(verify: bool, allowed_signers: str | None, trust: bytes = b"") -> bytes:
+    """What besides the file decides its summary; raises OSError if allowed_signers is unreadable.
+
+    `trust`: what decides which signers are used (`evidence.trust.trust_digest` and the
+    --accept-untrusted flag), so a summary of a file trusted before is not reused once it is not.
+    """
     digest = hashlib.sha256(code_fingerprint().encode())
     digest.update(b"verify" if verify else b"no-verify")
     if verify and allowed_signers:
         digest.update(b"allowed_signers\0" + Path(allowed_signers).read_bytes())
+    if verify and trust:
+        digest.update(b"trust\0" + trust)
     return digest.digest()
 
 

@@ -11,10 +11,14 @@ Rules:
 - With `jobs > 1` files are read by a process pool (parsing and analysis are CPU-bound).
 - With a summary cache (`netprobe.timeline.cache`), a file whose content was summarised before
   is not verified or analysed again; workers look it up, the main process writes new entries.
+- Trust (issue 11): verified files are checked against the trust store (or the
+  --allowed-signers file) with `evidence.trust.signers_for`; a file whose signer is not among
+  them is `Skipped` ("UNTRUSTED signer SHA256:...") unless `accept_untrusted`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -41,9 +45,48 @@ class Skipped:
 @dataclass(frozen=True)
 class ReadOptions:
     verify: bool = True
-    allowed_signers: str | None = None
+    allowed_signers: str | None = None  # replaces the trust store when given
     since: float | None = None
     until: float | None = None
+    accept_untrusted: bool = False
+
+
+UNTRUSTED_HINT = (
+    "trust it with `netprobe keys trust KEY.pub --principal NAME` or --accept-untrusted"
+)
+
+# What the trust entries were read from (paths and their stat stamps) -> entries, per process:
+# a timeline reads thousands of files against one trust store, re-read only when it changes.
+_SIGNERS: dict[tuple, list] = {}
+
+
+def _signers(options: ReadOptions) -> list:
+    from netprobe.evidence.keys import default_key_path
+    from netprobe.evidence.trust import default_trust_store_path, signers_for
+
+    sources = (
+        [options.allowed_signers]
+        if options.allowed_signers
+        else [
+            str(default_trust_store_path()),
+            f"{default_key_path()}.pub",
+            str(default_key_path()),
+        ]
+    )
+    slot = tuple((source, _stamp(source)) for source in sources)
+    if slot not in _SIGNERS:
+        allowed = Path(options.allowed_signers) if options.allowed_signers else None
+        _SIGNERS.clear()
+        _SIGNERS[slot] = signers_for(allowed)
+    return _SIGNERS[slot]
+
+
+def _stamp(path: str) -> tuple[int, int, int]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (-1, -1, -1)
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
@@ -69,13 +112,16 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
     """One file -> RunSummary; None when outside the time range; Skipped when unusable."""
     from netprobe.analysis import analyse
     from netprobe.analysis.load import RunRefused, check_header, load_run
+    from netprobe.evidence.keys import KeyFileError
     from netprobe.evidence.reader import ResultFileError, iter_records
 
-    allowed = Path(options.allowed_signers) if options.allowed_signers else None
     try:
-        _verification, records = iter_records(
-            Path(path), verify=options.verify, allowed_signers=allowed
-        )
+        signers = _signers(options) if options.verify else None
+        verification, records = iter_records(Path(path), verify=options.verify, signers=signers)
+        if verification is not None and verification.trusted is False:
+            if not options.accept_untrusted:
+                fingerprint = verification.signer_fingerprint
+                return Skipped(str(path), f"UNTRUSTED signer {fingerprint}; {UNTRUSTED_HINT}")
         records = iter(records)
         header = next(records, None)
         problem = check_header(header)  # the same refusals as `report` (analysis/load.py)
@@ -91,7 +137,7 @@ def summarise_file(path: Path, options: ReadOptions) -> RunSummary | Skipped | N
         return summary_from_analysis(header, analyse(header, run.records, detail=False))
     except RunRefused as exc:
         return Skipped(str(path), str(exc))
-    except ResultFileError as exc:
+    except (ResultFileError, KeyFileError) as exc:
         return Skipped(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return Skipped(str(path), f"{type(exc).__name__}: {exc}")
@@ -146,26 +192,41 @@ _Result = tuple[str | None, bool, bytes | None, RunSummary | Skipped | None]
 def _summarise_job(job: _Job) -> _Result:
     """(cache key or None, found in the cache, encoded summary to store or None, summary)."""
     if job.cache_path is None or not job.path.is_file():  # hashing a FIFO would block: the
-        return None, False, None, summarise_file(job.path, job.options)  # reader names it
+        return None, False, None, _summarise(job)  # reader names it
     try:
         key = file_key(job.path, job.context)
     except OSError:
-        return None, False, None, summarise_file(job.path, job.options)  # it names the error
+        return None, False, None, _summarise(job)  # it names the error
     found = _cache_reader(job.cache_path).get(key)
     if found is not None:
+        found = dataclasses.replace(found, source=str(job.path))
         return key, True, None, found if _in_range(found.started_at, job.options) else None
-    result = summarise_file(job.path, job.options)
+    result = _summarise(job)
     # Encoded here, in the worker, so the main process only inserts.
     blob = encode_summary(result) if isinstance(result, RunSummary) else None
     return key, False, blob, result
 
 
+def _summarise(job: _Job) -> RunSummary | Skipped | None:
+    result = summarise_file(job.path, job.options)
+    if isinstance(result, RunSummary):
+        result = dataclasses.replace(result, source=str(job.path))
+    return result
+
+
 def open_cache(options: ReadOptions, path: Path | None = None) -> SummaryCache:
     """The writable summary cache for a timeline with these options (see timeline_cache)."""
+    from netprobe.evidence.keys import KeyFileError
+    from netprobe.evidence.trust import trust_digest
+
     cache = SummaryCache(path or default_cache_path(), writable=True)
     try:
-        cache.context = context_digest(options.verify, options.allowed_signers)
-    except OSError as exc:
+        trust = b""
+        if options.verify:
+            allowed = Path(options.allowed_signers) if options.allowed_signers else None
+            trust = trust_digest(allowed) + (b"accept" if options.accept_untrusted else b"only")
+        cache.context = context_digest(options.verify, options.allowed_signers, trust)
+    except (OSError, KeyFileError) as exc:
         cache.disable(exc)
     return cache
 

@@ -34,6 +34,8 @@ class RunSummary:
     # Targets measured but without any score (all layers without evidence, e.g. an offline run):
     # the timeline still knows them when checking `--target`.
     unscored: tuple[str, ...] = ()
+    # The file it was read from (set by the reader, not cached): names a second copy of a run.
+    source: str = field(default="", compare=False)
 
     @property
     def network(self) -> tuple[str, str]:
