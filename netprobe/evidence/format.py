@@ -37,7 +37,9 @@ RESULT_SUFFIX = ".jsonl"
 PARTIAL_SUFFIX = ".partial"
 SIG_SUFFIX = ".sig"
 # A finished result file, its detached signature or its timestamp, as retention recognises them.
-RESULT_NAME = re.compile(r"^(?P<start>\d{8}T\d{6}Z)_(?P<vantage>[^/]+)\.jsonl(?P<sig>\.sig|\.tsr)?$")
+RESULT_NAME = re.compile(
+    r"^(?P<start>\d{8}T\d{6}Z)_(?P<vantage>[^/]+)\.jsonl(?P<sig>\.sig|\.tsr)?$"
+)
 
 
 def file_stem(started: datetime, vantage: str) -> str:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from asn1crypto import algos, cms, core, tsp
+from asn1crypto import algos, cms, core, tsp  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -35,7 +36,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from netprobe.evidence.format import TS_INVALID, TS_UNCHECKED, TS_VALID
 
 HASH_NAME = "sha256"
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 _HASHES_ESS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384}
 _HASHES_ESS["sha512"] = hashlib.sha512
 _DER = Encoding.DER
@@ -147,7 +152,9 @@ def token_of(reply: bytes) -> cms.ContentInfo:
         raise TimestampError(f"not an RFC 3161 TimeStampResp: {exc}") from None
     if status not in ("granted", "granted_with_mods"):
         text = response["status"]["status_string"].native
-        raise TimestampError(f"the TSA refused the request: {status}" + (f" ({text})" if text else ""))
+        raise TimestampError(
+            f"the TSA refused the request: {status}" + (f" ({text})" if text else "")
+        )
     token = response["time_stamp_token"]
     if token.native is None or token["content_type"].native != "signed_data":
         raise TimestampError("the reply holds no signed timestamp token")
