@@ -99,7 +99,8 @@ START, INTERVAL, SIGNAL, END = "start", "interval", "signal", "end"
 CHECKPOINT_REASONS = (START, INTERVAL, SIGNAL, END)
 FINAL_REASONS = (END, SIGNAL)  # after the summary: these close the file
 
-NAMESPACE = "netprobe-result@v1"  # the SSHSIG namespace of every signature
+NAMESPACE = "netprobe-result@v1"  # the SSHSIG namespace of every result-file signature
+BUNDLE_NAMESPACE = "netprobe-bundle@v1"  # the namespace of an evidence bundle's manifest signature
 HASH_ALG = "sha512"
 
 # --- statuses of a file -------------------------------------------------------------------------
@@ -233,3 +234,14 @@ TS_NONE = "NONE"  # no .tsr next to the file
 def tsr_name(result_file_name: str) -> str:
     """The timestamp token next to a finished result file: `<stem>.jsonl.tsr`."""
     return f"{result_file_name}{TSR_SUFFIX}"
+
+
+# --- evidence bundles (`netprobe bundle`, `netprobe/bundle/`) -------------------------------------
+BUNDLE_MANIFEST = "MANIFEST.sha256"  # sha256sum(1) lines for every other file but its .sig
+BUNDLE_MANIFEST_SIG = "MANIFEST.sha256.sig"  # armored SSHSIG of the manifest, BUNDLE_NAMESPACE
+BUNDLE_SIGNERS = "allowed_signers"
+BUNDLE_TSA_CA = "tsa-ca.pem"
+BUNDLE_SCRIPT = "verify.sh"
+BUNDLE_README = "VERIFY.md"
+BUNDLE_RESULTS = "results"  # folder of the result files, their .sig and .tsr
+BUNDLE_REPORTS = "reports"  # folder of the reports (<stem>.txt, <stem>.json, timeline.html)
