@@ -132,6 +132,11 @@ def test_a_bundle_verifies_on_a_clean_path_and_any_one_byte_change_fails(
     assert report["file"]["verification"] == "COMPLETE" and report["verdicts"]
     assert "loop.test" in (folder / "reports" / f"{files[0].stem}.txt").read_text()
 
+    # Nothing the bundle adds names a path of the machine that made it.
+    for name in names:
+        if not name.startswith("results/"):
+            assert str(tmp_path) not in (folder / name).read_text(), name
+
     # The manifest is sha256sum's own format and lists every other file.
     manifest = (folder / "MANIFEST.sha256").read_text().splitlines()
     listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in manifest}

@@ -15,6 +15,8 @@ Rules:
   valid at genTime, and the signer's extendedKeyUsage is exactly timeStamping and critical.
   Without CA certificates the result is UNCHECKED (signature consistent, signer not trusted).
 - Pure: bytes in, `TimestampCheck` out; ASN.1 by asn1crypto, signatures by cryptography.
+  (asn1crypto imports `socket` for `inet_ntop`, so tests/test_purity.py cannot list this module;
+  nothing here does I/O.)
 """
 
 from __future__ import annotations
