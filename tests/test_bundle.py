@@ -211,40 +211,52 @@ def test_an_unsigned_or_unfinished_file_is_refused(tmp_path: Path, loopback: Lab
     assert refused.returncode == 2 and "not a finished result file" in refused.stderr
 
 
-def test_a_file_signed_by_a_key_outside_the_allowed_signers_is_refused(
+def keygen(tmp_path: Path, name: str) -> tuple[Path, str]:
+    """A new key at tmp_path/name: (private key path, 'ssh-ed25519 AAAA...')."""
+    path = tmp_path / name
+    assert netprobe(tmp_path, "keygen", "--out", str(path), "--principal", name).returncode == 0
+    return path, " ".join(Path(f"{path}.pub").read_text().split()[:2])
+
+
+def test_a_file_signed_by_a_key_outside_the_trust_store_is_refused(
     tmp_path: Path, loopback: Lab
 ) -> None:
+    volunteer, volunteer_key = keygen(tmp_path, "volunteer")
+    _, stranger_key = keygen(tmp_path, "stranger")
     targets = target_list(tmp_path, loopback)
-    assert netprobe(tmp_path, *run_args(tmp_path, loopback, targets)).returncode == 0
+    done = netprobe(tmp_path, *run_args(tmp_path, loopback, targets, "--key", str(volunteer)))
+    assert done.returncode == 0, done.stderr
     (path,) = (tmp_path / "results").glob("*.jsonl")
-    other = tmp_path / "other_key"
-    assert netprobe(tmp_path, "keygen", "--out", str(other), "--principal", "x").returncode == 0
-    allowed = tmp_path / "allowed"
-    allowed.write_text(f"someone {' '.join(Path(f'{other}.pub').read_text().split()[:2])}\n")
+    store = tmp_path / "config" / "netprobe" / "allowed_signers"  # XDG_CONFIG_HOME/netprobe
+    store.parent.mkdir(parents=True)
+    store.write_text(f"stranger {stranger_key}\n")
     archive = tmp_path / "case.tar.gz"
-    refused = netprobe(
-        tmp_path, "bundle", str(path), "--out", str(archive), "--allowed-signers", str(allowed),
-        "--key", str(other),
-    )  # fmt: skip
-    assert refused.returncode == 2 and "which is not in the allowed signers file" in refused.stderr
+    refused = netprobe(tmp_path, "bundle", str(path), "--out", str(archive))
+    assert refused.returncode == 2, refused.stderr
+    assert "which is not in the trust store" in refused.stderr.replace("\n", " ")
     assert not archive.exists()
 
-    # With the file's key in the allowed signers, it goes in; the manifest is signed by --key.
-    own = Path(tmp_path / "data" / "netprobe" / "id_ed25519.pub").read_text().split()
-    allowed.write_text(allowed.read_text() + f"volunteer {own[0]} {own[1]}\n")
+    # With the file's key in an allowed signers file, it goes in under that principal; the
+    # manifest is signed by the local key, whose line is in the bundle too.
+    allowed = tmp_path / "allowed"
+    allowed.write_text(f"hanoi-volunteer {volunteer_key}\n")
     made = netprobe(
         tmp_path, "bundle", str(path), "--out", str(archive), "--allowed-signers", str(allowed),
-        "--key", str(other), "--format", "json",
+        "--format", "json",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     document = json.loads(made.stdout)
-    assert [item["principal"] for item in document["results"]] == ["volunteer"]
+    assert [item["principal"] for item in document["results"]] == ["hanoi-volunteer"]
     folder = unpack(archive, tmp_path / "unpacked")
-    assert run_script(folder, clean_path(tmp_path), cwd=folder).returncode == 0
-    assert (
-        "no result file in this bundle has a timestamp"
-        in (folder / "VERIFY.md").read_text().lower()
-    )
+    lines = (folder / "allowed_signers").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["hanoi-volunteer", "netprobe"]
+    assert stranger_key not in "".join(lines)
+    script = run_script(folder, clean_path(tmp_path), cwd=folder)
+    assert script.returncode == 0, script.stdout + script.stderr
+    assert "OK: all 3 checks passed" in script.stdout
+    readme = (folder / "VERIFY.md").read_text()
+    assert "No result file in this bundle has a timestamp" in readme
+    assert "allowed signers file allowed given" in readme and str(tmp_path) not in readme
     assert all(check.ok for check in check_bundle(archive))
 
 

@@ -75,18 +75,22 @@ def make_bundle(
     out: Path,
     *,
     signer: Signer,
+    local: Signer | None = None,
     allowed_signers: Path | None = None,
     trust_store: Path | None = None,
     tsa_ca: Path | None = None,
 ) -> Made:
-    """Write the bundle of `results` to `out` (see the module rules); BundleError if unusable."""
+    """Write the bundle of `results` to `out` (see the module rules); BundleError if unusable.
+
+    `signer` signs the manifest; `local` is the local key (trusted like the trust store's keys).
+    """
     out = Path(out)
     if out.exists():
         raise BundleError(f"{out} already exists; refusing to overwrite it")
     if not results:
         raise BundleError("no result files given")
     sources = [_source(Path(path)) for path in results]
-    entries, where, trust_source, fallback = _trust(allowed_signers, trust_store, signer)
+    entries, where, trust_source, fallback = _trust(allowed_signers, trust_store, signer, local)
     chosen: dict[bytes, tuple[str, Ed25519PublicKey]] = {}  # key blob -> (principal, key)
     items = []
     for path, key, header_principal in sources:
@@ -147,17 +151,21 @@ def _plain(principal: str) -> bool:
 
 
 def _trust(
-    allowed_signers: Path | None, trust_store: Path | None, signer: Signer
+    allowed_signers: Path | None, trust_store: Path | None, signer: Signer, local: Signer | None
 ) -> tuple[list[tuple[str, Ed25519PublicKey]], str, str, bool]:
     """(entries, their source, a sentence about it for VERIFY.md, fallback?).
 
-    The local key is always trusted.
+    The local key and the manifest's signer are always trusted.
     """
-    own = [(signer.principal, signer.public_key)]
+    own = [(s.principal, s.public_key) for s in (signer, local) if s is not None]
+    # `where` names the file in messages; VERIFY.md says only its kind and base name (no home
+    # folder or user name goes into a bundle).
     if allowed_signers is not None:
-        path, what = allowed_signers, f"the allowed signers file {allowed_signers}"
+        path, where = allowed_signers, f"the allowed signers file {allowed_signers}"
+        what = f"the allowed signers file {allowed_signers.name} given to `netprobe bundle`"
     elif trust_store is not None and trust_store.is_file():
-        path, what = trust_store, f"the trust store {trust_store}"
+        path, where = trust_store, f"the trust store {trust_store}"
+        what = "the bundler's netprobe trust store"
     else:
         sentence = (
             "There was no trust store on the machine that made this bundle: allowed_signers "
@@ -172,7 +180,7 @@ def _trust(
     except KeyFileError as exc:
         raise BundleError(str(exc)) from None
     sentence = f"allowed_signers was taken from {what} and the bundler's own key."
-    return entries + own, what, sentence, False
+    return entries + own, where, sentence, False
 
 
 def _stage(

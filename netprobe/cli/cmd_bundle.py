@@ -64,19 +64,27 @@ def bundle(
         fail("give RESULTS... and --out ARCHIVE (or --check ARCHIVE)")
     from netprobe.bundle.build import make_bundle
     from netprobe.cli.timestamps import tsa_ca_path
-    from netprobe.evidence.keys import KeyFileError, load_or_create_signer, load_signer
+    from netprobe.evidence.keys import (
+        KeyFileError,
+        default_key_path,
+        load_or_create_signer,
+        load_signer,
+    )
     from netprobe.evidence.trust import default_trust_store_path
     from netprobe.render.bundle import made_dict, made_lines
 
     try:
-        signer = load_signer(key) if key else load_or_create_signer(None)[0]
+        local = load_or_create_signer(None)[0] if not key or default_key_path().exists() else None
+        signer = load_signer(key) if key else local
     except KeyFileError as exc:
         fail(str(exc))
+    assert signer is not None
     try:
         made = make_bundle(
             results,
             out_path,
             signer=signer,
+            local=local,
             allowed_signers=allowed_signers,
             trust_store=default_trust_store_path(),
             tsa_ca=tsa_ca_path(tsa_ca),

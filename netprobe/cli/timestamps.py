@@ -33,9 +33,11 @@ def tsa_ca_path(given: Path | None) -> Path | None:
 
 def check_timestamps(files: list[Path], tsa_ca: Path | None) -> list[TimestampCheck]:
     """The check of each file's `.tsr` (TS_NONE where there is none), in order."""
-    from netprobe.evidence.tsa_client import check_file
+    from netprobe.evidence.tsa_client import check_file, tsr_path
 
-    ca = tsa_ca_path(tsa_ca)
+    # The config file is looked at only when some file has a timestamp to check.
+    any_tsr = any(tsr_path(path).exists() for path in files)
+    ca = tsa_ca_path(tsa_ca) if any_tsr else tsa_ca
     return [check_file(path, ca) for path in files]
 
 
