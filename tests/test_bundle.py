@@ -260,6 +260,33 @@ def test_a_file_signed_by_a_key_outside_the_trust_store_is_refused(
     assert all(check.ok for check in check_bundle(archive))
 
 
+def test_without_a_trust_store_the_files_keys_are_used_and_verify_md_says_so(
+    tmp_path: Path, loopback: Lab
+) -> None:
+    # Two volunteers who both kept the default principal `netprobe`, and a third local key.
+    targets = target_list(tmp_path, loopback)
+    keys = [keygen(tmp_path, name)[0] for name in ("a", "b")]
+    for key in keys:
+        started = time.time()
+        key.with_name(key.name + ".pub").write_text(
+            " ".join(key.with_name(key.name + ".pub").read_text().split()[:2]) + " netprobe\n"
+        )
+        done = netprobe(tmp_path, *run_args(tmp_path, loopback, targets, "--key", str(key)))
+        assert done.returncode == 0, done.stderr
+        time.sleep(max(0.0, 1.1 - (time.time() - started)))
+    files = sorted((tmp_path / "results").glob("*.jsonl"))
+    archive = tmp_path / "case.tar.gz"
+    made = netprobe(tmp_path, "bundle", *map(str, files), "--out", str(archive))
+    assert made.returncode == 0, made.stderr
+    folder = unpack(archive, tmp_path / "unpacked")
+    principals = [line.split()[0] for line in (folder / "allowed_signers").read_text().splitlines()]
+    assert principals == ["netprobe", "netprobe-2", "netprobe-3"]  # a, b, the local key
+    assert "no trust store" in (folder / "VERIFY.md").read_text()
+    script = run_script(folder, clean_path(tmp_path), cwd=tmp_path)
+    assert script.returncode == 0, script.stdout + script.stderr
+    assert all(check.ok for check in check_bundle(archive))
+
+
 def test_a_tampered_archive_layout_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "evil.tar.gz"
     payload = tmp_path / "payload"

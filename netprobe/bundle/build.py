@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -102,31 +103,48 @@ def make_bundle(
                 f"{path}: signed by {sshsig.fingerprint(key)}, which is not in {where}; "
                 "trust it first (netprobe keys trust) or pass --allowed-signers"
             )
-        principal = chosen.setdefault(sshsig.public_key_blob(key), (principal, key))[0]
+        principal = _choose(chosen, principal, key)
         tsr = path.with_name(fmt.tsr_name(path.name))
         item = BundledResult(
             f"{fmt.BUNDLE_RESULTS}/{path.name}", principal, sshsig.fingerprint(key), tsr.is_file()
         )
         items.append((path, item))
-    own = chosen.setdefault(
-        sshsig.public_key_blob(signer.public_key), (signer.principal, signer.public_key)
-    )
+    own_principal = _choose(chosen, signer.principal, signer.public_key)
     if len({item.path for _, item in items}) != len(items):
         raise BundleError("two result files have the same name")
     if any(item.tsr for _, item in items) and tsa_ca is None:
         raise BundleError("a result file has a .tsr timestamp: give the TSA's CA with --tsa-ca")
     with tempfile.TemporaryDirectory(prefix="netprobe-bundle-") as scratch:
         root = Path(scratch) / archive_folder_name(out)
-        plan = _stage(root, items, chosen, own[0], signer, trust_source, tsa_ca)
+        plan = _stage(root, items, chosen, own_principal, signer, trust_source, tsa_ca)
         files = _finish(root, signer)
         _write_archive(root, out)
     return Made(out, files, plan)
+
+
+def _choose(
+    chosen: dict[bytes, tuple[str, Ed25519PublicKey]], principal: str, key: Ed25519PublicKey
+) -> str:
+    """The bundle's principal for `key`: the one it already has, else `principal`, made unique
+    (every volunteer's default principal is `netprobe`: `netprobe-2`, `netprobe-3`, ...)."""
+    blob = sshsig.public_key_blob(key)
+    if blob in chosen:
+        return chosen[blob][0]
+    taken = {name for name, _ in chosen.values()}
+    unique, number = principal, 1
+    while unique in taken:
+        number += 1
+        unique = f"{principal}-{number}"
+    chosen[blob] = (unique, key)
+    return unique
 
 
 def _source(path: Path) -> tuple[Path, Ed25519PublicKey, str]:
     """(path, signer key, principal named in the header) of a bundleable result file."""
     if not path.name.endswith(fmt.RESULT_SUFFIX) or path.name.startswith("."):
         raise BundleError(f"{path}: not a finished result file (<UTC time>_<vantage>.jsonl)")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", path.name):
+        raise BundleError(f"{path}: only letters, digits, '.', '-' and '_' in bundled file names")
     if not path.is_file():
         raise BundleError(f"{path}: no such file")
     if not path.with_name(fmt.sig_name(path.name[: -len(fmt.RESULT_SUFFIX)])).is_file():
