@@ -96,6 +96,7 @@ def verify(
         except ResultFileError as exc:
             results.append((path, str(exc)))
     from netprobe.cli.timestamps import check_timestamps, print_timestamps
+    from netprobe.evidence.format import INVALID, TS_INVALID
 
     stamps = check_timestamps(files, tsa_ca)
     if output_format == OutputFormat.json:
@@ -109,6 +110,6 @@ def verify(
         out.print(verify_table(results))
         print_timestamps(files, stamps)
     statuses = [verify_status(item) for item in results]
-    statuses += ["INVALID" for check in stamps if check.status == "INVALID"]
+    statuses += [INVALID for check in stamps if check.status == TS_INVALID]  # a bad .tsr
     worst = max(statuses, key=SEVERITY.index)
     raise typer.Exit(EXIT_CODES[worst])
