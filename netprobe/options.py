@@ -157,6 +157,13 @@ OPTION_LIST: tuple[Option, ...] = (
     Option("checkpoint_seconds", "number", 10.0, "Signed checkpoint at least every S seconds.",
            _CLI_AND_CONFIG, flag="--checkpoint-seconds", low=0, high=86400, above_low=True,
            unit="seconds", run_field="checkpoint_seconds"),
+    Option("tsa", "url", None,
+           "RFC 3161 time-stamping authority URL: at the end of the run the SHA-256 of the "
+           "result file (nothing else) goes there and the signed token is kept as FILE.tsr.",
+           _CLI_AND_CONFIG, flag="--tsa"),
+    Option("tsa_ca", "text", None,
+           "PEM file of the CA certificate(s) the TSA's certificate must chain to (run and "
+           "verify check tokens against it).", _CLI_AND_CONFIG, flag="--tsa-ca", path=True),
     Option("log", "text", None, "Append a log of the run to this file (for cron).",
            _CLI_AND_CONFIG, flag="--log", path=True),
     Option("keep_days", "number", None,
@@ -278,6 +285,14 @@ def _text(option: Option, value: Any) -> str:
     return value
 
 
+def _url(option: Option, value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(
+        r"(?i)https?://[^\s/?#]+(?:[/?#]\S*)?", value
+    ):
+        raise _Invalid
+    return value
+
+
 def _text_list(option: Option, value: Any) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items:
@@ -312,6 +327,7 @@ _KINDS: dict[str, tuple[Callable[[Option, Any], Any], str]] = {
     "boolean": (_boolean, "true or false"),
     "text": (_text, "a non-empty string"),
     "text_list": (_text_list, "a string or a non-empty list of strings"),
+    "url": (_url, "an http:// or https:// URL"),
     "asn": (_asn, "an AS number like AS7552 or 7552"),
     "country": (_country, "a two-letter country code like VN"),
     "vantage": (_vantage, "1-64 letters, digits, '.', '-' or '_'"),

@@ -31,6 +31,8 @@ def test_prune_deletes_only_old_result_files(tmp_path):
     names = {
         "20250501T000000Z_v.jsonl": True,  # 60 days old
         "20250501T000000Z_v.jsonl.sig": True,
+        "20250501T000000Z_v.jsonl.tsr": True,  # its RFC 3161 timestamp goes with it
+        "20250629T000000Z_v.jsonl.tsr": False,
         "20250620T115959Z_v.jsonl": True,  # just over 10 days
         "20250620T120001Z_v.jsonl": False,  # just under 10 days
         "20250629T000000Z_v.jsonl": False,

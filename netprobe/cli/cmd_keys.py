@@ -85,13 +85,22 @@ def verify(
     key: Path = typer.Option(
         None, "--key", help="The private key for --write-sig. \\[default: the local key]"
     ),
+    tsa_ca: Path = typer.Option(
+        None,
+        "--tsa-ca",
+        help="PEM CA certificate(s) a FILE.tsr timestamp's TSA must chain to. "
+        "\\[default: tsa_ca in the config file; without one a .tsr is only checked for "
+        "consistency]",
+    ),
 ) -> None:
-    """Check result-file signatures: COMPLETE, PARTIAL, UNSIGNED or INVALID per file.
+    """Check result-file signatures: COMPLETE, PARTIAL, UNSIGNED or INVALID per file, and the
+    RFC 3161 timestamp FILE.tsr next to a file when there is one (its genTime is printed).
 
     Without --allowed-signers the signer column says whether the key is in the trust store
     (`netprobe keys list`); with it, a signer not listed makes the file INVALID.
 
-    Exit codes: 0 all COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID, 2 unreadable (worst file wins).
+    Exit codes: 0 all COMPLETE, 3 PARTIAL, 4 UNSIGNED, 5 INVALID (a .tsr that does not match
+    its file or its CA counts as INVALID), 2 unreadable (worst file wins).
 
     Example: netprobe verify results/*.jsonl --allowed-signers ~/allowed_signers
 
@@ -118,11 +127,23 @@ def verify(
             results.append((path, str(exc)))
         if signer is not None:
             _rewrite_sig(results[-1], signer)
+    from netprobe.cli.timestamps import check_timestamps, print_timestamps
+    from netprobe.evidence.format import INVALID, TS_INVALID
+
+    stamps = check_timestamps(files, tsa_ca)
     if output_format == OutputFormat.json:
-        print_json([verify_dict(item) for item in results])
+        print_json(
+            [
+                {**verify_dict(i), "timestamp": c.to_dict()}
+                for i, c in zip(results, stamps, strict=True)
+            ]
+        )
     else:
         out.print(verify_table(results))
-    worst = max((verify_status(item) for item in results), key=SEVERITY.index)
+        print_timestamps(files, stamps)
+    statuses = [verify_status(item) for item in results]
+    statuses += [INVALID for check in stamps if check.status == TS_INVALID]  # a bad .tsr
+    worst = max(statuses, key=SEVERITY.index)
     raise typer.Exit(EXIT_CODES[worst])
 
 

@@ -3,7 +3,8 @@
 Rules: option values come from flags, else the config file, else the target list's `settings`,
 else the defaults; the option table (`netprobe.options`) declares the flags below, their help
 and defaults, and checks every value (`netprobe.run.prepare` merges the sources). Exit codes:
-0 run completed (whatever it found), 1 other failure or deadline reached, 2 bad usage or bad
+0 run completed (whatever it found), 1 other failure or deadline reached, 8 run completed
+but `--tsa` gave no timestamp (the file is complete and signed; `netprobe timestamp` retries), 2 bad usage or bad
 target list (or a run of more than `LARGE_RUN_PROBES` probes without --allow-large), 75
 another run holds the lock, 128+N stopped by signal N (the file is closed with a
 signed stop checkpoint). The library modules are imported inside the functions so that
@@ -25,6 +26,7 @@ import typer
 from netprobe.cli.app import app
 from netprobe.cli.common import (
     EXIT_FAILURE,
+    EXIT_NO_TIMESTAMP,
     EXIT_OK,
     EXIT_USAGE,
     OutputFormat,
@@ -91,6 +93,8 @@ def run(
         help="YAML config file; flags override it. "
         "\\[default: $NETPROBE_CONFIG or ~/.config/netprobe/config.yaml]",
     ),
+    tsa: str = _flag("tsa"),
+    tsa_ca: Path = _flag("tsa_ca"),
     log_file: Path = _flag("log"),
     keep_days: float = _flag("keep_days"),
     quiet: bool = _flag("quiet"),
@@ -135,6 +139,8 @@ def run(
         "cc": given("cc", cc),
         "key": given("key", key),
         "sign": given("no_sign", not no_sign),
+        "tsa": given("tsa", tsa),
+        "tsa_ca": given("tsa_ca", tsa_ca),
         "log": given("log_file", log_file),
         "keep_days": given("keep_days", keep_days),
         "quiet": given("quiet", quiet),
@@ -161,6 +167,7 @@ def run(
         target_lists, options.repeat, bool(settings.get("allow_large"))
     )  # before any probe, key or file
     _check_resolvers(target_lists, options)  # before a key is created for a run that cannot start
+    _check_tsa_ca(settings.get("tsa_ca"))
     signer = _signer(settings)
 
     from netprobe.evidence.writer import SignatureFileError
@@ -207,9 +214,13 @@ def run(
         result.summary.measurements,
         result.interrupted,
     )
+    stamped = _timestamp(result.path, settings.get("tsa"), settings.get("tsa_ca"))
     _prune(settings.get("keep_days"), options.out_dir, quiet)
-    _render(result, output_format, quiet)
-    raise typer.Exit(_exit_code(result.interrupted))
+    _render(result, output_format, quiet, stamped)
+    code = _exit_code(result.interrupted)
+    if code == EXIT_OK and stamped is not None and stamped.problem:
+        code = EXIT_NO_TIMESTAMP
+    raise typer.Exit(code)
 
 
 def _setup_log(path: str | None) -> None:
@@ -328,18 +339,54 @@ def _prune(keep_days: float | None, out_dir: Path, quiet: bool) -> None:
         )
 
 
-def _render(result: Any, output_format: OutputFormat, quiet: bool) -> None:
+def _check_tsa_ca(path: str | None) -> None:
+    """A --tsa-ca / tsa_ca that is not a readable PEM file stops the run before any probe."""
+    if path is None:
+        return
+    from netprobe.evidence.timestamp import TimestampError
+    from netprobe.evidence.tsa_client import read_ca
+
+    try:
+        read_ca(Path(path))
+    except TimestampError as exc:
+        fail(f"--tsa-ca: {exc}")
+
+
+def _timestamp(path: Path, url: str | None, ca: str | None) -> Any:
+    """The run's `.tsr` from the TSA at `url` (None without --tsa); never fails the run."""
+    if not url:
+        return None
+    from netprobe.evidence.tsa_client import timestamp_file
+
+    stamped = timestamp_file(path, url, ca=Path(ca) if ca else None)
+    if stamped.problem:
+        log.warning("timestamp missing: %s", stamped.problem)
+    else:
+        log.info("timestamp: %s", stamped.tsr)
+    return stamped
+
+
+def _render(result: Any, output_format: OutputFormat, quiet: bool, stamped: Any = None) -> None:
     """The end of a run: the path (--quiet), the JSON document or the table on stdout, then the
     warnings on stderr and in the log, whatever the format (--quiet drops only the table)."""
     from netprobe.render.run import run_document, run_table, run_warnings
+    from netprobe.render.timestamp import stamp_dict, stamp_line, stamp_warning
 
     if quiet:
         sys.stdout.write(f"{result.path}\n")
     elif output_format is OutputFormat.json:
-        print_json(run_document(result))
+        document = run_document(result)
+        if stamped is not None:
+            document["timestamp"] = stamp_dict(stamped)
+            document["warnings"] += [stamp_warning(stamped)] if stamped.problem else []
+        print_json(document)
     else:
         out.print(run_table(result.summary))
         out.print(f"results: {result.path}", highlight=False)
+        if stamped is not None and not stamped.problem:
+            out.print(stamp_line(stamped), highlight=False)
+    if stamped is not None and stamped.problem:
+        warn(stamp_warning(stamped))
     for message in run_warnings(result):
         log.warning("%s", message)
         warn(message)

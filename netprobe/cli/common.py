@@ -20,6 +20,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_UNJUDGED = 6  # diff: a run's vantage was unhealthy, so nothing could be judged
 EXIT_UNTRUSTED = 7  # report/diff: a file's signer is not in the trust store (issue 11)
+EXIT_NO_TIMESTAMP = 8  # run/timestamp: the file is fine, but no TSA token could be had
 
 # No emoji: ":100:" inside an IPv6 address is not one. When stdout is not a terminal (a file, a
 # pipe, cron mail) tables get 160 columns instead of rich's 80, so target ids are not cut short;

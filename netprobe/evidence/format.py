@@ -36,8 +36,10 @@ STEM_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 RESULT_SUFFIX = ".jsonl"
 PARTIAL_SUFFIX = ".partial"
 SIG_SUFFIX = ".sig"
-# A finished result file or its detached signature, as retention recognises them.
-RESULT_NAME = re.compile(r"^(?P<start>\d{8}T\d{6}Z)_(?P<vantage>[^/]+)\.jsonl(?P<sig>\.sig)?$")
+# A finished result file, its detached signature or its timestamp, as retention recognises them.
+RESULT_NAME = re.compile(
+    r"^(?P<start>\d{8}T\d{6}Z)_(?P<vantage>[^/]+)\.jsonl(?P<sig>\.sig|\.tsr)?$"
+)
 
 
 def file_stem(started: datetime, vantage: str) -> str:
@@ -97,7 +99,8 @@ START, INTERVAL, SIGNAL, END = "start", "interval", "signal", "end"
 CHECKPOINT_REASONS = (START, INTERVAL, SIGNAL, END)
 FINAL_REASONS = (END, SIGNAL)  # after the summary: these close the file
 
-NAMESPACE = "netprobe-result@v1"  # the SSHSIG namespace of every signature
+NAMESPACE = "netprobe-result@v1"  # the SSHSIG namespace of every result-file signature
+BUNDLE_NAMESPACE = "netprobe-bundle@v1"  # the namespace of an evidence bundle's manifest signature
 HASH_ALG = "sha512"
 
 # --- statuses of a file -------------------------------------------------------------------------
@@ -218,3 +221,27 @@ def torn_line_is_record(line: bytes) -> bool:
     """Whether a torn last line was a measurement (or cannot tell), not a structural line."""
     found = _TYPE_FIELD.search(line)
     return not (found and found.group(1).decode() in STRUCTURAL_TYPES)
+
+
+# --- trusted timestamps (RFC 3161, `timestamp.py`) ----------------------------------------------
+TSR_SUFFIX = ".tsr"
+TS_VALID = "VALID"  # the token is for these bytes, signed by a TSA that chains to the given CA
+TS_UNCHECKED = "UNCHECKED"  # the token is for these bytes and self-consistent; no CA was given
+TS_INVALID = "INVALID"  # not for these bytes, not signed by its certificate, or no valid chain
+TS_NONE = "NONE"  # no .tsr next to the file
+
+
+def tsr_name(result_file_name: str) -> str:
+    """The timestamp token next to a finished result file: `<stem>.jsonl.tsr`."""
+    return f"{result_file_name}{TSR_SUFFIX}"
+
+
+# --- evidence bundles (`netprobe bundle`, `netprobe/bundle/`) -------------------------------------
+BUNDLE_MANIFEST = "MANIFEST.sha256"  # sha256sum(1) lines for every other file but its .sig
+BUNDLE_MANIFEST_SIG = "MANIFEST.sha256.sig"  # armored SSHSIG of the manifest, BUNDLE_NAMESPACE
+BUNDLE_SIGNERS = "allowed_signers"
+BUNDLE_TSA_CA = "tsa-ca.pem"
+BUNDLE_SCRIPT = "verify.sh"
+BUNDLE_README = "VERIFY.md"
+BUNDLE_RESULTS = "results"  # folder of the result files, their .sig and .tsr
+BUNDLE_REPORTS = "reports"  # folder of the reports (<stem>.txt, <stem>.json, timeline.html)

@@ -72,6 +72,10 @@ class Signer:
         """A binary SSHSIG blob over a message with this SHA-512 digest."""
         return sshsig.sign_digest(self._private_key, self.namespace, sha512_digest)
 
+    def sign_digest_for(self, namespace: str, sha512_digest: bytes) -> bytes:
+        """The same in another namespace (`format.BUNDLE_NAMESPACE` for bundle manifests)."""
+        return sshsig.sign_digest(self._private_key, namespace, sha512_digest)
+
     def header_info(self) -> dict[str, str]:
         return {
             "public_key": self.public_key_line,

@@ -2,7 +2,7 @@
 
 Rules:
 - Only finished result files are candidates: names `<%Y%m%dT%H%M%SZ>_<vantage>.jsonl` (and their
-  detached `.jsonl.sig`) directly inside `out_dir`, as `netprobe.evidence.format.RESULT_NAME`
+  detached `.jsonl.sig` and timestamp `.jsonl.tsr`) directly inside `out_dir`, as `netprobe.evidence.format.RESULT_NAME`
   spells them. The age comes from the UTC start time in the name, not from mtime (copies and
   backups change mtime).
 - Never touched: `.partial` files (a live or killed run), the lock file, logs, sub-folders and
