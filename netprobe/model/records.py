@@ -27,7 +27,8 @@ SIGNATURE = "signature"
 DNS = "dns"
 TCP = "tcp"
 TLS = "tls"
-MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS})
+HTTP = "http"  # issue 13: plain GET / on port 80 (netprobe.probes.http)
+MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS, HTTP})
 
 # `resolver_role` of the injection probe: a query sent to an address that runs no DNS server.
 RESOLVER_SILENT = "silent"
@@ -126,6 +127,9 @@ class HeaderRecord(TypedDict):
     options: HeaderOptions
     expected_ranges: dict[str, list[str]]
     groups: dict[str, dict[str, Any]]
+    # issue 13: the blockpage fingerprints the run's analysis matches against (bundled + the
+    # lists' own), so that the file alone decides its verdicts; absent in older files.
+    fingerprints: NotRequired[list[dict[str, Any]]]
     signer: NotRequired[SignerInfo | None]  # filled in by the writer, last
 
 
@@ -225,6 +229,22 @@ class TlsRecord(MeasurementRecord):
     pause: NotRequired[float]  # `after` only: seconds waited after the target SNI failed
 
 
+class HttpRecord(MeasurementRecord):
+    """issue 13: `GET /` with `Host: hostname` to ip:port (docs/DESIGN.md "http")."""
+
+    ip: str
+    port: int
+    hostname: str
+    address_sources: list[str]
+    status: int | None  # None: no response
+    headers: dict[str, str | list[str]]  # the bounded set HTTP_HEADERS; set_cookie: names only
+    title: str | None
+    body_sha256: str | None  # of the bytes read (at most HTTP_READ_LIMIT)
+    body_length: int | None  # bytes read
+    body_truncated: bool  # the body was longer than HTTP_READ_LIMIT
+    body: str | None  # the first `body_limit` bytes, decoded; None with --no-bodies
+
+
 class SummaryRecord(TypedDict):
     schema_version: int
     type: Literal["summary"]
@@ -255,7 +275,7 @@ class SignatureRecord(TypedDict):
     sshsig: str
 
 
-Measurement = DnsRecord | TcpRecord | TlsRecord
+Measurement = DnsRecord | TcpRecord | TlsRecord | HttpRecord
 
 
 def answer_addresses(record: Mapping[str, Any]) -> list[str]:

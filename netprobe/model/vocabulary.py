@@ -28,13 +28,15 @@ IP_METHOD = "ip"
 SNI_METHOD = "sni"
 TLS_METHOD = "tls"
 MITM_METHOD = "mitm"
-METHOD_ORDER = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD)
+HTTP_METHOD = "http"  # issue 13: a page injected on the path to a name's genuine address
+METHOD_ORDER = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD, HTTP_METHOD)
 
 # Layers: the record types a target's evidence comes in, in the order a client meets them.
 DNS_LAYER = records.DNS
 TCP_LAYER = records.TCP
 TLS_LAYER = records.TLS
-LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
+HTTP_LAYER = records.HTTP  # issue 13: evidence only where http records exist (analysis.http)
+LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER, HTTP_LAYER)
 # Two maps from layer to method, on purpose:
 # - SINGLE_METHOD_LAYER: the layers that can be blocked one way only (a blocked dns layer is always
 #   `dns`, a blocked tcp layer always `ip`). tls is left out: its method (sni, tls or mitm) comes
@@ -42,7 +44,7 @@ LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
 # - LAYER_METHOD: the method a layer's failure points to when nothing finer is known, for every
 #   layer (the timeline's default for a blocked layer whose verdicts named no method).
 SINGLE_METHOD_LAYER = {DNS_LAYER: DNS_METHOD, TCP_LAYER: IP_METHOD}
-LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD}
+LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD, HTTP_LAYER: HTTP_METHOD}
 
 # DNS query types asked for every domain, in this order.
 QUERY_A = "A"
