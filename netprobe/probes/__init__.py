@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from netprobe.model import records
+from netprobe.options import default
 
 if TYPE_CHECKING:
     import ssl
@@ -89,7 +90,7 @@ class ProbeSettings:
     # client per query.
     doh_clients: DohClients | None = None
     # issue 13: bytes of each HTTP body kept in the record (0: none, `--no-bodies`)
-    http_body_limit: int = 4096
+    http_body_limit: int = default("http_body_limit")
 
 
 class DnsProbe(Protocol):

@@ -85,6 +85,8 @@ def build_header(
             "confirm_spacing": options.confirm_spacing,
             "control_interval": options.control_interval,
             "residual_pause": options.residual_pause,
+            # issue 13: bytes of HTTP body kept per record (0: --no-bodies)
+            "http_body_limit": options.http_body_limit if options.bodies else 0,
         },
         expected_ranges=expected,
         groups=groups,

@@ -17,7 +17,9 @@ Rules:
                 for a target domain also the injection probe: an A query to each of its list's
                 silent addresses (`TargetList.silent_addresses`, `resolver_role: silent`, one
                 try, at most `SILENT_TIMEOUT` s); then TLS: to each selected address
-                (`select_addresses`, never from silent replies) x port, one chain per ip:port.
+                (`select_addresses`, never from silent replies) x port, one chain per ip:port;
+                with `http`, beside them an HTTP GET to port 80 of each address found
+                (`run.plan_http`, issue 13).
     endpoint -> TCP connect and, when it has an SNI, its TLS chain; no follow-up.
 - TLS chain per ip:port (`tls_chain`): with a control SNI that differs from the target SNI, the
   control SNI first (`sequence: before`), then the target SNI (`target`), one after the other;
@@ -47,6 +49,7 @@ from netprobe.model.records import (
     SEQUENCE_AFTER,
     SEQUENCE_BEFORE,
     SEQUENCE_TARGET,
+    HTTP,
     TLS,
     answer_addresses,
 )
@@ -61,6 +64,7 @@ from netprobe.model.vocabulary import (
     ROLE_TARGET,
 )
 from netprobe.options import default
+from netprobe.run.plan_http import HttpGet, http_gets
 from netprobe.targets.lists import CONTROL_ROUNDS, Domain, Endpoint, TargetList
 
 if TYPE_CHECKING:
@@ -152,7 +156,7 @@ class TlsHandshake:
         return ((SEQUENCE, self.sequence), (PAUSE, self.pause))
 
 
-Step = DnsQuery | TcpConnect | TlsHandshake
+Step = DnsQuery | TcpConnect | TlsHandshake | HttpGet  # HttpGet: run/plan_http.py (issue 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,7 @@ class RunPlan:
     max_addresses_per_domain: int
     control_sni: str | None
     residual_pause: float = default("residual_pause")
+    http: bool = False  # issue 13: plan the HTTP steps of run/plan_http.py
 
     def target_jobs(self) -> Iterator[Job]:
         """Lazily, every (target, attempt) job: per round, per list, domains then endpoints."""
@@ -239,7 +244,11 @@ class RunPlan:
     def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> Sequence[Task]:
         """The tasks planned from the records of `first_steps(job)`."""
         if isinstance(job.target, Domain):
-            return self.domain_handshakes(job.target, records)
+            gets = self.max_addresses_per_domain if self.http else 0
+            return [
+                *self.domain_handshakes(job.target, records),
+                *http_gets(job.target.name, records, gets),
+            ]
         return ()  # shared, not a new list per endpoint job
 
     def dns_queries(self, hostname: str, silent: Sequence[ResolverSpec] = ()) -> list[DnsQuery]:
@@ -335,7 +344,7 @@ def needs_confirmation(record: Mapping[str, Any]) -> bool:
         return False
     if failure == DNS_NO_ANSWER and record.get("query_type") == QUERY_AAAA:
         return False
-    if record.get("resolver_role") == RESOLVER_SILENT:
+    if record.get("resolver_role") == RESOLVER_SILENT or record.get("type") == HTTP:
         return False
     return not (record.get("type") == TLS and record.get("sni_role") == ROLE_CONTROL)
 
