@@ -30,6 +30,7 @@ from netprobe.analysis.common import (
 )
 from netprobe.analysis.health import ControlRound, ControlRounds, VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
+from netprobe.model.fingerprints import Fingerprint, from_header
 from netprobe.model.records import DNS, RESOLVER_SILENT, TCP, TLS
 from netprobe.model.vocabulary import ROLE_CONTROL, ROLE_TARGET
 
@@ -57,6 +58,8 @@ class RunContext:
     tls_failure_records: dict[tuple[str, str], dict] = field(default_factory=dict)
     rounds: ControlRounds = field(default_factory=ControlRounds)
     has_silent: bool = False  # some silent lookup (the injection probe) is in the run
+    # issue 13: the header's blockpage/sinkhole fingerprints (none in older files)
+    fingerprints: tuple[Fingerprint, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -199,6 +202,7 @@ def build_context(
         tls_failure_records=tls_failure_records,
         rounds=rounds if rounds is not None else ControlRounds(),
         has_silent=has_silent,
+        fingerprints=from_header(header),
     )
 
 

@@ -56,6 +56,11 @@ HTTP_OPERATION = "http_round_trip"  # issue 13: the request/response after conne
 # netprobe's own names for what the analysis finds in DNS answers (never a record's `failure`).
 DNS_INJECTION = "dns_injection"  # a second, different reply to one query
 DNS_UNEXPECTED_ANSWER = "dns_unexpected_answer"  # answers nothing vouches for, failing TLS
+DNS_SINKHOLE = "dns_sinkhole"  # issue 13: an answer that is a known sinkhole (a fingerprint)
+BLOCKPAGE = "blockpage"  # issue 13: an HTTP answer that matches a blockpage fingerprint
+HTTP_DIFFERENT_PAGE = (
+    "http_different_page"  # issue 13: a genuine address's page is not the control's
+)
 
 # The three verification outcomes after which a probe still fetches the certificates.
 CERTIFICATE_FAILURES = frozenset(

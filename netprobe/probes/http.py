@@ -166,7 +166,9 @@ def kept_headers(items: Sequence[tuple[str, str]], keep: frozenset[str]) -> dict
     return {name: kept[name] for name in HEADERS if name in kept}
 
 
-def extract_title(data: bytes, charset: str | None, keep: frozenset[str] = frozenset()) -> str | None:
+def extract_title(
+    data: bytes, charset: str | None, keep: frozenset[str] = frozenset()
+) -> str | None:
     """The first `<title>` of an HTML body, unescaped, whitespace collapsed, bounded; else None."""
     match = _TITLE.search(data)
     if match is None:

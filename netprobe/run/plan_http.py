@@ -55,9 +55,7 @@ class HttpGet:
         return ()
 
 
-def http_gets(
-    hostname: str, dns_records: Sequence[Mapping[str, Any]], limit: int
-) -> list[HttpGet]:
+def http_gets(hostname: str, dns_records: Sequence[Mapping[str, Any]], limit: int) -> list[HttpGet]:
     """The GETs of one domain job from its DNS records (see the module rules)."""
     sources: dict[str, list[str]] = {}
     by_role: dict[str, list[str]] = {ROLE_CONTROL: [], RESOLVER_PROBE: []}

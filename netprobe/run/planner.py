@@ -43,13 +43,13 @@ from netprobe.model.failures import DNS_NO_ANSWER
 from netprobe.model.records import (
     CONFIRMATION,
     CONTROL_ROUND,
+    HTTP,
     PAUSE,
     RESOLVER_SILENT,
     SEQUENCE,
     SEQUENCE_AFTER,
     SEQUENCE_BEFORE,
     SEQUENCE_TARGET,
-    HTTP,
     TLS,
     answer_addresses,
 )
