@@ -28,7 +28,7 @@ DOC_RANGES = [
 TRUTH = sc.load_ground_truth()
 GROUPS = sc.lab_target_groups(LAB_TARGETS)
 STATUSES = {"ok", "blocked", "down", "inconclusive"}
-METHODS = {None, "dns", "ip", "sni", "tls", "mitm"}
+METHODS = {None, "dns", "ip", "sni", "tls", "mitm", "http"}  # http: issue 13
 
 
 def _in_doc_ranges(address: str) -> bool:
@@ -266,6 +266,7 @@ def test_classic_and_field_scenarios() -> None:
     assert field == {
         "lossy-mobile", "sni-residual", "dns-injection", "doh-h2-nxdomain",
         "dns-redirect-public", "dns-redirect-closed",
+        "http-blockpage", "http-sinkhole", "http-inject",  # issue 13: tests/test_lab_http.py
     }  # fmt: skip
     from tests.test_lab_e2e import CENSORING
 
