@@ -22,7 +22,9 @@ CONTROL = f"control:{rf.CONTROL_RESOLVER}"
 LAB_PAGE = Fingerprint(
     "lab.blockpage", "blockpage of the lab ISP", "title", "full", "blocked by order of the lab isp"
 )
-VNPT = Fingerprint("vn.vnpt_dns_sinkhole", "DNS sinkhole of VNPT (AS45899)", "dns", "full", SINKHOLE)
+VNPT = Fingerprint(
+    "vn.vnpt_dns_sinkhole", "DNS sinkhole of VNPT (AS45899)", "dns", "full", SINKHOLE
+)
 
 
 def http(
@@ -71,8 +73,15 @@ def controls(attempts: int = 1) -> list[dict]:
     records = rf.healthy_controls(attempts)
     for attempt in range(attempts):
         records.append(
-            http(rf.CONTROL_IP, [CONTROL, PROBE], hostname=rf.CONTROL_DOMAIN, attempt=attempt,
-                 role="control", group="control", title="Control")
+            http(
+                rf.CONTROL_IP,
+                [CONTROL, PROBE],
+                hostname=rf.CONTROL_DOMAIN,
+                attempt=attempt,
+                role="control",
+                group="control",
+                title="Control",
+            )
         )
     return records
 
@@ -92,7 +101,9 @@ def test_a_known_sinkhole_answer_is_blocked_dns_naming_the_fingerprint() -> None
     records = [*rf.domain_lookups(NAME, [SINKHOLE], [GENUINE]), *genuine_tls()]
     found = verdict(header(VNPT), records)
     assert (found["status"], found["method"]) == ("blocked", "dns")
-    assert "DNS sinkhole of VNPT (AS45899) (fingerprint vn.vnpt_dns_sinkhole)" in found["evidence"][0]
+    assert (
+        "DNS sinkhole of VNPT (AS45899) (fingerprint vn.vnpt_dns_sinkhole)" in found["evidence"][0]
+    )
     assert SINKHOLE in found["evidence"][0]
 
 
@@ -117,7 +128,7 @@ def test_a_redirect_to_a_fingerprinted_blockpage_is_blocked_dns_and_says_which_p
     assert (found["status"], found["method"]) == ("blocked", "dns")
     assert found["layers"]["http"] == "blocked"
     first = found["evidence"][0]
-    assert 'GET http://telegram.org/ at 198.18.77.10:80' in first
+    assert "GET http://telegram.org/ at 198.18.77.10:80" in first
     assert '403 "Blocked by order of the lab ISP"' in first
     assert "blockpage of the lab ISP (fingerprint lab.blockpage)" in first
 

@@ -50,8 +50,11 @@ HTTP_CASES = [
     (fp("body", "bị chặn", "contains"), answer(body="<p>Trang web bị chặn</p>"), True),
     (fp("body", "BỊ CHẶN", "contains"), answer(body="<p>Trang web bị chặn</p>"), False),  # exact
     (fp("body", "chặn", "contains"), answer(body=None), False),  # --no-bodies: nothing to see
-    (fp("header.location", "http://warning.", "prefix"),
-     answer(status=302, headers={"location": "http://warning.example/"}), True),
+    (
+        fp("header.location", "http://warning.", "prefix"),
+        answer(status=302, headers={"location": "http://warning.example/"}),
+        True,
+    ),
     (fp("header.Server", "lab-isp", "prefix"), answer(headers={"server": "Lab-ISP/1.0"}), True),
     (fp("header.set-cookie", "blockid"), answer(headers={"set-cookie": ["a", "BlockID"]}), True),
     (fp("body_sha256", "ab" * 32), answer(body_sha256="AB" * 32), True),
@@ -115,22 +118,36 @@ def test_a_target_list_names_its_own_fingerprints() -> None:
 @pytest.mark.parametrize(
     ("entries", "message"),
     [
-        ("  - {id: a, label: b, location: tittle, pattern: c}",
-         "l.yaml:4: fingerprints[0].location: expected one of dns, title"),
-        ("  - {id: a, label: b, location: dns, pattern: not-an-ip}",
-         "l.yaml:4: fingerprints[0].pattern: expected an IP address"),
-        ("  - {id: a, label: b, location: dns, pattern: 192.0.2.1, pattern_type: contains}",
-         "l.yaml:4: fingerprints[0].pattern: a dns fingerprint matches in full only"),
-        ("  - {id: a, label: b, location: title, pattern: c, pattern_type: regex}",
-         "l.yaml:4: fingerprints[0].pattern_type: expected one of full, contains, prefix"),
+        (
+            "  - {id: a, label: b, location: tittle, pattern: c}",
+            "l.yaml:4: fingerprints[0].location: expected one of dns, title",
+        ),
+        (
+            "  - {id: a, label: b, location: dns, pattern: not-an-ip}",
+            "l.yaml:4: fingerprints[0].pattern: expected an IP address",
+        ),
+        (
+            "  - {id: a, label: b, location: dns, pattern: 192.0.2.1, pattern_type: contains}",
+            "l.yaml:4: fingerprints[0].pattern: a dns fingerprint matches in full only",
+        ),
+        (
+            "  - {id: a, label: b, location: title, pattern: c, pattern_type: regex}",
+            "l.yaml:4: fingerprints[0].pattern_type: expected one of full, contains, prefix",
+        ),
         ("  - {id: a, label: b, location: title}", "l.yaml:4: fingerprints[0].pattern: missing"),
-        ("  - {id: a, label: b, location: title, pattern: c, colour: red}",
-         "l.yaml:4: fingerprints[0].colour: unknown key"),
-        ("  - {id: a, label: b, location: title, pattern: c}\n"
-         "  - {id: a, label: d, location: title, pattern: e}",
-         "l.yaml:5: fingerprints[1].id: duplicate id 'a' (first at line 4)"),
-        ("  - {id: a, label: b, location: body_sha256, pattern: abc}",
-         "l.yaml:4: fingerprints[0].pattern: expected a SHA-256 in hex"),
+        (
+            "  - {id: a, label: b, location: title, pattern: c, colour: red}",
+            "l.yaml:4: fingerprints[0].colour: unknown key",
+        ),
+        (
+            "  - {id: a, label: b, location: title, pattern: c}\n"
+            "  - {id: a, label: d, location: title, pattern: e}",
+            "l.yaml:5: fingerprints[1].id: duplicate id 'a' (first at line 4)",
+        ),
+        (
+            "  - {id: a, label: b, location: body_sha256, pattern: abc}",
+            "l.yaml:4: fingerprints[0].pattern: expected a SHA-256 in hex",
+        ),
     ],
 )
 def test_bad_fingerprints_are_errors_naming_file_line_and_field(entries: str, message: str) -> None:
@@ -160,7 +177,9 @@ def test_the_header_carries_the_runs_fingerprints_and_the_analysis_reads_them_ba
     from netprobe.model.resolvers import parse_resolver
     from netprobe.options import RunOptions
 
-    entries = "  - {id: lab.blockpage, label: blockpage of the lab ISP, location: title, pattern: X}"
+    entries = (
+        "  - {id: lab.blockpage, label: blockpage of the lab ISP, location: title, pattern: X}"
+    )
     target_list = parse_targets(LIST.replace("{entries}", entries), "l.yaml")
     header = build_header(
         [target_list],

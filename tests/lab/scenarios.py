@@ -192,12 +192,28 @@ def _http_inject_rules() -> tuple[TableRule, ...]:
         web = ",".join(topo.WEB_ADDRESSES[name][index] for name in topo.TELEGRAM_NAMES)
         rules.append(
             TableRule(
-                "isp", version, "nat", "PREROUTING",
-                ("-i", topo.ISP_CLIENT_IF, "-p", "tcp", "-d", web, "--dport", "80",
-                 "-j", "DNAT", "--to-destination", f"{blockpage}:80"),
+                "isp",
+                version,
+                "nat",
+                "PREROUTING",
+                (
+                    "-i",
+                    topo.ISP_CLIENT_IF,
+                    "-p",
+                    "tcp",
+                    "-d",
+                    web,
+                    "--dport",
+                    "80",
+                    "-j",
+                    "DNAT",
+                    "--to-destination",
+                    f"{blockpage}:80",
+                ),
             )  # fmt: skip
         )
     return tuple(rules)
+
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -303,7 +319,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "http-blockpage",
             "ISP resolver answers Telegram names with its blockpage server, whose page the "
-            "list's own fingerprint knows (title \"Blocked by order of the lab ISP\").",
+            'list\'s own fingerprint knows (title "Blocked by order of the lab ISP").',
             dns_mode="redirect",
             targets="http.yaml",
         ),
