@@ -4,9 +4,10 @@ Rules:
 - Pure, like `run.planner` (which calls it): data in, steps out.
 - For every domain job (targets and controls), once its DNS stage is back: an `HttpGet` to port
   80 of each distinct address the probe and control resolvers answered (never the injection
-  probe's silent replies), control answers first (an address any control resolver gave), at most `limit` of them
-  and `limit` of the others (`max_addresses_per_domain`), so a probe resolver's blockpage address is always fetched
-  beside a control answer. Each step carries the resolvers that gave its address.
+  probe's silent replies): first the control answers (an address any control resolver gave),
+  at most `limit` of them, then at most `limit` others (`max_addresses_per_domain`), so a probe
+  resolver's blockpage address is always fetched beside a control answer.
+  Each step carries the resolvers that gave its address.
 - Never fetched: loopback, unspecified, link-local and multicast answers (`127.0.0.1`, `::`,
   ...). A resolver that answers those is blocking by DNS already (a bogon, `analysis.dns`), and a
   GET there would reach the volunteer's own machine or network and store its pages.
