@@ -141,7 +141,7 @@ OPTION_LIST: tuple[Option, ...] = (
            low=1, high=64, run_field="max_addresses_per_domain"),
     Option("http_body_limit", "integer", 4096,
            "Bytes of each HTTP answer's body kept in the result file (the page's title, hash "
-           "and length are always kept).", _EVERYWHERE,
+           "and length are always kept).", _CLI_AND_CONFIG,
            flag="--http-body-limit", low=0, high=65536, run_field="http_body_limit"),
     Option("bodies", "boolean", True,
            "Keep no HTTP page content on disk (title, hash and length only).", _CLI_AND_CONFIG,
