@@ -32,15 +32,8 @@ class TargetError(YamlFileError):
     """A bad target list: `str(e)` is `file:line: field: message`."""
 
 
-TOP_KEYS = (
-    "name",
-    "description",
-    "settings",
-    "expected_ranges",
-    "groups",
-    "controls",
-    "fingerprints",  # issue 13: targets/fingerprints.py
-)
+TOP_KEYS: tuple[str, ...] = ("name", "description", "settings", "expected_ranges", "groups")
+TOP_KEYS += ("controls", "fingerprints")  # fingerprints: issue 13, targets/fingerprints.py
 GROUP_KEYS = ("label", "domains", "ports", "endpoints", "ranges", "expected")
 RANGE_KEYS = ("cidr", "ports", "sample", "sni")
 ENDPOINT_KEYS = ("address", "sni")
