@@ -20,7 +20,7 @@ from tests.lab import fixtures
 from tests.lab import scenarios as sc
 from tests.lab import topology as topo
 from tests.lab.lab import Lab
-from tests.lab.netprobe_cli import netprobe, run_in_lab, verdicts
+from tests.lab.netprobe_cli import diff, netprobe, run_in_lab, verdicts
 
 lab = fixtures.lab
 pytestmark = [pytest.mark.lab, pytest.mark.root]
@@ -35,10 +35,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("lab-http")
 
 
-def _run(lab: Lab, scenario: str, out: Path, extra: tuple[str, ...] = ()) -> Path:
+def _run(
+    lab: Lab, scenario: str, out: Path, extra: tuple[str, ...] = (), targets: Path | None = None
+) -> Path:
     lab.apply(scenario)
     try:
-        return run_in_lab(lab, out, targets=lab.targets_for(scenario), extra=extra)
+        return run_in_lab(lab, out, targets=targets or lab.targets_for(scenario), extra=extra)
     finally:
         lab.apply("none")
 
@@ -104,3 +106,16 @@ def test_without_the_lists_fingerprints_the_inject_scenario_is_no_block(
     found = verdicts(path)
     for name in topo.TELEGRAM_NAMES:
         assert found[f"domain:{name}"]["status"] == "ok", found[f"domain:{name}"]
+
+
+def test_diff_from_a_clean_run_names_the_http_block(lab: Lab, results: Path) -> None:
+    """`netprobe diff` none -> http-inject: exactly the web names become blocked (http)."""
+    before = _run(lab, "none", results / "diff-before", targets=lab.targets_for("http-inject"))
+    after = _run(lab, "http-inject", results / "diff-after")
+    status, found = diff(before, after)
+    assert status == 1  # something changed, like diff(1)
+    changed = {c["target"]: c for c in found["changes"]}
+    assert set(changed) == {f"domain:{name}" for name in topo.TELEGRAM_NAMES}
+    for change in changed.values():
+        assert change["kind"] == "newly_blocked"
+        assert (change["after"]["status"], change["after"]["method"]) == ("blocked", "http")

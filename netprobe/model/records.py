@@ -100,6 +100,7 @@ class HeaderOptions(TypedDict):
     udp_wait: float
     max_addresses_per_domain: int
     ca_bundle: str | None  # base name only
+    http_body_limit: NotRequired[int]  # issue 13: bytes of HTTP body kept (0: --no-bodies)
 
 
 class SignerInfo(TypedDict):
