@@ -190,3 +190,12 @@ def test_bad_input_raises_before_any_record() -> None:
 
 def test_the_real_probes_include_http() -> None:
     assert real_probes().http is probe_http
+
+
+def test_scrub_keeps_only_the_addresses_it_is_told_to_keep() -> None:
+    from netprobe.model.failures import scrub
+
+    text = "from 10.0.0.1 via 2001:db8::1 to 2001:DB8:0::2: and 192.0.2.7."
+    kept = scrub(text, frozenset({"2001:db8::2", "192.0.2.7"}))
+    assert kept == "from [scrubbed] via [scrubbed] to 2001:DB8:0::2: and 192.0.2.7."
+    assert scrub(text) == "from [scrubbed] via [scrubbed] to [scrubbed]: and [scrubbed]."
