@@ -139,6 +139,13 @@ OPTION_LIST: tuple[Option, ...] = (
     Option("max_addresses_per_domain", "integer", 4,
            "Resolved addresses given TLS probes per name and resolver.", frozenset({LIST}),
            low=1, high=64, run_field="max_addresses_per_domain"),
+    Option("http_body_limit", "integer", 4096,
+           "Bytes of each HTTP answer's body kept in the result file (the page's title, hash "
+           "and length are always kept).", _CLI_AND_CONFIG,
+           flag="--http-body-limit", low=0, high=65536, run_field="http_body_limit"),
+    Option("bodies", "boolean", True,
+           "Keep no HTTP page content on disk (title, hash and length only).", _CLI_AND_CONFIG,
+           flag="--no-bodies", run_field="bodies"),
     Option("vantage", "vantage", "unnamed",
            "A name for this vantage point, e.g. hanoi-vnpt-1 (goes into the file name).",
            _CLI_AND_CONFIG, flag="--vantage", run_field="vantage"),
@@ -394,6 +401,8 @@ class RunOptions:
     confirm_spacing: float = default("confirm_spacing")
     control_interval: float = default("control_interval")
     residual_pause: float = default("residual_pause")
+    http_body_limit: int = default("http_body_limit")  # issue 13
+    bodies: bool = default("bodies")  # False: --no-bodies (no HTTP body text stored)
     vantage: str = default("vantage")
     asn: str | None = default("asn")
     cc: str | None = default("cc")

@@ -28,7 +28,7 @@ DOC_RANGES = [
 TRUTH = sc.load_ground_truth()
 GROUPS = sc.lab_target_groups(LAB_TARGETS)
 STATUSES = {"ok", "blocked", "down", "inconclusive"}
-METHODS = {None, "dns", "ip", "sni", "tls", "mitm", "protocol"}  # protocol: issue 13 (MTProto)
+METHODS = {None, "dns", "ip", "sni", "tls", "mitm", "protocol", "http"}  # issue 13
 
 
 def _in_doc_ranges(address: str) -> bool:
@@ -267,6 +267,7 @@ def test_classic_and_field_scenarios() -> None:
         "lossy-mobile", "sni-residual", "dns-injection", "doh-h2-nxdomain",
         "dns-redirect-public", "dns-redirect-closed",
         "mtproto-dpi", "mtproto-dpi-partial",
+        "http-blockpage", "http-sinkhole", "http-inject",  # issue 13: tests/test_lab_http.py
     }  # fmt: skip
     from tests.test_lab_e2e import CENSORING
 

@@ -79,6 +79,21 @@ CASES = [
     ("throttle", ["tls", TG, "telegram.org", CA], "ok"),
     ("throttle", ["dns", ISP, "t.me", "A"], TME),
     ("throttle", ["tcp", DC, "5222"], "ok"),
+    # issue 13: the world's sites answer plain HTTP for any name; the blockpage server likewise
+    ("none", ["http", TG, "telegram.org"], "200 telegram.org (netprobe lab world)"),
+    ("none", ["http", topo.BLOCKPAGE_V4, "t.me"], "403 Blocked by order of the lab ISP"),
+    ("http-inject", ["http", TG, "telegram.org"], "403 Blocked by order of the lab ISP"),
+    (
+        "http-inject",
+        ["http", topo.WEB_ADDRESSES["t.me"][1], "t.me"],
+        "403 Blocked by order of the lab ISP",
+    ),
+    ("http-inject", ["tls", TG, "telegram.org", CA], "ok"),  # only port 80 is touched
+    (
+        "http-inject",
+        ["http", topo.CONTROL_V4, topo.CONTROL_SITE],
+        "200 control.example (netprobe lab world)",
+    ),
 ]
 
 

@@ -25,13 +25,10 @@ from netprobe.model.failures import CONNECT_FAILURES_WITHOUT_OPERATION, CONNECT_
 from netprobe.model.records import (
     CONFIRMATION,
     CONTROL_ROUND,
-    DNS,
-    MTPROTO,
     RESOLVER_SILENT,
     TCP,
-    TLS,
 )
-from netprobe.model.vocabulary import METHOD_ORDER
+from netprobe.model.vocabulary import LAYERS, METHOD_ORDER
 
 _PHRASES = {
     f.GENERIC_TIMEOUT: "time out",
@@ -236,8 +233,8 @@ def is_silent(record: dict) -> bool:
 
 
 def split_by_type(records: list[dict]) -> dict[str, list[dict]]:
-    """A target's records by type (dns, tcp, tls), so each layer reads only its own."""
-    split: dict[str, list[dict]] = {DNS: [], TCP: [], TLS: [], MTPROTO: []}
+    """A target's records by type (one list per layer of LAYERS), so each layer reads only its own."""
+    split: dict[str, list[dict]] = {layer: [] for layer in LAYERS}
     for record in records:
         same_type = split.get(str(record.get("type")))
         if same_type is not None:

@@ -30,6 +30,7 @@ from netprobe.analysis.common import (
 )
 from netprobe.analysis.health import ControlRound, ControlRounds, VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
+from netprobe.model.fingerprints import Fingerprint, from_header
 from netprobe.model.records import DNS, MTPROTO, RESOLVER_SILENT, TCP, TLS
 from netprobe.model.target_ids import endpoint_label
 from netprobe.model.vocabulary import MTPROTO_PLAIN, ROLE_CONTROL, ROLE_TARGET
@@ -60,6 +61,8 @@ class RunContext:
     has_silent: bool = False  # some silent lookup (the injection probe) is in the run
     # issue 13: DC endpoints (ip:port labels) that answered a plain MTProto transport with resPQ
     mtproto_plain_ok: set[str] = field(default_factory=set)
+    # issue 13: the header's blockpage/sinkhole fingerprints (none in older files)
+    fingerprints: tuple[Fingerprint, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -206,6 +209,7 @@ def build_context(
         rounds=rounds if rounds is not None else ControlRounds(),
         has_silent=has_silent,
         mtproto_plain_ok=mtproto_plain_ok,
+        fingerprints=from_header(header),
     )
 
 

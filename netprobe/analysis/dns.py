@@ -23,6 +23,8 @@ Rules (README.md ("How verdicts are decided") explains them to users):
   answer (what the control resolver says), which is a path that intercepts every DNS query (a
   transparent resolver): not a block of this name, a note. Silent lookups are never probe or
   control lookups.
+- An answer address that a `dns` fingerprint names (a known sinkhole, issue 13) is blocked/dns
+  at once, naming the fingerprint (`analysis.http.sinkhole_sign`).
 - Within one attempt: a blocking sign wins, then a working lookup, then `down`.
 """
 
@@ -44,6 +46,7 @@ from netprobe.analysis.common import (
 )
 from netprobe.analysis.confirm import confirmed_phrase
 from netprobe.analysis.context import RunContext, hostname_of
+from netprobe.analysis.http import sinkhole_sign
 from netprobe.model.failures import (
     CERTIFICATE_FAILURES,
     DNS_BOGON,
@@ -84,6 +87,9 @@ def _dns_sign(record: dict, ctx: RunContext, group: str) -> Sign:
             return Sign(BLOCKED, f"{label}: {injected}", DNS_METHOD, DNS_INJECTION)
         if not ips:
             return Sign(NEUTRAL, f"{label}: answer without addresses")
+        sinkhole = sinkhole_sign(label, ips, ctx)  # issue 13: a known sinkhole, no more checks
+        if sinkhole is not None:
+            return sinkhole
         reasons = {ip: ctx.genuine_reason(host, ip, group) for ip in ips}
         why = sorted({reason for reason in reasons.values() if reason})
         if why:

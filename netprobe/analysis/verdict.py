@@ -12,6 +12,9 @@ Rules:
   the same kind of control measurement. Slow-but-working stays `ok`, with a note.
 - Re-probes are folded into their step before any of this (`confirm`); a failure they out-voted
   leaves a note ("2/3 attempts worked"), never a blocking sign.
+- HTTP (`http`, issue 13): an evidence-only layer, there only when the target has http
+  records; it can make a target blocked, never down, and never decides ok/inconclusive.
+  Evidence lines that name a blockpage/sinkhole fingerprint come first.
 - Injection (`dns.silent_signs`): a reply injected on the path to an address that runs no DNS
   server makes the dns layer `blocked` (score 1.0) whatever the attempts of the probe resolvers
   showed: it is not a vote of one attempt but a fact about the path for this name.
@@ -29,12 +32,19 @@ from netprobe.analysis.connect import combine_reachability, tcp_signs, tls_signs
 from netprobe.analysis.context import RunContext
 from netprobe.analysis.dns import combine_dns, dns_signs, silent_signs
 from netprobe.analysis.health import unhealthy_reason
+from netprobe.analysis.http import (
+    EVIDENCE_ONLY_LAYERS,
+    combine_http,
+    fingerprint_lines_first,
+    http_signs,
+)
 from netprobe.analysis.mtproto import combine_mtproto, mtproto_signs
 from netprobe.model.vocabulary import (
     BLOCKED,
     DNS_LAYER,
     DNS_METHOD,
     DOWN,
+    HTTP_LAYER,
     INCONCLUSIVE,
     LAYERS,
     MTPROTO_LAYER,
@@ -180,6 +190,10 @@ def judge_target(
     }
     if ctx.has_silent:
         _apply_silent(layers[DNS_LAYER], silent_signs(dns, ctx, group), detail)
+    if split[HTTP_LAYER]:  # issue 13: evidence only, present only with http records
+        layers[HTTP_LAYER] = aggregate_layer(
+            HTTP_LAYER, http_signs(split[HTTP_LAYER], ctx, group), combine_http, ctx, detail
+        )
     evidence = [line for layer in layers.values() for line in layer.evidence]
     notes = [note for layer in layers.values() for note in layer.notes]
     if detail:
@@ -203,11 +217,17 @@ def judge_target(
             notes.append("reachable through the control resolver's addresses: a DNS-only block")
         # The deciding layer's evidence first: it is what a reader (and a table) shows first.
         evidence = first.evidence + [line for line in evidence if line not in first.evidence]
+        evidence = fingerprint_lines_first(evidence)
         return TargetJudgement(BLOCKED, first.method, layers, evidence, notes)
     if any(layer.status == DOWN for layer in layers.values()):
         return TargetJudgement(DOWN, None, layers, evidence, notes)
     deepest = next(
-        (layers[n] for n in reversed(LAYERS) if layers[n].status != NOT_APPLICABLE), None
+        (
+            layers[n]
+            for n in reversed(LAYERS)
+            if n in layers and n not in EVIDENCE_ONLY_LAYERS and layers[n].status != NOT_APPLICABLE
+        ),
+        None,
     )
     if deepest is None:
         return TargetJudgement(

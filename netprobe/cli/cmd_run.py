@@ -85,6 +85,8 @@ def run(
     cc: str = _flag("cc"),
     key: Path = _flag("key"),
     no_sign: bool = _flag("sign"),
+    http_body_limit: int = _flag("http_body_limit"),
+    no_bodies: bool = _flag("bodies"),
     checkpoint_every: int = _flag("checkpoint_every"),
     checkpoint_seconds: float = _flag("checkpoint_seconds"),
     config: Path = typer.Option(
@@ -141,6 +143,8 @@ def run(
         "sign": given("no_sign", not no_sign),
         "tsa": given("tsa", tsa),
         "tsa_ca": given("tsa_ca", tsa_ca),
+        "http_body_limit": given("http_body_limit", http_body_limit),
+        "bodies": given("no_bodies", not no_bodies),
         "log": given("log_file", log_file),
         "keep_days": given("keep_days", keep_days),
         "quiet": given("quiet", quiet),

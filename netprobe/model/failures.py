@@ -57,9 +57,16 @@ MTPROTO_OPERATION = "mtproto_handshake"  # netprobe's own: req_pq_multi sent, re
 # or the peer's close) was no resPQ with our nonce. The record's `mtproto_error` says what came.
 MTPROTO_NO_REPLY = "mtproto_no_valid_reply"
 
+HTTP_OPERATION = "http_round_trip"  # issue 13: the request/response after connect (OONI's name)
+
 # netprobe's own names for what the analysis finds in DNS answers (never a record's `failure`).
 DNS_INJECTION = "dns_injection"  # a second, different reply to one query
 DNS_UNEXPECTED_ANSWER = "dns_unexpected_answer"  # answers nothing vouches for, failing TLS
+DNS_SINKHOLE = "dns_sinkhole"  # issue 13: an answer that is a known sinkhole (a fingerprint)
+BLOCKPAGE = "blockpage"  # issue 13: an HTTP answer that matches a blockpage fingerprint
+HTTP_DIFFERENT_PAGE = (
+    "http_different_page"  # issue 13: a genuine address's page is not the control's
+)
 
 # The three verification outcomes after which a probe still fetches the certificates.
 CERTIFICATE_FAILURES = frozenset(
@@ -103,8 +110,9 @@ _IPV4_CANDIDATE = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d])")
 SCRUBBED = "[scrubbed]"
 
 
-def scrub(message: str) -> str:
-    """`message` with every IPv4 and IPv6 address replaced by "[scrubbed]"."""
+def scrub(message: str, keep: frozenset[str] = frozenset()) -> str:
+    """`message` with every IPv4 and IPv6 address replaced by "[scrubbed]", except those in
+    `keep` (compared in their compressed form: the address a probe itself connected to)."""
 
     def replace_ipv6(match: re.Match[str]) -> str:
         text = match.group(0)
@@ -113,17 +121,19 @@ def scrub(message: str) -> str:
         trimmed = address.rstrip(".:")
         for candidate, rest in ((address, ""), (trimmed, address[len(trimmed) :])):
             try:
-                ipaddress.IPv6Address(candidate)
+                parsed = ipaddress.IPv6Address(candidate)
             except ValueError:
                 continue
+            if str(parsed) in keep:
+                return text
             return SCRUBBED + rest
         return text
 
     def replace_ipv4(match: re.Match[str]) -> str:
         try:
-            ipaddress.IPv4Address(match.group(0))
+            parsed = ipaddress.IPv4Address(match.group(0))
         except ValueError:
             return match.group(0)
-        return SCRUBBED
+        return match.group(0) if str(parsed) in keep else SCRUBBED
 
     return _IPV4_CANDIDATE.sub(replace_ipv4, _IPV6_CANDIDATE.sub(replace_ipv6, message))

@@ -28,7 +28,8 @@ DNS = "dns"
 TCP = "tcp"
 TLS = "tls"
 MTPROTO = "mtproto"
-MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS, MTPROTO})
+HTTP = "http"  # issue 13: plain GET / on port 80 (netprobe.probes.http)
+MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS, MTPROTO, HTTP})
 
 # `resolver_role` of the injection probe: a query sent to an address that runs no DNS server.
 RESOLVER_SILENT = "silent"
@@ -100,6 +101,7 @@ class HeaderOptions(TypedDict):
     udp_wait: float
     max_addresses_per_domain: int
     ca_bundle: str | None  # base name only
+    http_body_limit: NotRequired[int]  # issue 13: bytes of HTTP body kept (0: --no-bodies)
 
 
 class SignerInfo(TypedDict):
@@ -127,6 +129,9 @@ class HeaderRecord(TypedDict):
     options: HeaderOptions
     expected_ranges: dict[str, list[str]]
     groups: dict[str, dict[str, Any]]
+    # issue 13: the blockpage fingerprints the run's analysis matches against (bundled + the
+    # lists' own), so that the file alone decides its verdicts; absent in older files.
+    fingerprints: NotRequired[list[dict[str, Any]]]
     signer: NotRequired[SignerInfo | None]  # filled in by the writer, last
 
 
@@ -241,6 +246,22 @@ class MtprotoRecord(MeasurementRecord):
     mtproto_error: str | None  # what came instead of a resPQ, in words (failure mtproto_no_...)
 
 
+class HttpRecord(MeasurementRecord):
+    """issue 13: `GET /` with `Host: hostname` to ip:port (docs/DESIGN.md "http")."""
+
+    ip: str
+    port: int
+    hostname: str
+    address_sources: list[str]
+    status: int | None  # None: no response
+    headers: dict[str, str | list[str]]  # the bounded set HTTP_HEADERS; set_cookie: names only
+    title: str | None
+    body_sha256: str | None  # of the bytes read (at most HTTP_READ_LIMIT)
+    body_length: int | None  # bytes read
+    body_truncated: bool  # the body was longer than HTTP_READ_LIMIT
+    body: str | None  # the first `body_limit` bytes, decoded; None with --no-bodies
+
+
 class SummaryRecord(TypedDict):
     schema_version: int
     type: Literal["summary"]
@@ -271,7 +292,7 @@ class SignatureRecord(TypedDict):
     sshsig: str
 
 
-Measurement = DnsRecord | TcpRecord | TlsRecord | MtprotoRecord
+Measurement = DnsRecord | TcpRecord | TlsRecord | MtprotoRecord | HttpRecord
 
 
 def answer_addresses(record: Mapping[str, Any]) -> list[str]:

@@ -31,6 +31,8 @@ MITM_METHOD = "mitm"
 METHOD_ORDER: tuple[str, ...] = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD)
 PROTOCOL_METHOD = "protocol"  # issue 13: TCP connects, the plain MTProto transports get no reply
 METHOD_ORDER += (PROTOCOL_METHOD,)
+HTTP_METHOD = "http"  # issue 13: a page injected on the path to a name's genuine address
+METHOD_ORDER += (HTTP_METHOD,)
 
 # Layers: the record types a target's evidence comes in, in the order a client meets them.
 DNS_LAYER = records.DNS
@@ -39,6 +41,8 @@ TLS_LAYER = records.TLS
 LAYERS: tuple[str, ...] = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
 MTPROTO_LAYER = records.MTPROTO  # issue 13: req_pq_multi -> resPQ with the DC endpoints
 LAYERS += (MTPROTO_LAYER,)
+HTTP_LAYER = records.HTTP  # issue 13: evidence only where http records exist (analysis.http)
+LAYERS += (HTTP_LAYER,)
 # Two maps from layer to method, on purpose:
 # - SINGLE_METHOD_LAYER: the layers that can be blocked one way only (a blocked dns layer is always
 #   `dns`, a blocked tcp layer always `ip`). tls is left out: its method (sni, tls or mitm) comes
@@ -49,6 +53,7 @@ SINGLE_METHOD_LAYER = {DNS_LAYER: DNS_METHOD, TCP_LAYER: IP_METHOD}
 LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD}
 SINGLE_METHOD_LAYER[MTPROTO_LAYER] = PROTOCOL_METHOD
 LAYER_METHOD[MTPROTO_LAYER] = PROTOCOL_METHOD
+LAYER_METHOD[HTTP_LAYER] = HTTP_METHOD
 
 # MTProto transports (issue 13; `probes/mtproto_wire.py` speaks them): the plain ones, whose
 # first bytes are fixed (what DPI matches), and obfuscated2, which looks random.

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from netprobe.model import records
+from netprobe.options import default
 
 if TYPE_CHECKING:
     import ssl
 
-    from netprobe.model.records import DnsRecord, MtprotoRecord, TcpRecord, TlsRecord
+    from netprobe.model.records import DnsRecord, HttpRecord, MtprotoRecord, TcpRecord, TlsRecord
     from netprobe.model.resolvers import ResolverSpec
     from netprobe.probes.doh import DohClients
 
@@ -88,6 +89,8 @@ class ProbeSettings:
     # The run's pooled DoH clients (one per resolver), made and closed by the runner; None: a
     # client per query.
     doh_clients: DohClients | None = None
+    # issue 13: bytes of each HTTP body kept in the record (0: none, `--no-bodies`)
+    http_body_limit: int = default("http_body_limit")
 
 
 class DnsProbe(Protocol):
@@ -148,22 +151,46 @@ async def _no_mtproto(
     raise NotImplementedError("this Probes has no mtproto probe (pass mtproto=...)")
 
 
+class HttpProbe(Protocol):
+    """`GET /` with `Host: hostname` to ip:port (`netprobe.probes.http.probe_http`, issue 13)."""
+
+    async def __call__(
+        self,
+        ctx: ProbeContext,
+        ip: str,
+        hostname: str,
+        *,
+        port: int = 80,
+        timeout: float,
+        body_limit: int,
+        address_sources: Sequence[str] = (),
+    ) -> HttpRecord: ...
+
+
 @dataclass(frozen=True)
 class Probes:
-    """The probe kinds a run may use, one coroutine each: the runner's only way to the network."""
+    """The probe kinds a run may use, one coroutine each: the runner's only way to the network.
+
+    A kind added later has a default of None: a `Probes` without it runs no probe of that kind
+    (the planner is told so), so fakes written for the first three kinds keep working.
+    """
 
     dns: DnsProbe
     tcp: TcpProbe
     tls: TlsProbe
     # Kinds added later have a default, so `Probes(dns=..., tcp=..., tls=...)` keeps working.
     mtproto: MtprotoProbe = _no_mtproto
+    http: HttpProbe | None = None
 
 
 def real_probes() -> Probes:
     """The probes that touch the network (imported here, lazily, to keep this module pure)."""
     from netprobe.probes.dns import probe_dns
+    from netprobe.probes.http import probe_http
     from netprobe.probes.mtproto import probe_mtproto
     from netprobe.probes.tcp import probe_tcp
     from netprobe.probes.tls import probe_tls
 
-    return Probes(dns=probe_dns, tcp=probe_tcp, tls=probe_tls, mtproto=probe_mtproto)
+    return Probes(
+        dns=probe_dns, tcp=probe_tcp, tls=probe_tls, mtproto=probe_mtproto, http=probe_http
+    )

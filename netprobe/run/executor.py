@@ -163,6 +163,7 @@ class Runner:
             max_addresses_per_domain=options.max_addresses_per_domain,
             control_sni=control_sni(target_lists),
             residual_pause=options.residual_pause,
+            http=self.probes.http is not None,  # issue 13: a Probes without http plans none
         )
         ssl_context = make_ssl_context(options.ca_bundle)
         self.settings = ProbeSettings(
@@ -170,6 +171,7 @@ class Runner:
             udp_wait=options.udp_wait,
             ssl_context=ssl_context,
             doh_clients=DohClients(ssl_context),  # one pooled client per DoH resolver per run
+            http_body_limit=options.http_body_limit if options.bodies else 0,
         )
         self.summary = RunTally()
         self._semaphore: asyncio.Semaphore | None = None

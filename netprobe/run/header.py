@@ -21,6 +21,7 @@ from netprobe import SOFTWARE_NAME, __version__
 from netprobe.model.records import HEADER, HeaderRecord, format_utc, new_record
 from netprobe.model.resolvers import SYSTEM, ResolverSpec, parse_resolver
 from netprobe.run.planner import control_sni
+from netprobe.targets.fingerprints import run_fingerprints
 from netprobe.targets.lists import TargetList
 
 if TYPE_CHECKING:
@@ -85,8 +86,14 @@ def build_header(
             "confirm_spacing": options.confirm_spacing,
             "control_interval": options.control_interval,
             "residual_pause": options.residual_pause,
+            # issue 13: bytes of HTTP body kept per record (0: --no-bodies)
+            "http_body_limit": options.http_body_limit if options.bodies else 0,
         },
         expected_ranges=expected,
         groups=groups,
+        # issue 13: what the analysis matches against, so the file alone decides its verdicts
+        fingerprints=[
+            f.to_dict() for f in run_fingerprints(tl.fingerprints for tl in target_lists)
+        ],
     )
     return cast(HeaderRecord, header)

@@ -17,7 +17,9 @@ Rules:
                 for a target domain also the injection probe: an A query to each of its list's
                 silent addresses (`TargetList.silent_addresses`, `resolver_role: silent`, one
                 try, at most `SILENT_TIMEOUT` s); then TLS: to each selected address
-                (`select_addresses`, never from silent replies) x port, one chain per ip:port.
+                (`select_addresses`, never from silent replies) x port, one chain per ip:port;
+                with `http`, beside them an HTTP GET to port 80 of each address found
+                (`run.plan_http`, issue 13).
     endpoint -> TCP connect and, when it has an SNI, its TLS chain; follow-up: for a DC
                 endpoint whose connect worked, the MTProto attempts (`run/plan_mtproto.py`).
 - TLS chain per ip:port (`tls_chain`): with a control SNI that differs from the target SNI, the
@@ -42,6 +44,7 @@ from netprobe.model.failures import DNS_NO_ANSWER
 from netprobe.model.records import (
     CONFIRMATION,
     CONTROL_ROUND,
+    HTTP,
     PAUSE,
     RESOLVER_SILENT,
     SEQUENCE,
@@ -62,6 +65,7 @@ from netprobe.model.vocabulary import (
     ROLE_TARGET,
 )
 from netprobe.options import default
+from netprobe.run.plan_http import HttpGet, http_gets
 from netprobe.run.plan_mtproto import MtprotoAttempt, mtproto_attempts
 from netprobe.targets.lists import CONTROL_ROUNDS, Domain, Endpoint, TargetList
 
@@ -154,7 +158,7 @@ class TlsHandshake:
         return ((SEQUENCE, self.sequence), (PAUSE, self.pause))
 
 
-Step = DnsQuery | TcpConnect | TlsHandshake | MtprotoAttempt
+Step = DnsQuery | TcpConnect | TlsHandshake | MtprotoAttempt | HttpGet
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,7 @@ class RunPlan:
     max_addresses_per_domain: int
     control_sni: str | None
     residual_pause: float = default("residual_pause")
+    http: bool = False  # issue 13: plan the HTTP steps of run/plan_http.py
 
     def target_jobs(self) -> Iterator[Job]:
         """Lazily, every (target, attempt) job: per round, per list, domains then endpoints."""
@@ -241,7 +246,11 @@ class RunPlan:
     def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> Sequence[Task]:
         """The tasks planned from the records of `first_steps(job)`."""
         if isinstance(job.target, Domain):
-            return self.domain_handshakes(job.target, records)
+            gets = self.max_addresses_per_domain if self.http else 0
+            return [
+                *self.domain_handshakes(job.target, records),
+                *http_gets(job.target.name, records, gets),
+            ]
         mtproto = mtproto_attempts(job.target, records)  # DC endpoints: run/plan_mtproto.py
         return (Chain(mtproto),) if mtproto else ()
 
@@ -338,7 +347,7 @@ def needs_confirmation(record: Mapping[str, Any]) -> bool:
         return False
     if failure == DNS_NO_ANSWER and record.get("query_type") == QUERY_AAAA:
         return False
-    if record.get("resolver_role") == RESOLVER_SILENT:
+    if record.get("resolver_role") == RESOLVER_SILENT or record.get("type") == HTTP:
         return False
     return not (record.get("type") == TLS and record.get("sni_role") == ROLE_CONTROL)
 

@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from netprobe.model.fingerprints import Fingerprint
 from netprobe.model.target_ids import domain_id, endpoint_id, target_label
 from netprobe.model.vocabulary import QUERY_TYPES
 from netprobe.options import OPTIONS
@@ -199,6 +200,7 @@ class TargetList:
     expected_ranges: dict[str, list[str]]
     controls: Controls
     settings: dict[str, Any]
+    fingerprints: list[Fingerprint] = field(default_factory=list)  # issue 13: the list's own
 
     def domains(self) -> list[Domain]:
         """All group domains in file order, then the control domains."""
@@ -372,6 +374,7 @@ def parse_targets(text: str, filename: str) -> TargetList:
         expected_ranges={key: list(cidrs) for key, cidrs in parsed.expected_ranges.items()},
         controls=controls,
         settings=settings,
+        fingerprints=list(parsed.fingerprints),
     )
     _check_controls_outside_ranges(target_list, parsed)
     return target_list

@@ -21,7 +21,9 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from netprobe.model.fingerprints import Fingerprint
 from netprobe.options import LIST, LIST_ONLY_SETTINGS, OptionError, Origin, check, names
+from netprobe.targets.fingerprints import parse_fingerprint_list
 from netprobe.yamlfile import NodeReader, YamlFileError, shown
 from netprobe.yamlfile import line_of as _line
 
@@ -30,7 +32,8 @@ class TargetError(YamlFileError):
     """A bad target list: `str(e)` is `file:line: field: message`."""
 
 
-TOP_KEYS = ("name", "description", "settings", "expected_ranges", "groups", "controls")
+TOP_KEYS: tuple[str, ...] = ("name", "description", "settings", "expected_ranges", "groups")
+TOP_KEYS += ("controls", "fingerprints")  # fingerprints: issue 13, targets/fingerprints.py
 GROUP_KEYS = ("label", "domains", "ports", "endpoints", "ranges", "expected")
 RANGE_KEYS = ("cidr", "ports", "sample", "sni")
 ENDPOINT_KEYS = ("address", "sni")
@@ -69,6 +72,7 @@ class ParsedDocument:
     control_sni: str | None = None
     control_resolvers: list[str] = field(default_factory=list)
     silent_addresses: list[str] = field(default_factory=list)
+    fingerprints: list[Fingerprint] = field(default_factory=list)
 
 
 def _is_int(value: Any) -> bool:
@@ -224,6 +228,8 @@ def parse_document(text: str, filename: str) -> ParsedDocument:
     _groups(reader, top["groups"], doc)
     if "controls" in top:
         _controls(reader, top["controls"], doc)
+    if "fingerprints" in top:
+        doc.fingerprints = parse_fingerprint_list(reader, top["fingerprints"])
     return doc
 
 

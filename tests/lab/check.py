@@ -13,6 +13,8 @@ compare it with a table; never raises for a network failure. Kinds:
                                connect failed)
   tcp IP PORT               -> ok | timeout | refused | reset | unreachable
   tls IP SNI CA             -> ok | timeout | reset | eof | bad-certificate | refused | unreachable
+  http IP HOST              -> "<status> <title>" of a plain `GET /` with `Host: HOST` to IP:80
+                               (issue 13), or a word as for tcp
 `--many` reads a JSON list of such argument lists on stdin and prints a JSON list of results.
 """
 
@@ -169,6 +171,27 @@ def check_tls(ip: str, sni: str, ca: str) -> str:
         return _socket_outcome(exc)
 
 
+def check_http(ip: str, host: str) -> str:
+    import re
+
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(TIMEOUT)
+            sock.connect((ip, 80))
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    except OSError as exc:
+        return _socket_outcome(exc)
+    status = data.split(b"\r\n", 1)[0].split(b" ")[1:2]
+    title = re.search(rb"<title>(.*?)</title>", data, re.IGNORECASE | re.DOTALL)
+    return " ".join(
+        part.decode("utf-8", "replace") for part in (*status, title.group(1) if title else b"")
+    ).strip()
+
+
 CHECKS = {
     "dns": check_dns,
     "dns-all": check_dns_all,
@@ -178,6 +201,7 @@ CHECKS = {
     "tcp": check_tcp,
     "tcp-ms": check_tcp_ms,
     "tls": check_tls,
+    "http": check_http,  # issue 13
 }
 
 

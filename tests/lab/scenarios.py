@@ -31,7 +31,11 @@ Rule = tuple[int, list[str]]  # (IP version, arguments after `iptables -A FORWAR
 
 # Chains a scenario may add rules to, per namespace role and table; `apply` flushes all of them.
 FLUSHED_CHAINS: dict[str, dict[str, tuple[str, ...]]] = {
-    "isp": {"filter": ("FORWARD",), "mangle": ("PREROUTING", "POSTROUTING")},
+    "isp": {
+        "filter": ("FORWARD",),
+        "mangle": ("PREROUTING", "POSTROUTING"),
+        "nat": ("PREROUTING",),  # issue 13: the http-inject scenario's DNAT
+    },
     "world": {"nat": ("PREROUTING",)},
 }
 
@@ -201,6 +205,37 @@ def _mtproto_dpi_rules(v4: tuple[str, ...], v6: tuple[str, ...]) -> tuple[Rule, 
     return tuple(rules)
 
 
+def _http_inject_rules() -> tuple[TableRule, ...]:
+    """issue 13: the ISP answers plain HTTP to the genuine web addresses itself, with its
+    blockpage (a transparent proxy: DNAT of port 80 to the blockpage server); TLS is untouched."""
+    rules = []
+    for version, index, blockpage in ((4, 0, topo.BLOCKPAGE_V4), (6, 1, f"[{topo.BLOCKPAGE_V6}]")):
+        web = ",".join(topo.WEB_ADDRESSES[name][index] for name in topo.TELEGRAM_NAMES)
+        rules.append(
+            TableRule(
+                "isp",
+                version,
+                "nat",
+                "PREROUTING",
+                (
+                    "-i",
+                    topo.ISP_CLIENT_IF,
+                    "-p",
+                    "tcp",
+                    "-d",
+                    web,
+                    "--dport",
+                    "80",
+                    "-j",
+                    "DNAT",
+                    "--to-destination",
+                    f"{blockpage}:80",
+                ),
+            )  # fmt: skip
+        )
+    return tuple(rules)
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -314,6 +349,28 @@ SCENARIOS: dict[str, Scenario] = {
             f"closed ({topo.CLOSED_BLOCKPAGE_V4}: connects are refused).",
             dns_mode="redirect-closed",
             targets="field.yaml",
+        ),
+        # --- HTTP blockpages (issue 13; tests/test_lab_http.py, list http.yaml) ---
+        Scenario(
+            "http-blockpage",
+            "ISP resolver answers Telegram names with its blockpage server, whose page the "
+            'list\'s own fingerprint knows (title "Blocked by order of the lab ISP").',
+            dns_mode="redirect",
+            targets="http.yaml",
+        ),
+        Scenario(
+            "http-sinkhole",
+            "ISP resolver answers Telegram names with an address the list's own `dns` "
+            f"fingerprint calls the ISP's sinkhole ({topo.PUBLIC_BLOCKPAGE_V4}).",
+            dns_mode="redirect-public",
+            targets="http.yaml",
+        ),
+        Scenario(
+            "http-inject",
+            "DNS and TLS are untouched; the ISP answers plain HTTP to the genuine Telegram "
+            "addresses itself with its blockpage (port 80 DNAT to the blockpage server).",
+            table_rules=_http_inject_rules(),
+            targets="http.yaml",
         ),
     )
 }
