@@ -442,11 +442,16 @@ def test_a_dead_control_resolver_is_a_warning_and_its_control_domain_is_not_ok(
     assert done.returncode == 0, done.stderr  # the run completed: its file is fine
     dead_resolver_warning(dead, " ".join(done.stderr.split()))
     row = next(line for line in done.stdout.splitlines() if "domain:localhost" in line)
-    cells = [cell.strip() for cell in row.split("│")]
+    cells = re.split(r"\s{2,}", row.strip())  # target, dns, tcp, tls
     # the probe resolver's answers worked, the control lookups did not: a partial `ok`, never plain
     # (controls run first and last, so two rounds of one probe and two control lookups each)
-    assert cells[4] == "ok 2/6", row
+    assert cells[1] == "ok 2/6", row
     assert "some controls failed" in done.stdout
+    # The controls and the vantage health come before the targets, the dead resolver named there.
+    text = done.stdout
+    assert text.index("Controls and vantage health") < text.index("domain:localhost")
+    assert text.index("domain:localhost") < text.index("domain:loop.test")
+    assert f"control resolver {dead}: 0/" in " ".join(text.split())
 
 
 def test_json_output_carries_the_control_warning(
@@ -540,3 +545,27 @@ def test_allow_large_in_the_config_file(tmp_path: Path, no_probing: list[int]) -
     config.write_text("allow_large: true\n")
     done = invoke_run(tmp_path, str(huge_list(tmp_path, "10.0.0.0/15")), "--config", str(config))
     assert no_probing == [1] and "fake runner" in done.stderr
+
+
+def test_closing_table_at_80_columns_cuts_no_failure_mid_word(
+    tmp_path: Path, loopback: Lab
+) -> None:
+    # The refused and the hanging endpoint fail; COLUMNS=80 is a standard terminal.
+    hang = f"      - 127.0.0.1:{loopback.hang_port}\n"
+    args = run_args(tmp_path, loopback, target_list(tmp_path, loopback, hang), "--no-sign")
+    done = subprocess.run(
+        [sys.executable, "-m", "netprobe", *args],
+        capture_output=True,
+        text=True,
+        env={**env(tmp_path), "COLUMNS": "80"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if not line.startswith("results: ")]
+    assert max(len(line.rstrip()) for line in lines) <= 80, done.stdout  # the path stays whole
+    words = set(done.stdout.split())
+    assert {"fail:", "connection_refused"} <= words, done.stdout
+    assert "…" not in done.stdout
+    text = done.stdout
+    assert text.index("Controls and vantage health") < text.index("domain:loop.test")
+    assert text.index(f"endpoint:127.0.0.1:{loopback.control_port}") < text.index("dc")

@@ -334,7 +334,7 @@ def _render(result: Any, output_format: OutputFormat, quiet: bool) -> None:
     elif output_format is OutputFormat.json:
         print_json(run_document(result))
     else:
-        out.print(run_table(result.summary))
+        out.print(run_table(result.summary, out.width))
         out.print(f"results: {result.path}", highlight=False)
     for message in run_warnings(result):
         log.warning("%s", message)
