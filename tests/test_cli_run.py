@@ -356,7 +356,8 @@ def test_sigkill_leaves_a_partial_file_whose_covered_records_verify(
 def test_sigterm_stops_cleanly_with_a_signed_stop_checkpoint(tmp_path: Path, loopback: Lab) -> None:
     key = tmp_path / "key"
     assert netprobe(tmp_path, "keygen", "--out", str(key), "--principal", "tester").returncode == 0
-    proc = slow_run(tmp_path, loopback, "--key", str(key))
+    log = tmp_path / "run.log"
+    proc = slow_run(tmp_path, loopback, "--key", str(key), "--log", str(log))
     wait_for_records(tmp_path / "results", 6)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=20)
@@ -367,6 +368,8 @@ def test_sigterm_stops_cleanly_with_a_signed_stop_checkpoint(tmp_path: Path, loo
     assert lines[-3]["type"] == "summary" and lines[-3]["interrupted"] == "SIGTERM"
     assert lines[-2]["type"] == "checkpoint" and lines[-2]["reason"] == "signal"
     assert lines[-1]["type"] == "signature"
+    finished = next(line for line in log.read_text().splitlines() if "run finished" in line)
+    assert "stopped early: SIGTERM" in finished and "None" not in finished
     done = netprobe(tmp_path, "verify", str(final))
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -480,6 +483,8 @@ def test_quiet_keeps_the_control_warning_and_drops_the_table(
     assert len(done.stdout.splitlines()) == 1
     dead_resolver_warning(dead, " ".join(done.stderr.split()))
     dead_resolver_warning(dead, " ".join(log.read_text().split()))  # cron users with --log see it
+    finished = next(line for line in log.read_text().splitlines() if "run finished" in line)
+    assert finished.endswith("measurements, complete)") and "interrupted" not in finished
 
 
 def huge_list(tmp_path: Path, cidr: str = "0.0.0.0/0") -> Path:

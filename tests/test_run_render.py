@@ -447,3 +447,26 @@ def test_failure_strings_are_never_cut_mid_word(width: int) -> None:
             assert word in words, (word, text)
     assert "…" not in text
     assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+
+
+def test_a_list_without_controls_is_told_so_not_called_offline() -> None:
+    # No control domain, no control endpoint, no control resolver asked: nothing was judged.
+    problem = tally_of([rf.tcp("198.51.100.1", failure="generic_timeout_error")]).vantage_problem()
+    assert problem is not None and "the target list has no controls" in problem
+    assert "offline" not in problem
+
+
+def test_a_list_without_control_endpoints_whose_resolvers_failed_is_not_called_offline() -> None:
+    records = [
+        rf.dns(
+            "telegram.org",
+            failure="generic_timeout_error",
+            resolver=rf.CONTROL_RESOLVER,
+            resolver_role="control",
+        ),
+        rf.tcp("198.51.100.1", failure="generic_timeout_error"),
+    ]
+    problem = tally_of(records).vantage_problem()
+    assert problem is not None and "offline" not in problem
+    assert "control resolvers all failed (generic_timeout_error x1)" in problem
+    assert "The target list has no control endpoints" in problem

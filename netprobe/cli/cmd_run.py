@@ -198,10 +198,10 @@ def run(
         fail(f"cannot write results in {options.out_dir}: {exc}", EXIT_FAILURE)
 
     log.info(
-        "run finished: %s (%d measurements, interrupted=%s)",
+        "run finished: %s (%d measurements%s)",
         result.path,
         result.summary.measurements,
-        result.interrupted,
+        f", stopped early: {result.interrupted}" if result.interrupted else ", complete",
     )
     _prune(settings.get("keep_days"), options.out_dir, quiet)
     _render(result, output_format, quiet)
