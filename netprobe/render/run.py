@@ -176,21 +176,6 @@ def _blocks(rows: list[Any], title: str | None) -> Table:
     return grid
 
 
-def _fits(rows: list[Any], width: int) -> bool:
-    """Whether the table fits with no target label folded and no failure word cut: each
-    column as wide as its longest word (the labels whole), plus rich's padding of 1 a side
-    and the box's separators."""
-    needed = _label_width(rows) + 2
-    for index in range(len(LAYERS)):
-        needed += _layer_width(rows, index) + 2
-    return needed + EDGES <= width
-
-
-def _layer_width(rows: list[Any], index: int) -> int:
-    """The longest word of a layer column (its name included)."""
-    return _longest_word([LAYERS[index], *(states[index] for _, states in rows if states)])
-
-
 def run_renderables(summary: RunTally, width: int = 80) -> list[RenderableType]:
     """The closing summary for a console `width` columns wide (see the module rules)."""
     controls, rows, hidden = summary_rows(summary)
