@@ -22,6 +22,7 @@ from netprobe.cli.common import (
     EXIT_OK,
     EXIT_UNJUDGED,
     ReportFormat,
+    default,
     fail,
     out,
     print_json,
@@ -29,8 +30,11 @@ from netprobe.cli.common import (
 )
 
 FORMAT_HELP = "table (terminal), json (stable, jq friendly) or markdown."
+FORMAT_METAVAR = "table|json|markdown"
 NO_VERIFY_HELP = "Read files without checking signatures (needed for unsigned files)."
-SIGNERS_HELP = "Only trust files signed by a key in this OpenSSH allowed_signers file."
+SIGNERS_HELP = "Only trust files signed by a key in this OpenSSH allowed_signers file." + default(
+    "any valid signature, checked against the key named in the file"
+)
 
 
 def _load(path: Path, no_verify: bool, allowed_signers: Path | None) -> tuple[Any, Any]:
@@ -68,15 +72,19 @@ def _file_info(loaded: Any) -> dict[str, Any]:
 
 @app.command()
 def report(
-    path: Path = typer.Argument(..., help="A result file (results/*.jsonl)."),
+    path: Path = typer.Argument(..., metavar="FILE", help="A result file (results/*.jsonl)."),
     output_format: ReportFormat = typer.Option(
-        ReportFormat.table, "--format", "-f", help=FORMAT_HELP
+        ReportFormat.table, "--format", "-f", metavar=FORMAT_METAVAR, help=FORMAT_HELP
     ),
     no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
-    allowed_signers: Path = typer.Option(None, "--allowed-signers", help=SIGNERS_HELP),
+    allowed_signers: Path = typer.Option(
+        None, "--allowed-signers", metavar="FILE", help=SIGNERS_HELP
+    ),
 ) -> None:
-    """Verdicts for one run: per target ok, blocked (dns/ip/sni/tls/mitm), down or inconclusive,
-    with the evidence, one sentence per target group and the run's metadata.
+    """Verdicts for one run: each target ok, blocked, down or inconclusive, with evidence.
+
+    Per target: ok, blocked (dns/ip/sni/tls/mitm), down or inconclusive, with the evidence, one
+    sentence per target group and the run's metadata.
 
     Example: netprobe report results/20250526T010000Z_hanoi-vnpt-1.jsonl --format markdown
     """
@@ -93,16 +101,20 @@ def diff(
     old_path: Path = typer.Argument(..., metavar="OLD", help="The earlier result file."),
     new_path: Path = typer.Argument(..., metavar="NEW", help="The later result file."),
     output_format: ReportFormat = typer.Option(
-        ReportFormat.table, "--format", "-f", help=FORMAT_HELP
+        ReportFormat.table, "--format", "-f", metavar=FORMAT_METAVAR, help=FORMAT_HELP
     ),
     no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
-    allowed_signers: Path = typer.Option(None, "--allowed-signers", help=SIGNERS_HELP),
+    allowed_signers: Path = typer.Option(
+        None, "--allowed-signers", metavar="FILE", help=SIGNERS_HELP
+    ),
 ) -> None:
-    """Compare two runs: every target whose status or method changed (newly_blocked, unblocked,
-    method_changed, became_down, recovered, became_inconclusive, added, removed), with evidence
-    from both sides, plus DNS answers, certificates and resolvers that moved. Exit 0 when no status
-    changed, 1 when some did, 2 on bad input, 6 when either run judged nothing (its vantage point
-    was offline: controls failed), so `netprobe diff a b || notify` works in cron.
+    """Compare two runs: which targets got blocked, unblocked or changed method.
+
+    Every target whose status or method changed (newly_blocked, unblocked, method_changed,
+    became_down, recovered, became_inconclusive, added, removed), with evidence from both sides,
+    plus DNS answers, certificates and resolvers that moved. Exit 0 when no status changed, 1 when
+    some did, 2 on bad input, 6 when either run judged nothing (its vantage point was offline:
+    controls failed), so `netprobe diff a b || notify` works in cron.
 
     Example: netprobe diff results/20250525T010000Z_hanoi.jsonl results/20250526T010000Z_hanoi.jsonl
     """
