@@ -158,7 +158,13 @@ def timeline(
         until=end,
     )
     options = TimelineOptions(
-        params=params, window_hours=window, since=start, until=end, target=target, strip_width=width
+        params=params,
+        window_hours=window,
+        since=start,
+        until=end,
+        target=target,
+        strip_width=width,
+        cells=output_format is TimelineFormat.html,  # the page's tooltips need the evidence
     )
     warned = 0
 
