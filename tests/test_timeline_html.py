@@ -66,7 +66,9 @@ def test_page_shows_onset_interval_method_and_gaps() -> None:
 def test_strip_runs_become_one_box_each_with_the_state_colour() -> None:
     # A report without `cells` (JSON from before them): the strip codes, one box per run.
     page = render_html(document())
-    boxes = re.findall(r'<span style="left:([\d.]+)%;width:([\d.]+)%;background:([^"]+)"', page)
+    boxes = re.findall(
+        r'<span style="left:([\d.]+)%;width:calc\(([\d.]+)% \+ 1px\);background:([^"]+)"', page
+    )
     assert [colour for _, _, colour in boxes] == [CELL_COLOURS["o"], CELL_COLOURS["x"]]
     widths = [float(w) for _, w, _ in boxes]
     assert widths[0] == pytest.approx(3 / 7 * 100, abs=0.01)  # "ooo..xx": 3 of 7 columns ok

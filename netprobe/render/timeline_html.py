@@ -43,7 +43,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; } h3 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; width: 100%; table-layout: auto; }
 th, td { text-align: left; padding: 0.25em 0.6em; border-bottom: 1px solid #eee;
-  vertical-align: top; overflow-wrap: anywhere; }
+  vertical-align: top; overflow-wrap: break-word; }
+td small { color: #555; display: block; }
 code { font-size: 0.95em; overflow-wrap: anywhere; }
 .blocked { color: #c62828; font-weight: 600; } .ok { color: #2e7d32; } .unknown { color: #777; }
 .legend span { display: inline-block; width: 1em; height: 1em; margin: 0 0.3em 0 1em;
@@ -55,7 +56,7 @@ code { font-size: 0.95em; overflow-wrap: anywhere; }
 .label { overflow-wrap: anywhere; font-size: 0.9em; }
 .label .net { color: #555; display: block; font-size: 0.9em; }
 .strip, .axis { position: relative; width: 100%; }
-.strip { height: 1.2em; background: #dddddd; }
+.strip { height: 1.2em; background: #dddddd; overflow: hidden; }
 .strip span, .axis .onset { position: absolute; top: 0; bottom: 0; }
 .strip .onset, .axis .onset { background: rgba(0, 0, 0, 0.12); outline: 2px solid #222;
   min-width: 3px; }
@@ -67,6 +68,8 @@ code { font-size: 0.95em; overflow-wrap: anywhere; }
 .axis .onset { top: 0; bottom: auto; height: 0.7em; background: rgba(198, 40, 40, 0.35);
   outline: 1px solid #c62828; }
 .why { color: #6d4c00; }
+@media (max-width: 900px) { .axis .tick:nth-of-type(even) b { display: none; }
+  .rows { grid-template-columns: minmax(8em, 30%) minmax(0, 1fr); } body { margin: 0.8em; } }
 """
 
 
@@ -117,18 +120,18 @@ def _summary_table(networks: list[dict[str, Any]]) -> str:
         return "<p>No runs in the selected time range.</p>"
     rows = [
         "<h2>Summary</h2>",
-        "<table><tr><th>network</th><th>runs (healthy)</th><th>period (UTC)</th>"
-        "<th>what was blocked, by what, from when</th></tr>",
+        "<table><tr><th>network</th><th>what was blocked, by what, from when</th></tr>",
     ]
     for network in networks:
         line = str((network.get("summary") or {}).get("line") or "")
         name = f"{network.get('probe_asn')} {network.get('vantage')}"
         text = line[len(name) + 2 :] if line.startswith(name + ": ") else line
         rows.append(
-            f"<tr><td><b>{escape(name)}</b></td>"
-            f"<td>{_int(network.get('runs'))} ({_int(network.get('healthy_runs'))})</td>"
-            f"<td>{escape(_minute(network.get('first_run')))} to "
-            f"{escape(_minute(network.get('last_run')))}</td><td>{escape(text)}</td></tr>"
+            f"<tr><td><b>{escape(name)}</b><small>{_int(network.get('runs'))} runs "
+            f"({_int(network.get('healthy_runs'))} healthy), "
+            f"{escape(_minute(network.get('first_run')))} to "
+            f"{escape(_minute(network.get('last_run')))} UTC</small></td>"
+            f"<td>{escape(text)}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)
@@ -196,9 +199,12 @@ class _Axis:
     def at(self, seconds: float) -> float:
         return max(0.0, min(100.0, (seconds - self.start) / self.span * 100.0))
 
-    def box(self, start: float, end: float) -> str:
-        left = self.at(start)
-        return f"left:{left:.3f}%;width:{max(self.at(end) - left, 0.0):.3f}%"
+    def box(self, start: float, end: float, *, seam: bool = False) -> str:
+        """`left:..%;width:..%`; `seam` adds a pixel so neighbouring cells show no hairline."""
+        left, width = self.at(start), max(self.at(end) - self.at(start), 0.0)
+        return f"left:{left:.3f}%;width:" + (
+            f"calc({width:.3f}% + 1px)" if seam else f"{width:.3f}%"
+        )
 
     def ticks(self) -> str:
         hours = self.span / 3600.0
@@ -268,7 +274,7 @@ def _row(target: dict[str, Any], network: dict[str, Any], axis: _Axis, several: 
             continue
         colour = CELL_COLOURS.get(code, CELL_COLOURS[STRIP_GAP])
         cells.append(
-            f'<span style="{axis.box(start, end)};background:{colour}" '
+            f'<span style="{axis.box(start, end, seam=True)};background:{colour}" '
             f'title="{escape(_cell_title(cell, target))}"></span>'
         )
     return (
