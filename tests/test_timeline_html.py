@@ -80,3 +80,18 @@ def test_values_are_escaped_and_nothing_is_fetched() -> None:
     assert "<script>" not in page
     assert "&lt;script&gt;" in page and "hanoi&lt;1&gt;" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_axis_ticks_are_round_utc_times_and_few() -> None:
+    from netprobe.render.timeline_axis import Axis, seconds
+
+    start = seconds("2025-05-20T07:30:00Z")
+    month = Axis(start, start + 30 * 86400)
+    labels = re.findall(r"<b>([^<]+)</b>", month.ticks())
+    assert 3 <= len(labels) <= 8 and all(re.fullmatch(r"2025-0[56]-\d\d", x) for x in labels)
+    day = re.findall(r"<b>([^<]+)</b>", Axis(start, start + 20 * 3600).ticks())
+    assert day[0] == "05-20 09:00" and all(x.endswith(":00") for x in day)
+    # The first and last labels are kept inside the axis (no overflow past the window).
+    hour = seconds("2025-05-20T08:00:00Z")
+    edges = re.findall(r'class="tick( first| last)?"', Axis(hour, hour + 6 * 3600).ticks())
+    assert (edges[0], edges[-1]) == (" first", " last") and set(edges[1:-1]) == {""}

@@ -20,10 +20,10 @@ Rules:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from netprobe.render.timeline_axis import Axis, iso_of, minute, seconds
 from netprobe.timeline.fleet import OTHER_GROUP, empty_reason
 from netprobe.timeline.series import STRIP_BLOCKED, STRIP_GAP, STRIP_MIXED, STRIP_OK
 
@@ -34,8 +34,6 @@ CELL_COLOURS = {
     STRIP_GAP: "#dddddd",
 }
 CODE_STATES = {STRIP_OK: "ok", STRIP_BLOCKED: "blocked", STRIP_MIXED: "mixed", STRIP_GAP: "no data"}
-TICK_HOURS = (1, 2, 3, 6, 12, 24, 48, 72, 168, 336, 720, 1440, 2160, 4320, 8760)
-MAX_TICKS = 8
 
 STYLE = """
 * { box-sizing: border-box; }
@@ -129,8 +127,8 @@ def _summary_table(networks: list[dict[str, Any]]) -> str:
         rows.append(
             f"<tr><td><b>{escape(name)}</b><small>{_int(network.get('runs'))} runs "
             f"({_int(network.get('healthy_runs'))} healthy), "
-            f"{escape(_minute(network.get('first_run')))} to "
-            f"{escape(_minute(network.get('last_run')))} UTC</small></td>"
+            f"{escape(minute(network.get('first_run')))} to "
+            f"{escape(minute(network.get('last_run')))} UTC</small></td>"
             f"<td>{escape(text)}</td></tr>"
         )
     rows.append("</table>")
@@ -148,25 +146,12 @@ def _legend() -> str:
     )
 
 
-def _seconds(iso_time: Any) -> float | None:
-    if not isinstance(iso_time, str):
-        return None
-    try:
-        return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _minute(iso_time: Any) -> str:
-    return str(iso_time)[:16].replace("T", " ") if iso_time else "start of data"
-
-
 def _cells(target: dict[str, Any], network: dict[str, Any]) -> list[dict[str, Any]]:
     """The target's cells, or cells made from its strip codes (a report built without them)."""
     if target.get("cells"):
         return list(target["cells"])
     codes = str(target.get("strip") or "")
-    start, end = _seconds(network.get("strip_start")), _seconds(network.get("strip_end"))
+    start, end = seconds(network.get("strip_start")), seconds(network.get("strip_end"))
     if not codes or start is None or end is None:
         return []
     step = max(end - start, 3600.0) / len(codes)
@@ -177,50 +162,13 @@ def _cells(target: dict[str, Any], network: dict[str, Any]) -> list[dict[str, An
         if index == len(codes) or codes[index] != codes[begin]:
             cells.append(
                 {
-                    "from": _iso(start + begin * step),
-                    "to": _iso(start + index * step),
+                    "from": iso_of(start + begin * step),
+                    "to": iso_of(start + index * step),
                     "code": codes[begin],
                 }
             )
             begin = index
     return cells
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Axis:
-    """The shared time axis: seconds to a percentage of the width."""
-
-    def __init__(self, start: float, end: float) -> None:
-        self.start, self.span = start, max(end - start, 1.0)
-
-    def at(self, seconds: float) -> float:
-        return max(0.0, min(100.0, (seconds - self.start) / self.span * 100.0))
-
-    def box(self, start: float, end: float, *, seam: bool = False) -> str:
-        """`left:..%;width:..%`; `seam` adds a pixel so neighbouring cells show no hairline."""
-        left, width = self.at(start), max(self.at(end) - self.at(start), 0.0)
-        return f"left:{left:.3f}%;width:" + (
-            f"calc({width:.3f}% + 1px)" if seam else f"{width:.3f}%"
-        )
-
-    def ticks(self) -> str:
-        hours = self.span / 3600.0
-        step = next((h for h in TICK_HOURS if hours / h <= MAX_TICKS), TICK_HOURS[-1]) * 3600
-        first = (self.start // step + (1 if self.start % step else 0)) * step
-        marks = [first + i * step for i in range(int((self.start + self.span - first) // step) + 1)]
-        out = []
-        for moment in marks:
-            when = datetime.fromtimestamp(moment, UTC)
-            label = when.strftime("%Y-%m-%d") if step >= 86400 else when.strftime("%m-%d %H:%M")
-            edge = " first" if self.at(moment) < 8 else " last" if self.at(moment) > 92 else ""
-            out.append(
-                f'<span class="tick{edge}" style="left:{self.at(moment):.3f}%">'
-                f"<b>{escape(label)}</b></span>"
-            )
-        return "".join(out)
 
 
 def _fleet(networks: list[dict[str, Any]]) -> str:
@@ -233,10 +181,10 @@ def _fleet(networks: list[dict[str, Any]]) -> str:
         for target in network.get("targets", []) or []:
             rows.setdefault(target.get("group") or OTHER_GROUP, []).append((target, network))
             for cell in _cells(target, network):
-                bounds += [s for s in (_seconds(cell.get("from")), _seconds(cell.get("to"))) if s]
+                bounds += [s for s in (seconds(cell.get("from")), seconds(cell.get("to"))) if s]
     if not bounds:
         return ""
-    axis = _Axis(min(bounds), max(bounds))
+    axis = Axis(min(bounds), max(bounds))
     several = len(networks) > 1
     parts = [
         "<h2>Timeline" + (" of every network on one time axis" if several else "") + " (UTC)</h2>"
@@ -262,13 +210,13 @@ def _name(network: dict[str, Any]) -> str:
     return f"{network.get('probe_asn')} {network.get('vantage')}"
 
 
-def _row(target: dict[str, Any], network: dict[str, Any], axis: _Axis, several: bool) -> str:
+def _row(target: dict[str, Any], network: dict[str, Any], axis: Axis, several: bool) -> str:
     state = str(target.get("state"))
     method = f" ({escape(str(target['method']))})" if target.get("method") else ""
     net = f'<span class="net">{escape(_name(network))}</span>' if several else ""
     cells = []
     for cell in _cells(target, network):
-        start, end = _seconds(cell.get("from")), _seconds(cell.get("to"))
+        start, end = seconds(cell.get("from")), seconds(cell.get("to"))
         code = str(cell.get("code"))
         if start is None or end is None or code == STRIP_GAP and "hours" not in cell:
             continue
@@ -287,8 +235,8 @@ def _row(target: dict[str, Any], network: dict[str, Any], axis: _Axis, several: 
 
 def _cell_title(cell: dict[str, Any], target: dict[str, Any]) -> str:
     text = (
-        f"{target.get('target_id')}: {_minute(cell.get('from'))} to "
-        f"{_minute(cell.get('to'))} UTC: {CODE_STATES.get(str(cell.get('code')), 'no data')}"
+        f"{target.get('target_id')}: {minute(cell.get('from'))} to "
+        f"{minute(cell.get('to'))} UTC: {CODE_STATES.get(str(cell.get('code')), 'no data')}"
     )
     if "hours" not in cell:
         return text
@@ -304,16 +252,16 @@ def _cell_title(cell: dict[str, Any], target: dict[str, Any]) -> str:
     return text
 
 
-def _axis_onsets(members: list[tuple[dict, dict]], axis: _Axis) -> str:
+def _axis_onsets(members: list[tuple[dict, dict]], axis: Axis) -> str:
     """The group's onset intervals on its axis: one mark per (network, interval), its tooltip
     naming the network and the targets that changed then."""
     found: dict[tuple[str, float, float], list[str]] = {}
     for target, network in members:
         for change in target.get("changes", []) or []:
-            first = _seconds(change.get("first_after"))
+            first = seconds(change.get("first_after"))
             if change.get("initial") or first is None:
                 continue
-            last = _seconds(change.get("last_before")) or first
+            last = seconds(change.get("last_before")) or first
             key = (_name(network), last, first)
             found.setdefault(key, []).append(
                 f"{target.get('target_id')} {change.get('layer')} to {change.get('to')}"
@@ -321,7 +269,7 @@ def _axis_onsets(members: list[tuple[dict, dict]], axis: _Axis) -> str:
     marks = []
     for (name, last, first), what in sorted(found.items(), key=lambda item: item[0][1:]):
         title = (
-            f"{name}: onset between {_minute(_iso(last))} and {_minute(_iso(first))} UTC: "
+            f"{name}: onset between {minute(iso_of(last))} and {minute(iso_of(first))} UTC: "
             f"{len(what)} change(s): {', '.join(what[:6])}{', ...' if len(what) > 6 else ''}"
         )
         marks.append(
@@ -330,19 +278,19 @@ def _axis_onsets(members: list[tuple[dict, dict]], axis: _Axis) -> str:
     return "".join(marks)
 
 
-def _onsets(target: dict[str, Any], axis: _Axis) -> str:
+def _onsets(target: dict[str, Any], axis: Axis) -> str:
     marks = []
     for change in target.get("changes", []) or []:
-        first = _seconds(change.get("first_after"))
+        first = seconds(change.get("first_after"))
         if change.get("initial") or first is None:
             continue
-        last = _seconds(change.get("last_before")) or first
+        last = seconds(change.get("last_before")) or first
         what = (
             f"{target.get('target_id')} {change.get('layer')}: "
             f"{change.get('from')} to {change.get('to')}"
             + (f" ({change['method']})" if change.get("method") else "")
-            + f", onset between {_minute(change.get('last_before'))} and "
-            f"{_minute(change.get('first_after'))} UTC"
+            + f", onset between {minute(change.get('last_before'))} and "
+            f"{minute(change.get('first_after'))} UTC"
         )
         marks.append(
             f'<span class="onset" style="{axis.box(last, first)}" title="{escape(what)}"></span>'
@@ -354,8 +302,8 @@ def _network(network: dict[str, Any], wanted: str | None) -> str:
     rows = [
         f"<h2>Network {escape(_name(network))}</h2>",
         f"<p>{_int(network.get('runs'))} runs ({_int(network.get('healthy_runs'))} with healthy "
-        f"controls) from {escape(_minute(network.get('first_run')))} to "
-        f"{escape(_minute(network.get('last_run')))} UTC.</p>",
+        f"controls) from {escape(minute(network.get('first_run')))} to "
+        f"{escape(minute(network.get('last_run')))} UTC.</p>",
     ]
     reason = empty_reason(network, wanted)
     if reason is not None:
