@@ -124,6 +124,8 @@ def strip_cells(
     hours = len(worst)
     cells: list[dict] = []
     previous = None
+    named_runs = sorted(blocked_methods)
+    named_times = [t for t, _ in named_runs]
     for column in range(width):
         lo = column * hours // width
         hi = max((column + 1) * hours // width, lo + 1)
@@ -154,7 +156,8 @@ def strip_cells(
             top = max(indexes, key=worst.__getitem__)
             cell["worst"] = round(worst[top], 3)
             cell["layer"] = layers[worst_layer[top]] if worst_layer[top] >= 0 else None
-            named = [m for t, m in blocked_methods if start <= t < end]
+            lo_run, hi_run = bisect_left(named_times, start), bisect_left(named_times, end)
+            named = [m for _, m in named_runs[lo_run:hi_run]]
             cell["method"] = max(set(named), key=named.count) if named else None
         cells.append(cell)
     return cells
