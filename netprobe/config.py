@@ -106,12 +106,16 @@ def read_config_file(path: Path | None) -> dict[str, Given]:
     path = Path(path) if path is not None else default
     # Passing the default location explicitly still counts as "no config asked for".
     explicit = path != default or bool(os.environ.get("NETPROBE_CONFIG"))
+    from netprobe.regularfile import NotRegularFile, read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")  # a FIFO is refused, never waited on
     except FileNotFoundError:
         if explicit:
             raise ConfigError(str(path), None, None, "config file not found") from None
         return {}
+    except NotRegularFile as exc:
+        raise ConfigError(str(path), None, None, f"{exc}, expected a YAML config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), None, None, f"cannot read config file: {exc}") from None
     given = read_config(text, str(path))

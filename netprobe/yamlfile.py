@@ -9,6 +9,10 @@ Rules:
 - Unknown keys are errors with a "did you mean" when one is close; duplicate keys are errors
   naming the line of the first one.
 - A document nested deeper than `MAX_NESTING` is an error naming the line, never a RecursionError.
+- Aliases (`*name`) are allowed, but a document whose aliases expand to more than
+  `MAX_EXPANDED_NODES` nodes (a "billion laughs" alias bomb: a few lines that expand to
+  billions), or nested deeper than `MAX_NESTING` once expanded, or an alias to its own
+  ancestor (a loop), is an error naming the alias's line, found in time linear in the file.
 - Pure: text in, nodes and values out.
 """
 
@@ -56,6 +60,9 @@ class Entry:
 MAX_NESTING = 50  # lists/mappings inside each other; our files use fewer than 6
 
 
+MAX_EXPANDED_NODES = 100_000  # our largest lists have a few thousand nodes
+
+
 class _TooDeep(yaml.MarkedYAMLError):
     pass
 
@@ -65,8 +72,11 @@ class _Loader(yaml.SafeLoader):
     constructor recurse: a deeper document would end in RecursionError, not a message)."""
 
     _depth = 0
+    aliases = 0  # how many aliases the document uses (none: no expansion check needed)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
         self._depth += 1
         try:
             if self._depth > MAX_NESTING:
@@ -79,6 +89,53 @@ class _Loader(yaml.SafeLoader):
             return super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self._depth -= 1
+
+
+class _AliasBomb(yaml.MarkedYAMLError):
+    pass
+
+
+def _check_expansion(root: Node) -> None:
+    """Refuse a tree whose aliases expand too far (see the module rules): each node's expanded
+    size and depth are computed once (memoised by identity), without recursion."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            open_nodes.discard(key)
+            if size[key] > MAX_EXPANDED_NODES or depth[key] > MAX_NESTING:
+                what = (
+                    f"aliases expand this to more than {MAX_EXPANDED_NODES:,} nodes"
+                    " (an alias bomb?)"
+                    if size[key] > MAX_EXPANDED_NODES
+                    else f"aliases nest this more than {MAX_NESTING} levels deep"
+                )
+                raise _AliasBomb(None, None, what, node.start_mark)
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise _AliasBomb(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
 
 
 class NodeReader:
@@ -104,7 +161,10 @@ class NodeReader:
     def root(self) -> Node | None:
         """The document's root node (None for an empty document); syntax errors name the line."""
         try:
-            return self.loader.get_single_node()
+            node = self.loader.get_single_node()
+            if node is not None and self.loader.aliases:
+                _check_expansion(node)
+            return node
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else None

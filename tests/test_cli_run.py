@@ -356,7 +356,8 @@ def test_sigkill_leaves_a_partial_file_whose_covered_records_verify(
 def test_sigterm_stops_cleanly_with_a_signed_stop_checkpoint(tmp_path: Path, loopback: Lab) -> None:
     key = tmp_path / "key"
     assert netprobe(tmp_path, "keygen", "--out", str(key), "--principal", "tester").returncode == 0
-    proc = slow_run(tmp_path, loopback, "--key", str(key))
+    log = tmp_path / "run.log"
+    proc = slow_run(tmp_path, loopback, "--key", str(key), "--log", str(log))
     wait_for_records(tmp_path / "results", 6)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=20)
@@ -367,6 +368,8 @@ def test_sigterm_stops_cleanly_with_a_signed_stop_checkpoint(tmp_path: Path, loo
     assert lines[-3]["type"] == "summary" and lines[-3]["interrupted"] == "SIGTERM"
     assert lines[-2]["type"] == "checkpoint" and lines[-2]["reason"] == "signal"
     assert lines[-1]["type"] == "signature"
+    finished = next(line for line in log.read_text().splitlines() if "run finished" in line)
+    assert "stopped early: SIGTERM" in finished and "None" not in finished
     done = netprobe(tmp_path, "verify", str(final))
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -442,11 +445,16 @@ def test_a_dead_control_resolver_is_a_warning_and_its_control_domain_is_not_ok(
     assert done.returncode == 0, done.stderr  # the run completed: its file is fine
     dead_resolver_warning(dead, " ".join(done.stderr.split()))
     row = next(line for line in done.stdout.splitlines() if "domain:localhost" in line)
-    cells = [cell.strip() for cell in row.split("│")]
+    cells = re.split(r"\s{2,}", row.strip())  # target, dns, tcp, tls
     # the probe resolver's answers worked, the control lookups did not: a partial `ok`, never plain
     # (controls run first and last, so two rounds of one probe and two control lookups each)
-    assert cells[4] == "ok 2/6", row
+    assert cells[1] == "ok 2/6", row
     assert "some controls failed" in done.stdout
+    # The controls and the vantage health come before the targets, the dead resolver named there.
+    text = done.stdout
+    assert text.index("Controls and vantage health") < text.index("domain:localhost")
+    assert text.index("domain:localhost") < text.index("domain:loop.test")
+    assert f"control resolver {dead}: 0/" in " ".join(text.split())
 
 
 def test_json_output_carries_the_control_warning(
@@ -475,6 +483,8 @@ def test_quiet_keeps_the_control_warning_and_drops_the_table(
     assert len(done.stdout.splitlines()) == 1
     dead_resolver_warning(dead, " ".join(done.stderr.split()))
     dead_resolver_warning(dead, " ".join(log.read_text().split()))  # cron users with --log see it
+    finished = next(line for line in log.read_text().splitlines() if "run finished" in line)
+    assert finished.endswith("measurements, complete)") and "interrupted" not in finished
 
 
 def huge_list(tmp_path: Path, cidr: str = "0.0.0.0/0") -> Path:
@@ -540,3 +550,27 @@ def test_allow_large_in_the_config_file(tmp_path: Path, no_probing: list[int]) -
     config.write_text("allow_large: true\n")
     done = invoke_run(tmp_path, str(huge_list(tmp_path, "10.0.0.0/15")), "--config", str(config))
     assert no_probing == [1] and "fake runner" in done.stderr
+
+
+def test_closing_table_at_80_columns_cuts_no_failure_mid_word(
+    tmp_path: Path, loopback: Lab
+) -> None:
+    # The refused and the hanging endpoint fail; COLUMNS=80 is a standard terminal.
+    hang = f"      - 127.0.0.1:{loopback.hang_port}\n"
+    args = run_args(tmp_path, loopback, target_list(tmp_path, loopback, hang), "--no-sign")
+    done = subprocess.run(
+        [sys.executable, "-m", "netprobe", *args],
+        capture_output=True,
+        text=True,
+        env={**env(tmp_path), "COLUMNS": "80"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if not line.startswith("results: ")]
+    assert max(len(line.rstrip()) for line in lines) <= 80, done.stdout  # the path stays whole
+    words = set(done.stdout.split())
+    assert {"fail:", "connection_refused"} <= words, done.stdout
+    assert "…" not in done.stdout
+    text = done.stdout
+    assert text.index("Controls and vantage health") < text.index("domain:loop.test")
+    assert text.index(f"endpoint:127.0.0.1:{loopback.control_port}") < text.index("dc")

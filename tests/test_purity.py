@@ -27,6 +27,7 @@ PURE_MODULES = (
     "netprobe.timeline.runs",
     "netprobe.timeline.series",
     "netprobe.timeline.builder",
+    "netprobe.timeline.fleet",
     "netprobe.options",
     "netprobe.run.tally",
     "netprobe.run.planner",

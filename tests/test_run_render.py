@@ -11,9 +11,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from rich.console import Console
 
-from netprobe.render.run import run_document, run_table, run_warnings
+from netprobe.render.run import cell_markup, run_document, run_table, run_warnings, summary_rows
 from netprobe.run.tally import RunTally
 from tests import recordfactory as rf
 
@@ -279,8 +280,8 @@ def test_partial_cells_are_yellow_and_full_ones_green() -> None:
             rf.tcp("198.51.100.3", failure="connection_refused"),
         ]
     )
-    table = run_table(tally)
-    tcp_cells = list(table.columns[4].cells)
+    _, rows, _ = summary_rows(tally)
+    tcp_cells = [cell_markup(states[1]) for _, states in rows if states]
     assert tcp_cells == [
         "[yellow]ok 1/2[/]",
         "[green]ok[/]",
@@ -342,7 +343,8 @@ def test_a_silent_address_that_answered_shows_injected() -> None:
     records = [*rf.healthy_controls(), rf.dns("telegram.org", ["203.0.113.10"]), injected]
     tally = tally_of(records)
     assert state(tally, "domain:telegram.org", "dns") == "injected"
-    assert "[red]injected[/]" in list(run_table(tally).columns[3].cells)
+    _, rows, _ = summary_rows(tally)
+    assert [cell_markup(states[0]) for _, states in rows if states] == ["[red]injected[/]"]
     assert tally.health.control_resolver_ok  # the silent reply is no control lookup either
     assert tally_of([injected]).health.has_controls is False
 
@@ -372,3 +374,99 @@ def test_a_truncated_reply_retried_over_tcp_counts_as_its_retry() -> None:
         mismatched_replies=0,
     )
     assert state(tally_of([retried]), "domain:telegram.org", "dns") == "ok"
+
+
+# -- the closing summary's layout (issue 12) ----------------------------------------------------
+
+
+def summary_text(tally: RunTally, width: int) -> str:
+    console = Console(record=True, width=width, color_system=None, soft_wrap=True)
+    console.print(run_table(tally, width))
+    return console.export_text()
+
+
+def many_failing_targets(count: int = 80) -> list[dict]:
+    """Healthy controls after `count` endpoints that all time out, in two groups, plus one web
+    name whose lookups meet a middlebox (a long failure string)."""
+    records = []
+    for index in range(count):
+        group = "dc" if index % 2 else "cdn"
+        records.append(
+            rf.tcp(f"198.51.100.{index + 1}", failure="generic_timeout_error", group=group)
+        )
+    records.append(rf.dns("telegram.org", failure=FIELD_FAILURE))
+    return records + rf.healthy_controls()  # the controls come last in the stream
+
+
+def test_controls_and_vantage_health_come_first_and_are_never_hidden() -> None:
+    text = summary_text(tally_of(many_failing_targets()), 200)
+    health = text.index("Controls and vantage health")
+    assert health < text.index("vantage point: healthy") < text.index(CONTROL_DOMAIN_ID)
+    assert text.index(CONTROL_DOMAIN_ID) < text.index("targets by group")
+    assert f"control resolver {rf.CONTROL_RESOLVER}: 1/1 lookups answered" in text
+    assert "control endpoints: 2/2 connections made" in text
+    assert "not shown" not in text  # 80 targets that agree per group are two lines
+
+
+def test_a_group_that_agrees_is_one_line_and_one_that_does_not_lists_its_targets() -> None:
+    records = many_failing_targets(6)
+    records.append(rf.tcp("198.51.100.200", group="dc"))  # one dc endpoint works
+    text = summary_text(tally_of(records), 200)
+    lines = text.splitlines()
+    cdn = [line for line in lines if line.strip().startswith("cdn")]
+    assert len(cdn) == 1 and "3 targets, all alike" in cdn[0]
+    assert "fail: generic_timeout_error" in cdn[0]
+    assert "endpoint:198.51.100.1:" not in text  # a cdn endpoint: folded into the group line
+    assert "endpoint:198.51.100.2:443" in text and "endpoint:198.51.100.200:443" in text
+    assert not any("dc (" in line for line in lines)
+
+
+def test_more_rows_than_the_cap_are_counted_after_the_controls() -> None:
+    records = [
+        rf.tcp(f"198.51.100.{i}", failure="connection_refused", group=f"g{i}") for i in range(1, 70)
+    ] + [rf.tcp(f"198.51.100.{i}", group=f"g{i}") for i in range(1, 70)]
+    text = summary_text(tally_of(records + rf.healthy_controls()), 200)
+    assert text.index(CONTROL_DOMAIN_ID) < text.index("more target rows not shown")
+
+
+@pytest.mark.parametrize("width", [80, 60, 40])
+def test_failure_strings_are_never_cut_mid_word(width: int) -> None:
+    records = many_failing_targets(4)
+    records.append(
+        rf.tcp("198.51.100.77", failure="generic_timeout_error", group="dc", confirmation=1)
+    )
+    tally = tally_of(records)
+    text = summary_text(tally, width)
+    words = set(text.split())
+    states = {
+        layer.state() for target in tally.targets.values() for layer in target.layers.values()
+    }
+    assert any("confirmed" in s for s in states)
+    for state_text in states:
+        for word in state_text.split():
+            assert word in words, (word, text)
+    assert "…" not in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+
+
+def test_a_list_without_controls_is_told_so_not_called_offline() -> None:
+    # No control domain, no control endpoint, no control resolver asked: nothing was judged.
+    problem = tally_of([rf.tcp("198.51.100.1", failure="generic_timeout_error")]).vantage_problem()
+    assert problem is not None and "the target list has no controls" in problem
+    assert "offline" not in problem
+
+
+def test_a_list_without_control_endpoints_whose_resolvers_failed_is_not_called_offline() -> None:
+    records = [
+        rf.dns(
+            "telegram.org",
+            failure="generic_timeout_error",
+            resolver=rf.CONTROL_RESOLVER,
+            resolver_role="control",
+        ),
+        rf.tcp("198.51.100.1", failure="generic_timeout_error"),
+    ]
+    problem = tally_of(records).vantage_problem()
+    assert problem is not None and "offline" not in problem
+    assert "control resolvers all failed (generic_timeout_error x1)" in problem
+    assert "The target list has no control endpoints" in problem

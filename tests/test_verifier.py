@@ -310,3 +310,28 @@ def test_decode_line() -> None:
     assert fmt.decode_line(b' {"type":"tcp"}\r') == {"type": "tcp"}
     for bad in (b"", b"{}", b'{"type":1}', b"[1]", b'{"type":"x"} {}', b"\xff", b"nul"):
         assert fmt.decode_line(bad) is None, bad
+
+
+def test_a_record_whose_length_changed_is_named_as_an_edit_not_as_moved_lines(
+    signed: bytes,
+) -> None:
+    lines = signed.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if b'"192.0.2.1"' in line)
+    edited = lines[at].replace(b'"192.0.2.1"', b'"192.0.2.111"')  # 2 bytes longer
+    invalid = next(
+        e
+        for e in run([b"".join([*lines[:at], edited, *lines[at + 1 :]])])
+        if isinstance(e, Invalid)
+    )
+    assert "2 byte(s) longer than when it was signed" in invalid.reason
+    assert "a record before it was edited" in invalid.reason
+    assert "added" not in invalid.reason and "reordered" not in invalid.reason
+
+
+def test_a_removed_record_is_named_as_such(signed: bytes) -> None:
+    lines = signed.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if b'"192.0.2.1"' in line)
+    invalid = next(
+        e for e in run([b"".join([*lines[:at], *lines[at + 1 :]])]) if isinstance(e, Invalid)
+    )
+    assert "1 line(s) were removed before it" in invalid.reason

@@ -131,11 +131,16 @@ def test_detached_sig_covers_the_whole_file(tmp_path: Path, signer: Signer) -> N
     assert sshsig.fingerprint(key) == signer.fingerprint
 
 
-def test_refuses_to_overwrite_an_existing_result(tmp_path: Path) -> None:
+def test_a_second_run_in_the_same_second_gets_a_suffix_never_overwrites(tmp_path: Path) -> None:
     (tmp_path / "run.jsonl").write_text("precious\n")
-    with pytest.raises(FileExistsError, match="run.jsonl"):
-        ResultWriter(tmp_path, "run", signer=None)
+    (tmp_path / ".run.2.jsonl.partial").write_text("a killed run's evidence\n")
+    writer = ResultWriter(tmp_path, "run", signer=None)
+    writer.write_header(records.new_record(records.HEADER))
+    path = writer.close(records.new_record(records.SUMMARY))
+    assert path == tmp_path / "run.3.jsonl"  # run.jsonl is taken, so is run.2's partial
     assert (tmp_path / "run.jsonl").read_text() == "precious\n"
+    assert (tmp_path / ".run.2.jsonl.partial").read_text() == "a killed run's evidence\n"
+    assert verify_file(path).status == "UNSIGNED"
 
 
 def test_close_does_not_clobber_a_file_that_appeared_meanwhile(tmp_path: Path) -> None:

@@ -1,13 +1,83 @@
-"""The typer application object; command modules attach to it with `@app.command()`."""
+"""The typer application object; command modules attach to it with `@app.command()`.
+
+Rules: `--help` lists the commands in workflow order (`COMMAND_ORDER`; a command not named there,
+e.g. one a new `cmd_*` module adds, follows in the order it registered). A flag (an option that
+takes no value) shows no type in `--help`; every other option names its value with a metavariable
+(`FILE`, `DIR`, `N`, `SECONDS`, ...) declared where the option is, never a Python type
+(tests/test_help.py walks every command's help).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from netprobe import __version__
 
+COMMAND_ORDER = (
+    "run",
+    "report",
+    "diff",
+    "timeline",
+    "verify",
+    "bundle",
+    "export",
+    "ingest",
+    "keygen",
+    "targets",
+    "schedule",
+)
+
+
+def _plain_flags(command: Any, ctx: Any) -> None:
+    """Flags (and the help option) of `command` and its subcommands show no `<bool>` type, and
+    arguments show their metavariable alone: `FILE...`, `[FILE]...`, never `{FILE}`/`<path>`."""
+    help_option = command.get_help_option(ctx)
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument" and hasattr(param, "_usage_display_name"):
+            _argument_display(param)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub, ctx)
+
+
+def _argument_display(param: Any) -> None:
+    if getattr(param, "_netprobe_display", False):
+        return  # get_command runs for every help page: change each argument once
+    param._netprobe_display = True
+    name = param.metavar or param.name.upper()
+    more = "..." if param.nargs != 1 else ""
+    usage = f"{name}{more}" if param.required else f"[{name}]{more}"
+    param.metavar = f"{name}{more}"  # the name column of the rich help
+    param._usage_display_name = lambda: usage  # typer's usage line would add braces
+    param.display_type_rich = lambda ctx: None  # the type column: the metavariable says it
+
+
+class _OrderedGroup(TyperGroup):
+    """The root group: commands in `COMMAND_ORDER`, flags without a type (see module rules)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        known = [name for name in COMMAND_ORDER if name in names]
+        return known + [name for name in names if name not in known]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_flags(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_flags(self, ctx)
+        super().format_help(ctx, formatter)
+
+
 app = typer.Typer(
     name="netprobe",
+    cls=_OrderedGroup,
     help=(
         "Measure whether a network service is reachable from here, and prove when and how it "
         "stops being reachable (DNS, IP or TLS SNI blocking), with signed results.\n\n"

@@ -22,32 +22,53 @@ EXIT_CHECK_FAILED = 5  # as `verify` says INVALID
 
 @app.command()
 def bundle(
-    results: list[Path] = typer.Argument(None, help="Finished result files (.jsonl) to pack."),
-    out_path: Path = typer.Option(None, "--out", "-o", help="The archive to write (.tar.gz)."),
+    results: list[Path] = typer.Argument(
+        None,
+        metavar="FILE...",
+        help="Finished result files (.jsonl) to pack. \\[default: none: give files, or --check]",
+        show_default=False,
+    ),
+    out_path: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        metavar="FILE",
+        help="The archive to write (.tar.gz). \\[default: none: required unless --check]",
+    ),
     check: Path = typer.Option(
-        None, "--check", help="Check this bundle instead (the same checks as its verify.sh)."
+        None,
+        "--check",
+        metavar="FILE",
+        help="Check this bundle instead (the same checks as its verify.sh). \\[default: none: build]",
     ),
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
+        metavar="FILE",
         help="Take the signers' lines from this OpenSSH allowed_signers file. "
         "\\[default: the trust store, else the keys named in the files]",
     ),
     tsa_ca: Path = typer.Option(
         None,
         "--tsa-ca",
+        metavar="FILE",
         help="PEM CA certificate(s) of the TSA (needed when a file has a .tsr). "
         "\\[default: tsa_ca in the config file]",
     ),
     key: Path = typer.Option(
-        None, "--key", help="Key that signs the manifest. \\[default: the local key]"
+        None,
+        "--key",
+        metavar="FILE",
+        help="Key that signs the manifest. \\[default: the local key]",
     ),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", help="table (default) or json."
+        OutputFormat.table, "--format", "-f", metavar="table|json", help="table or json."
     ),
 ) -> None:
-    """Pack result files with their .sig and .tsr, the signers' keys, a signed SHA-256 manifest,
-    reports (text, JSON; HTML timeline for several runs), VERIFY.md and a POSIX verify.sh that
+    """Pack result files, signatures, timestamps and reports into one checkable archive.
+
+    The archive holds the files with their .sig and .tsr, the signers' keys, a signed SHA-256
+    manifest, reports (text, JSON; HTML timeline for several runs), VERIFY.md and a POSIX verify.sh that
     checks everything with only ssh-keygen, openssl and sha256sum.
 
     Example: netprobe bundle results/2025052*.jsonl --out case.tar.gz --tsa-ca tsa-ca.pem

@@ -18,7 +18,16 @@ import typer
 from rich.markup import escape
 
 from netprobe.cli.app import app
-from netprobe.cli.common import EXIT_FAILURE, EXIT_USAGE, OutputFormat, err, fail, out, print_json
+from netprobe.cli.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    OutputFormat,
+    default,
+    err,
+    fail,
+    out,
+    print_json,
+)
 from netprobe.evidence.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
 from netprobe.evidence.reader import ResultFileError, Verification, verify_file
 from netprobe.render.keys import UNREADABLE, verify_dict, verify_status, verify_table
@@ -36,12 +45,14 @@ def keygen(
     out_path: Path = typer.Option(
         None,
         "--out",
-        help="Where to write the private key (PATH.pub gets the public key). "
-        "[default: $XDG_DATA_HOME/netprobe/id_ed25519, else ~/.local/share/netprobe/id_ed25519]",
+        metavar="FILE",
+        help="Where to write the private key (FILE.pub gets the public key)."
+        + default("$XDG_DATA_HOME/netprobe/id_ed25519, else ~/.local/share/netprobe/id_ed25519"),
     ),
     principal: str = typer.Option(
         DEFAULT_PRINCIPAL,
         "--principal",
+        metavar="NAME",
         help="Name recorded with the public key and used in the allowed_signers line.",
     ),
 ) -> None:
@@ -65,16 +76,20 @@ def keygen(
 @app.command()
 def verify(
     files: list[Path] = typer.Argument(
-        ..., help="Result files to check (.jsonl, or .partial files left by a killed run)."
+        ...,
+        metavar="FILE",
+        help="Result files to check (.jsonl, or .partial files left by a killed run).",
     ),
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
+        metavar="FILE",
         help="OpenSSH allowed_signers file naming the keys you trust. Without it, signatures "
-        "are checked against the key named in each file, which proves nothing about who signed.",
+        "are checked against the key named in each file, which proves nothing about who signed."
+        + default("the key named in each file"),
     ),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", help="table (default) or json."
+        OutputFormat.table, "--format", "-f", metavar="table|json", help="table or json."
     ),
     write_sig: bool = typer.Option(
         False,
@@ -83,18 +98,24 @@ def verify(
         "the local key (or --key), which must be the key that signed the file.",
     ),
     key: Path = typer.Option(
-        None, "--key", help="The private key for --write-sig. \\[default: the local key]"
+        None,
+        "--key",
+        metavar="FILE",
+        help="The private key for --write-sig. \\[default: the local key]",
     ),
     tsa_ca: Path = typer.Option(
         None,
         "--tsa-ca",
+        metavar="FILE",
         help="PEM CA certificate(s) a FILE.tsr timestamp's TSA must chain to. "
         "\\[default: tsa_ca in the config file; without one a .tsr is only checked for "
         "consistency]",
     ),
 ) -> None:
-    """Check result-file signatures: COMPLETE, PARTIAL, UNSIGNED or INVALID per file, and the
-    RFC 3161 timestamp FILE.tsr next to a file when there is one (its genTime is printed).
+    """Check result-file signatures: COMPLETE, PARTIAL, UNSIGNED or INVALID per file.
+
+    Also checks the RFC 3161 timestamp FILE.tsr next to a file when there is one (its genTime is
+    printed).
 
     Without --allowed-signers the signer column says whether the key is in the trust store
     (`netprobe keys list`); with it, a signer not listed makes the file INVALID.

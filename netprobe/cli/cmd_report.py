@@ -36,6 +36,7 @@ from netprobe.cli.common import (
 from netprobe.cli.trust import ACCEPT_HELP, SIGNERS_HELP, TRUST_HINT, trusted_signers, untrusted
 
 FORMAT_HELP = "table (terminal), json (stable, jq friendly) or markdown."
+FORMAT_METAVAR = "table|json|markdown"
 NO_VERIFY_HELP = "Read files without checking signatures (needed for unsigned files)."
 
 
@@ -81,16 +82,20 @@ def _file_info(loaded: Any) -> dict[str, Any]:
 
 @app.command()
 def report(
-    path: Path = typer.Argument(..., help="A result file (results/*.jsonl)."),
+    path: Path = typer.Argument(..., metavar="FILE", help="A result file (results/*.jsonl)."),
     output_format: ReportFormat = typer.Option(
-        ReportFormat.table, "--format", "-f", help=FORMAT_HELP
+        ReportFormat.table, "--format", "-f", metavar=FORMAT_METAVAR, help=FORMAT_HELP
     ),
     no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
-    allowed_signers: Path = typer.Option(None, "--allowed-signers", help=SIGNERS_HELP),
+    allowed_signers: Path = typer.Option(
+        None, "--allowed-signers", metavar="FILE", help=SIGNERS_HELP
+    ),
     accept_untrusted: bool = typer.Option(False, "--accept-untrusted", help=ACCEPT_HELP),
 ) -> None:
-    """Verdicts for one run: per target ok, blocked (dns/ip/sni/tls/mitm), down or inconclusive,
-    with the evidence, one sentence per target group and the run's metadata.
+    """Verdicts for one run: each target ok, blocked, down or inconclusive, with evidence.
+
+    Per target: ok, blocked (dns/ip/sni/tls/mitm), down or inconclusive, with the evidence, one
+    sentence per target group and the run's metadata.
 
     The signer must be in the trust store (or --allowed-signers): otherwise the header says
     "UNTRUSTED signer SHA256:..." and the exit code is 7 unless --accept-untrusted.
@@ -115,20 +120,24 @@ def diff(
     old_path: Path = typer.Argument(..., metavar="OLD", help="The earlier result file."),
     new_path: Path = typer.Argument(..., metavar="NEW", help="The later result file."),
     output_format: ReportFormat = typer.Option(
-        ReportFormat.table, "--format", "-f", help=FORMAT_HELP
+        ReportFormat.table, "--format", "-f", metavar=FORMAT_METAVAR, help=FORMAT_HELP
     ),
     no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
-    allowed_signers: Path = typer.Option(None, "--allowed-signers", help=SIGNERS_HELP),
+    allowed_signers: Path = typer.Option(
+        None, "--allowed-signers", metavar="FILE", help=SIGNERS_HELP
+    ),
     accept_untrusted: bool = typer.Option(False, "--accept-untrusted", help=ACCEPT_HELP),
 ) -> None:
-    """Compare two runs: every target whose status or method changed (newly_blocked, unblocked,
-        method_changed, became_down, recovered, became_inconclusive, added, removed), with evidence
-        from both sides, plus DNS answers, certificates and resolvers that moved. Exit 0 when no status
-        changed, 1 when some did, 2 on bad input, 6 when either run judged nothing (its vantage point
-        was offline: controls failed), 7 when a file was skipped because its signer is not trusted, so
+    """Compare two runs: which targets got blocked, unblocked or changed method.
+
+    Every target whose status or method changed (newly_blocked, unblocked, method_changed,
+    became_down, recovered, became_inconclusive, added, removed), with evidence from both sides,
+    plus DNS answers, certificates and resolvers that moved. Exit 0 when no status changed, 1 when
+    some did, 2 on bad input, 6 when either run judged nothing (its vantage point was offline:
+    controls failed), 7 when a file was skipped because its signer is not trusted, so
     `netprobe diff a b || notify` works in cron. Two copies of one run (same run id) are one run.
 
-        Example: netprobe diff results/20250525T010000Z_hanoi.jsonl results/20250526T010000Z_hanoi.jsonl
+    Example: netprobe diff results/20250525T010000Z_hanoi.jsonl results/20250526T010000Z_hanoi.jsonl
     """
     from netprobe.diff import diff_runs, unjudged_message
     from netprobe.render import report as render

@@ -36,6 +36,7 @@ from netprobe.cli.common import (
     print_json,
     warn,
 )
+from netprobe.cli.common import default as default_help
 from netprobe.options import OPTIONS
 
 log = logging.getLogger("netprobe.run")
@@ -43,11 +44,53 @@ log = logging.getLogger("netprobe.run")
 logging.getLogger("netprobe").addHandler(logging.NullHandler())
 
 
+# How `--help` names each option's value (flags take none); what the default of an option
+# without a default value means.
+METAVARS = {
+    "targets": "FILE",
+    "out": "DIR",
+    "resolvers": "RESOLVER",
+    "control_resolvers": "RESOLVER",
+    "ca_bundle": "FILE",
+    "timeout": "SECONDS",
+    "concurrency": "N",
+    "repeat": "N",
+    "deadline": "SECONDS",
+    "udp_wait": "SECONDS",
+    "confirm": "N",
+    "confirm_spacing": "SECONDS",
+    "control_interval": "SECONDS",
+    "residual_pause": "SECONDS",
+    "vantage": "NAME",
+    "asn": "ASN",
+    "cc": "CC",
+    "key": "FILE",
+    "checkpoint_every": "N",
+    "checkpoint_seconds": "SECONDS",
+    "log": "FILE",
+    "keep_days": "DAYS",
+    "http_body_limit": "BYTES",
+    "tsa": "URL",
+    "tsa_ca": "FILE",
+    "throughput_bytes": "BYTES",
+    "throughput_seconds": "SECONDS",
+}
+UNSET_DEFAULTS = {
+    "ca_bundle": "the system store",
+    "log": "no log file",
+    "keep_days": "keep every file",
+    "tsa": "no timestamp",
+    "tsa_ca": "tsa_ca in the config file, else tokens are checked for consistency only",
+}
+
+
 def _help(name: str) -> str:
     """The table's help text; a default that is a rule, not a value, is spelled out in it."""
     option = OPTIONS[name]
-    if option.default is None and option.shown_default():
-        return f"{option.help} \\[default: {option.shown_default()}]"  # \[: not rich markup
+    if option.default is None:
+        rule = option.shown_default() or UNSET_DEFAULTS.get(name)
+        if rule:
+            return option.help + default_help(rule)
     return option.help
 
 
@@ -55,8 +98,8 @@ def _flag(name: str) -> Any:
     """A typer option declared from the table: spelling, help and default (shown by typer)."""
     option = OPTIONS[name]
     spellings = [spelling for spelling in (option.flag, option.short) if spelling]
-    default = False if option.kind == "boolean" else option.default
-    return typer.Option(default, *spellings, help=_help(name))
+    value = False if option.kind == "boolean" else option.default
+    return typer.Option(value, *spellings, metavar=METAVARS.get(name), help=_help(name))
 
 
 @app.command()
@@ -64,7 +107,8 @@ def run(
     ctx: typer.Context,
     target_files: list[Path] = typer.Argument(
         None,
-        help=f"{OPTIONS['targets'].help} Default: {OPTIONS['targets'].default_text}.",
+        metavar=METAVARS["targets"],
+        help=OPTIONS["targets"].help + default_help(str(OPTIONS["targets"].default_text)),
         show_default=False,
     ),
     out_dir: Path = _flag("out"),
@@ -92,8 +136,9 @@ def run(
     config: Path = typer.Option(
         None,
         "--config",
-        help="YAML config file; flags override it. "
-        "\\[default: $NETPROBE_CONFIG or ~/.config/netprobe/config.yaml]",
+        metavar="FILE",
+        help="YAML config file; flags override it."
+        + default_help("$NETPROBE_CONFIG or ~/.config/netprobe/config.yaml"),
     ),
     tsa: str = _flag("tsa"),
     tsa_ca: Path = _flag("tsa_ca"),
@@ -101,7 +146,11 @@ def run(
     keep_days: float = _flag("keep_days"),
     quiet: bool = _flag("quiet"),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", "-f", help="Summary as a table or as JSON."
+        OutputFormat.table,
+        "--format",
+        "-f",
+        metavar="table|json",
+        help="Summary as a table or as JSON.",
     ),
     allow_large: bool = _flag("allow_large"),
 ) -> None:
@@ -213,10 +262,10 @@ def run(
         fail(f"cannot write results in {options.out_dir}: {exc}", EXIT_FAILURE)
 
     log.info(
-        "run finished: %s (%d measurements, interrupted=%s)",
+        "run finished: %s (%d measurements%s)",
         result.path,
         result.summary.measurements,
-        result.interrupted,
+        f", stopped early: {result.interrupted}" if result.interrupted else ", complete",
     )
     stamped = _timestamp(result.path, settings.get("tsa"), settings.get("tsa_ca"))
     _prune(settings.get("keep_days"), options.out_dir, quiet)
@@ -385,7 +434,7 @@ def _render(result: Any, output_format: OutputFormat, quiet: bool, stamped: Any 
             document["warnings"] += [stamp_warning(stamped)] if stamped.problem else []
         print_json(document)
     else:
-        out.print(run_table(result.summary))
+        out.print(run_table(result.summary, out.width))
         out.print(f"results: {result.path}", highlight=False)
         if stamped is not None and not stamped.problem:
             out.print(stamp_line(stamped), highlight=False)

@@ -15,33 +15,51 @@ from pathlib import Path
 import typer
 
 from netprobe.cli.app import app
-from netprobe.cli.common import EXIT_USAGE, err, fail
+from netprobe.cli.common import EXIT_USAGE, default, err, fail
 
 
 @app.command()
 def schedule(
-    every: str = typer.Option("1h", "--every", help="Interval: 15m, 30m, 1h, 2h, 6h or 1d."),
+    every: str = typer.Option(
+        "1h", "--every", metavar="INTERVAL", help="Interval: 15m, 30m, 1h, 2h, 6h or 1d."
+    ),
     systemd: bool = typer.Option(
         False, "--systemd", help="Print a systemd service + timer pair instead of a crontab line."
     ),
     config: Path = typer.Option(
-        None, "--config", help="Config file the scheduled run should use (made absolute)."
+        None,
+        "--config",
+        metavar="FILE",
+        help="Config file the scheduled run should use (made absolute)."
+        + default("none: the run's own defaults"),
     ),
     out_dir: Path = typer.Option(
-        None, "--out", help="Folder for result files. [default: the config's `out`, else ./results]"
+        None,
+        "--out",
+        metavar="DIR",
+        help="Folder for result files." + default("the config's `out`, else ./results"),
     ),
     log: Path = typer.Option(
-        None, "--log", help="Log file for the runs. [default: <out>/netprobe.log]"
+        None, "--log", metavar="FILE", help="Log file for the runs." + default("OUT/netprobe.log")
     ),
-    user: str = typer.Option(None, "--user", help="systemd only: run the service as this user."),
+    user: str = typer.Option(
+        None,
+        "--user",
+        metavar="USER",
+        help="systemd only: run the service as this user." + default("the current user"),
+    ),
     write_dir: Path = typer.Option(
-        None, "--write", help="systemd only: also write the two unit files into this folder."
+        None,
+        "--write",
+        metavar="DIR",
+        help="systemd only: also write the two unit files into this folder."
+        + default("print them only"),
     ),
     seed: int = typer.Option(
         None, "--seed", hidden=True, help="Seed for the random offset (tests)."
     ),
 ) -> None:
-    """Print a ready crontab line (or systemd units) for running netprobe regularly.
+    """Print a crontab line (or systemd units) that runs netprobe regularly.
 
     Nothing is installed: the text goes to stdout, how to install it goes to stderr.
 

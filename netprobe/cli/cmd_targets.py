@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from netprobe.cli.app import app
-from netprobe.cli.common import EXIT_USAGE, OutputFormat, err, fail, out, print_json, warn
+from netprobe.cli.common import EXIT_USAGE, OutputFormat, default, err, fail, out, print_json, warn
 from netprobe.render.targets import describe_targets, targets_renderables
 from netprobe.targets.lists import (
     LARGE_RUN_PROBES,
@@ -25,7 +25,8 @@ from netprobe.targets.lists import (
 )
 
 targets_app = typer.Typer(
-    help="Inspect and validate target lists (YAML).\n\nExample: netprobe targets show",
+    help="Inspect and validate target lists (YAML).\n\nExample: netprobe targets show\n\n"
+    "Example: netprobe targets check targets/*.yaml",
     no_args_is_help=True,
 )
 app.add_typer(targets_app, name="targets")
@@ -41,10 +42,13 @@ def _load_or_fail(path: Path | None) -> TargetList:
 @targets_app.command("show")
 def show(
     file: Path = typer.Argument(
-        None, help="Target list YAML file. Default: the bundled Telegram list."
+        None,
+        metavar="FILE",
+        help="Target list YAML file." + default("the bundled Telegram list"),
+        show_default=False,
     ),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", "-f", help="Output format: table or json."
+        OutputFormat.table, "--format", "-f", metavar="table|json", help="table or json."
     ),
     addresses: bool = typer.Option(
         False,
@@ -70,7 +74,9 @@ def show(
 
 @targets_app.command("check")
 def check(
-    files: list[Path] = typer.Argument(..., help="Target list YAML files to validate."),
+    files: list[Path] = typer.Argument(
+        ..., metavar="FILE", help="Target list YAML files to validate."
+    ),
 ) -> None:
     """Validate target lists: print `ok: FILE (N targets)` or the error for each file.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 
 from netprobe.cli.app import app
-from netprobe.cli.common import err, fail, out, print_json, warn
+from netprobe.cli.common import default, err, fail, out, print_json, warn
 
 MAX_SKIP_WARNINGS = 10
 
@@ -45,29 +45,50 @@ def _time_option(text: str | None, flag: str) -> float | None:
 @app.command()
 def timeline(
     paths: list[Path] = typer.Argument(
-        ..., help="Result files or folders (searched recursively for *.jsonl and .partial files)."
+        ...,
+        metavar="FILE_OR_DIR",
+        help="Result files or folders (searched recursively for *.jsonl and .partial files).",
     ),
     target: str = typer.Option(
-        None, "--target", help="Show only this target id, e.g. domain:telegram.org."
+        None,
+        "--target",
+        metavar="TARGET_ID",
+        help="Show only this target id, e.g. domain:telegram.org." + default("every target"),
     ),
-    since: str = typer.Option(None, "--since", help="Ignore runs started before this UTC time."),
-    until: str = typer.Option(None, "--until", help="Ignore runs started after this UTC time."),
+    since: str = typer.Option(
+        None,
+        "--since",
+        metavar="TIME",
+        help="Ignore runs started before this UTC time (2025-05-26 or 2025-05-26T01:00Z)."
+        + default("the first run"),
+    ),
+    until: str = typer.Option(
+        None,
+        "--until",
+        metavar="TIME",
+        help="Ignore runs started after this UTC time." + default("the last run"),
+    ),
     output_format: TimelineFormat = typer.Option(
         TimelineFormat.table,
         "--format",
         "-f",
+        metavar="table|json|csv|html",
         help="table (terminal), json, csv (one row a change) or html (a self-contained page "
         "with a chart per target; redirect it to a file).",
     ),
     edd: float = typer.Option(
         10.0,
         "--edd",
+        metavar="N",
         help="CUSUM expected detection delay in hourly samples (threshold h = edd*mu1/2).",
     ),
-    mu1: float = typer.Option(0.7, "--mu1", help="Expected blocking score while blocked (0-1]."),
+    mu1: float = typer.Option(
+        0.7, "--mu1", metavar="SCORE", help="Expected blocking score while blocked (0-1]."
+    ),
     window: float = typer.Option(
         6.0,
         "--window",
+        metavar="HOURS",
         help="Hours within which flips of other targets/layers corroborate a change.",
     ),
     no_verify: bool = typer.Option(
@@ -76,6 +97,7 @@ def timeline(
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
+        metavar="FILE",
         help="Trust the keys in this allowed_signers (or .pub) file instead of the trust store. "
         "\\[default: the trust store, see `netprobe keys list`]",
     ),
@@ -85,7 +107,11 @@ def timeline(
         help="Use files whose signer is not trusted instead of skipping them.",
     ),
     jobs: int = typer.Option(
-        None, "--jobs", "-j", help="Worker processes for reading files. [default: CPU count]"
+        None,
+        "--jobs",
+        "-j",
+        metavar="N",
+        help="Worker processes for reading files." + default("CPU count"),
     ),
     no_cache: bool = typer.Option(
         False,
@@ -97,7 +123,8 @@ def timeline(
     width: int = typer.Option(
         None,
         "--width",
-        help="Columns in each target's time strip. [default: 48, or 240 with --format html]",
+        metavar="N",
+        help="Columns in each target's time strip." + default("48, or 240 with --format html"),
     ),
 ) -> None:
     """When did blocking start and end, per network and target, across many result files.
@@ -140,7 +167,13 @@ def timeline(
         accept_untrusted=accept_untrusted,
     )
     options = TimelineOptions(
-        params=params, window_hours=window, since=start, until=end, target=target, strip_width=width
+        params=params,
+        window_hours=window,
+        since=start,
+        until=end,
+        target=target,
+        strip_width=width,
+        cells=output_format is TimelineFormat.html,  # the page's tooltips need the evidence
     )
     warned = 0
 

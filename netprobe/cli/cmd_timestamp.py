@@ -28,22 +28,26 @@ from netprobe.cli.timestamps import tsa_ca_path
 
 @app.command()
 def timestamp(
-    files: list[Path] = typer.Argument(..., help="Finished result files (.jsonl)."),
+    files: list[Path] = typer.Argument(
+        ..., metavar="FILE...", help="Finished result files (.jsonl)."
+    ),
     tsa: str = typer.Option(
-        None, "--tsa", help="The TSA's URL. \\[default: tsa in the config file]"
+        None, "--tsa", metavar="URL", help="The TSA's URL. \\[default: tsa in the config file]"
     ),
     tsa_ca: Path = typer.Option(
         None,
         "--tsa-ca",
+        metavar="FILE",
         help="PEM CA certificate(s) the TSA must chain to. \\[default: tsa_ca in the config file]",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing FILE.tsr."),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", help="table (default) or json."
+        OutputFormat.table, "--format", "-f", metavar="table|json", help="table or json."
     ),
 ) -> None:
-    """Send each file's SHA-256 (nothing else) to a time-stamping authority and keep the signed
-    token as FILE.tsr, e.g. after `run --tsa` found the TSA unreachable (exit 8).
+    """Get an RFC 3161 timestamp for finished result files (only their SHA-256 is sent).
+
+    The TSA's signed token is kept as FILE.tsr, e.g. after `run --tsa` found the TSA unreachable (exit 8).
 
     Example: netprobe timestamp results/20250526T010000Z_hanoi.jsonl --tsa http://timestamp.example/
     """

@@ -30,11 +30,16 @@ STORE_HELP = (
 
 @keys_app.command("trust")
 def trust(
-    pub_file: Path = typer.Argument(..., metavar="FILE.pub", help="The signer's public key file."),
-    principal: str = typer.Option(
-        ..., "--principal", help="Who the key belongs to, e.g. hanoi-vnpt-1 (no spaces)."
+    pub_file: Path = typer.Argument(
+        ..., metavar="FILE", help="The signer's public key file (FILE.pub)."
     ),
-    store: Path = typer.Option(None, "--store", help=STORE_HELP),
+    principal: str = typer.Option(
+        ...,
+        "--principal",
+        metavar="NAME",
+        help="Who the key belongs to, e.g. hanoi-vnpt-1 (no spaces).",
+    ),
+    store: Path = typer.Option(None, "--store", metavar="FILE", help=STORE_HELP),
 ) -> None:
     """Trust the result files signed by this key (adds a line to the trust store).
 
@@ -58,9 +63,9 @@ def trust(
 
 @keys_app.command("list")
 def list_keys(
-    store: Path = typer.Option(None, "--store", help=STORE_HELP),
+    store: Path = typer.Option(None, "--store", metavar="FILE", help=STORE_HELP),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", help="table (default) or json."
+        OutputFormat.table, "--format", "-f", metavar="table|json", help="table or json."
     ),
 ) -> None:
     """List the trusted signers: the local key (always trusted) and the trust store's entries.
@@ -87,11 +92,12 @@ def show(
     key: Path = typer.Option(
         None,
         "--key",
+        metavar="FILE",
         help="The private key. \\[default: $XDG_DATA_HOME/netprobe/id_ed25519, "
         "else ~/.local/share/netprobe/id_ed25519]",
     ),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", help="table (default) or json."
+        OutputFormat.table, "--format", "-f", metavar="table|json", help="table or json."
     ),
 ) -> None:
     """Print the local public key, its fingerprint and its ready allowed_signers line.

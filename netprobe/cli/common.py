@@ -41,6 +41,12 @@ class ReportFormat(enum.StrEnum):
     markdown = "markdown"
 
 
+def default(text: str) -> str:
+    """` [default: text]` for a help string whose default is a rule, not a value (typer shows
+    plain values itself); `\\[` keeps rich from reading it as markup."""
+    return f" \\[default: {text}]"
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print `netprobe: error: message` on stderr and exit with `code`."""
     err.print(f"[bold red]netprobe: error:[/] {escape(message)}", markup=True, highlight=False)

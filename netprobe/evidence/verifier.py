@@ -302,21 +302,41 @@ class Verifier:
 
     def _checkpoint(self, record: dict[str, Any], number: int) -> None:
         seq, reason = record.get("seq"), record.get("reason")
-        problems = []
+        problems, causes = [], []
         if seq != self._next_seq:
             problems.append(f"seq {seq!r}, expected {self._next_seq}")
-        if record.get("lines") != number - 1:
-            problems.append(f"lines {record.get('lines')!r}, expected {number - 1}")
-        if record.get("bytes") != self._offset:
-            problems.append(f"bytes {record.get('bytes')!r}, expected {self._offset}")
+            causes.append("checkpoints were removed, repeated or reordered")
+        lines = record.get("lines")
+        if lines != number - 1:
+            problems.append(f"lines {lines!r}, expected {number - 1}")
+            if isinstance(lines, int) and not isinstance(lines, bool):
+                more = number - 1 - lines
+                causes.append(
+                    f"{abs(more)} line(s) were {'added' if more > 0 else 'removed'} before it"
+                )
+            else:
+                causes.append("its line count is not a number")
+        size = record.get("bytes")
+        if size != self._offset:
+            problems.append(f"bytes {size!r}, expected {self._offset}")
+            if lines == number - 1 and isinstance(size, int) and not isinstance(size, bool):
+                longer = self._offset - size
+                causes.append(
+                    f"the same number of lines is {abs(longer)} byte(s) "
+                    f"{'longer' if longer > 0 else 'shorter'} than when it was signed:"
+                    " a record before it was edited (its length changed)"
+                )
+            elif lines == number - 1:
+                causes.append("its byte count is not a number")
         expected_reasons = fmt.allowed_reasons(self._next_seq, self._summary_line is not None)
         if reason not in expected_reasons:
             problems.append(f"reason {reason!r}, expected one of {expected_reasons}")
+            causes.append("the checkpoint's reason was changed")
         if problems:
             raise _Invalid(
                 number,
                 f"line {number}: broken checkpoint sequence ({'; '.join(problems)}): "
-                "lines were added, removed or reordered",
+                + "; ".join(dict.fromkeys(causes)),
             )
         self._pending = (self._next_seq, number, str(reason))  # one of expected_reasons
 

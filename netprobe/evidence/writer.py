@@ -70,13 +70,17 @@ class ResultWriter:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
+        # Two runs that start in the same second (same stem): the later one gets `.2`, `.3`, ...
+        # (`20250526T010000Z_hanoi.2.jsonl`); an existing file is never overwritten.
+        base, number = stem, 1
+        while (out_dir / fmt.result_name(stem)).exists() or (
+            out_dir / fmt.partial_name(stem)
+        ).exists():
+            number += 1
+            stem = f"{base}.{number}"
         self.path = out_dir / fmt.result_name(stem)
         self.partial_path = out_dir / fmt.partial_name(stem)
         self.sig_path = out_dir / fmt.sig_name(stem)
-        if self.path.exists():
-            raise FileExistsError(
-                f"{self.path} already exists; refusing to overwrite a result file"
-            )
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds

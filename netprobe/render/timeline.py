@@ -6,8 +6,11 @@ Rules:
   legend to stderr so a redirected table stays plain).
 - Times are shown to the minute (`2025-05-26 01:07`); a change whose old state began before the
   first sample says "start of data".
-- A network whose runs all had failing controls has no targets: it says so and lists its gaps,
-  never a state.
+- The output opens with one summary line per network (the report's `summary.line`, from
+  `netprobe.timeline.fleet`: which groups are blocked by what, since when), the same sentence the
+  JSON and the HTML page carry.
+- A network whose runs all had failing controls has no targets: it says so (`fleet.empty_reason`)
+  and lists its gaps, never a state.
 - CSV: one row per change (`CSV_FIELDS`), and one row with empty change fields for a target
   without changes.
 """
@@ -18,11 +21,11 @@ import csv
 import io
 
 from rich.console import RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from netprobe.model.vocabulary import BLOCKED, OK, UNKNOWN
+from netprobe.timeline.fleet import empty_reason
 from netprobe.timeline.series import STRIP_BLOCKED, STRIP_GAP, STRIP_MIXED, STRIP_OK
 
 STRIP_STYLE = {
@@ -89,6 +92,11 @@ def timeline_renderables(report: dict) -> list[RenderableType]:
     parts: list[RenderableType] = []
     if not report["networks"]:
         parts.append(_line("No runs in the selected time range."))
+    summaries = [n["summary"]["line"] for n in report["networks"] if n.get("summary")]
+    if summaries:
+        parts.append(_line("[bold]Summary[/]"))
+        parts += [Text(f"  {line}") for line in summaries]
+        parts.append(Text(""))
     for network in report["networks"]:
         parts.append(
             _line(
@@ -97,17 +105,10 @@ def timeline_renderables(report: dict) -> list[RenderableType]:
                 f"{short_time(network['first_run'])} to {short_time(network['last_run'])}"
             )
         )
-        wanted = report.get("parameters", {}).get("target")
-        if not network["targets"] and network["healthy_runs"] and wanted is not None:
-            parts.append(_line(f"  no run of this network measured {escape(wanted)} (--target)."))
-        elif not network["targets"]:
-            # Only runs whose controls failed: they are gaps, and a gap is never a sample.
-            parts.append(
-                _line(
-                    "  no target has a sample: no run of this network had a working control "
-                    "(resolver or endpoint), so nothing here can be judged."
-                )
-            )
+        reason = empty_reason(network, report.get("parameters", {}).get("target"))
+        if reason is not None:
+            # Only runs whose controls failed (gaps, never samples), or a --target not measured.
+            parts.append(Text(f"  {reason}"))
         else:
             parts.append(_targets_table(network))
             changes = _changes_table(network)

@@ -179,25 +179,37 @@ class RunTally:
         return controls.setdefault(str(name), ControlCount())
 
     def vantage_problem(self) -> str | None:
-        """Why this run cannot support a verdict, in one sentence; None when controls worked."""
+        """Why this run cannot support a verdict, in one sentence; None when controls worked.
+
+        Only a run whose every kind of control was probed and failed "looks offline or fully
+        filtered"; a kind that was never probed is named as missing from the target list."""
         if self.health.healthy:
             return None
+        probed = {
+            label: count
+            for label, count in (
+                ("control resolvers", self.control_resolver),
+                ("control endpoints", self.control_endpoints),
+            )
+            if count.attempts
+        }
+        if not probed:
+            return (
+                "cannot conclude: the target list has no controls (no control domain was looked"
+                " up and no control endpoint connected to), so no target can be called blocked"
+                " from this run; add a `controls:` section (see targets/example.yaml)."
+            )
         parts = []
-        for label, count in (
-            ("control resolvers", self.control_resolver),
-            ("control endpoints", self.control_endpoints),
-        ):
-            if count.attempts:
-                top = ", ".join(f"{f} x{n}" for f, n in count.failures.most_common(2))
-                parts.append(f"{label} all failed ({top})")
-            else:
-                parts.append(f"no {label} were probed")
-        return (
-            "cannot conclude: "
-            + "; ".join(parts)
-            + ". This vantage point looks offline or fully filtered, so no target can be called"
-            " blocked from this run."
-        )
+        for label, count in probed.items():
+            top = ", ".join(f"{f} x{n}" for f, n in count.failures.most_common(TOP_FAILURES))
+            parts.append(f"{label} all failed ({top})")
+        if len(probed) == 2:
+            why = "This vantage point looks offline or fully filtered"
+        elif "control endpoints" in probed:
+            why = "No lookup was asked of a control resolver, and the control endpoints failed"
+        else:
+            why = "The target list has no control endpoints, and the control resolvers failed"
+        return f"cannot conclude: {'; '.join(parts)}. {why}, so no target can be called blocked from this run."
 
     def control_problems(self) -> list[str]:
         """The controls that answered nothing, one sentence each (none when the vantage point

@@ -400,12 +400,20 @@ def _check_controls_outside_ranges(target_list: TargetList, parsed: ty.ParsedDoc
 def load_targets(path: str | Path) -> TargetList:
     """Read, parse and validate a target list file; unreadable files raise TargetError too."""
     filename = str(path)
+    from netprobe.regularfile import NotRegularFile, read_regular
+
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path)  # a FIFO or a device is refused, never waited on
     except FileNotFoundError:
         raise TargetError(filename, None, None, "no such file") from None
     except IsADirectoryError:
         raise TargetError(filename, None, None, "is a directory, expected a YAML file") from None
+    except NotRegularFile as exc:
+        if exc.kind == "a directory":
+            raise TargetError(
+                filename, None, None, "is a directory, expected a YAML file"
+            ) from None
+        raise TargetError(filename, None, None, f"{exc}, expected a YAML file") from None
     except OSError as exc:
         raise TargetError(filename, None, None, f"cannot read: {exc.strerror or exc}") from None
     try:

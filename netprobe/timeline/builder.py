@@ -19,6 +19,10 @@ Rules:
   `close_matches` (difflib) among the target ids the runs did measure.
 - A blocked change takes the method most verdicts named between its onset and its alarm, else the
   layer's default (`vocabulary.LAYER_METHOD`: dns -> dns, tcp -> ip, tls -> tls).
+- Each target carries its `group` (from the latest run that named one) and each network its
+  `group_labels` and a `summary` (`netprobe.timeline.fleet`: one sentence, which groups are
+  blocked by what since when). With `TimelineOptions.cells` (the HTML page) each target also
+  carries `cells`: the strip's columns with their evidence (`series.strip_cells`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from difflib import get_close_matches
 
 from netprobe.model.vocabulary import BLOCKED, LAYER_METHOD, LAYERS, OK, UNKNOWN
+from netprobe.timeline.fleet import network_summary
 from netprobe.timeline.onset import (
     Change,
     CusumParams,
@@ -39,7 +44,13 @@ from netprobe.timeline.onset import (
     detect,
 )
 from netprobe.timeline.runs import RunSummary, iso
-from netprobe.timeline.series import find_gaps, gap_threshold_hours, hourly_samples, strip
+from netprobe.timeline.series import (
+    find_gaps,
+    gap_threshold_hours,
+    hourly_samples,
+    strip,
+    strip_cells,
+)
 
 HEALTHY_CONTROLS_NEEDED = 0.8
 
@@ -55,7 +66,7 @@ class _Series:
 
 
 class _Network:
-    __slots__ = ("run_times", "run_healthy", "series", "methods")
+    __slots__ = ("run_times", "run_healthy", "series", "methods", "groups", "labels", "latest")
 
     def __init__(self) -> None:
         self.run_times = array("d")
@@ -63,6 +74,9 @@ class _Network:
         self.series: dict[tuple[str, str], _Series] = {}
         # target -> Counter of (hour, method) is too big; keep (time, method) only for blocked runs.
         self.methods: dict[str, list[tuple[float, str]]] = {}
+        self.groups: dict[str, str] = {}  # target -> group, from the latest run naming it
+        self.labels: dict[str, str] = {}  # group -> label, likewise
+        self.latest = float("-inf")
 
 
 @dataclass
@@ -73,6 +87,7 @@ class TimelineOptions:
     until: float | None = None
     target: str | None = None  # only report this target_id (corroboration still sees all)
     strip_width: int = 48
+    cells: bool = False  # add each target's strip cells with their evidence (the HTML page)
 
 
 class TimelineBuilder:
@@ -96,6 +111,13 @@ class TimelineBuilder:
         network = self._networks.setdefault(run.network, _Network())
         network.run_times.append(run.started_at)
         network.run_healthy.append(1 if run.healthy else 0)
+        if run.started_at >= network.latest:
+            network.latest = run.started_at
+            network.groups.update(run.groups)
+            network.labels.update(run.group_labels)
+        else:  # an older run only fills in what the newer ones did not say
+            network.groups = {**run.groups, **network.groups}
+            network.labels = {**run.group_labels, **network.labels}
         self._target_ids.update(target_id for target_id, _layer in run.scores)
         self._target_ids.update(run.methods)
         self._target_ids.update(run.unscored)
@@ -188,6 +210,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     detections: dict[tuple[str, str], Detection] = {}
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
+    worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
     for series_key, series in sorted(network.series.items()):
         samples = hourly_samples(series.times, series.scores)
         detections[series_key] = detect(samples, params)
@@ -198,10 +221,15 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         bounds[0], bounds[1] = min(bounds[0], samples[0].time), max(bounds[1], samples[-1].time)
         bounds[2] = max(bounds[2], len(samples))
         hours = worst.setdefault(target_id, array("d", [-1.0]) * span_hours)
+        if opts.cells:
+            layer_at = worst_layer.setdefault(target_id, array("b", [-1]) * span_hours)
+        layer_index = LAYERS.index(series_key[1]) if series_key[1] in LAYERS else -1
         for sample in samples:
             index = int(sample.time // 3600) - first_hour
             if 0 <= index < span_hours and sample.y > hours[index]:
                 hours[index] = sample.y
+                if opts.cells:
+                    layer_at[index] = layer_index
     # Real flips (not the initial state) of every series, for corroboration.
     flips = [
         (series_key, change)
@@ -271,6 +299,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         target_list.append(
             {
                 "target_id": target_id,
+                "group": network.groups.get(target_id),
                 "state": state,
                 "blocked_layers": blocked_layers,
                 "method": last_block["method"] if state == BLOCKED and last_block else None,
@@ -282,8 +311,17 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
                 "strip": strip(worst[target_id], opts.strip_width),
             }
         )
+        if opts.cells:
+            target_list[-1]["cells"] = strip_cells(
+                worst[target_id],
+                worst_layer[target_id],
+                first_hour,
+                opts.strip_width,
+                network.methods.get(target_id, []),
+                LAYERS,
+            )
     healthy = sum(network.run_healthy)
-    return {
+    built = {
         "probe_asn": key[0],
         "vantage": key[1],
         "runs": len(network.run_times),
@@ -294,5 +332,8 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         "strip_end": iso(end),
         "gap_threshold_hours": round(gap_threshold, 2),
         "gaps": find_gaps(network.run_times, network.run_healthy, gap_threshold),
+        "group_labels": dict(network.labels),  # in the order of the target lists
         "targets": target_list,
     }
+    built["summary"] = network_summary(built, opts.target)
+    return built

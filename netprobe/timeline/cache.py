@@ -38,7 +38,7 @@ from netprobe.timeline.runs import RunSummary
 CACHE_ENV = "NETPROBE_CACHE_DIR"
 CACHE_FILE = "timeline.sqlite3"
 KEEP_DAYS = 180
-FORMAT = 2  # bump when the stored summary layout changes
+FORMAT = 3  # bump when the stored summary layout changes
 # The module of `summarise_file`: the code of everything it imports decides a summary.
 SUMMARY_ENTRY_POINT = "netprobe.timeline.files"
 _PACKAGE = "netprobe"
@@ -155,6 +155,8 @@ def encode_summary(run: RunSummary) -> bytes:
         "scores": [[target, layer, score] for (target, layer), score in run.scores.items()],
         "methods": run.methods,
         "unscored": list(run.unscored),
+        "groups": run.groups,
+        "group_labels": run.group_labels,
     }
     return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
 
@@ -172,6 +174,8 @@ def decode_summary(blob: bytes) -> RunSummary:
             scores={(str(t), str(layer)): float(s) for t, layer, s in data["scores"]},
             methods={str(k): str(v) for k, v in data["methods"].items()},
             unscored=tuple(str(t) for t in data.get("unscored", ())),
+            groups={str(k): str(v) for k, v in data.get("groups", {}).items()},
+            group_labels={str(k): str(v) for k, v in data.get("group_labels", {}).items()},
         )
     except (zlib.error, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"damaged cache entry: {exc}") from None

@@ -36,6 +36,10 @@ class RunSummary:
     unscored: tuple[str, ...] = ()
     # The file it was read from (set by the reader, not cached): names a second copy of a run.
     source: str = field(default="", compare=False)
+    # Each target's group (target_id -> group name) and each group's label from the header's
+    # target lists (group -> label): the timeline groups its targets and words its summary.
+    groups: dict[str, str] = field(default_factory=dict)
+    group_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def network(self) -> tuple[str, str]:
@@ -47,9 +51,13 @@ def summary_from_analysis(header: dict, analysis: object) -> RunSummary:
     scores: dict[tuple[str, str], float] = {}
     methods: dict[str, str] = {}
     unscored: list[str] = []
+    groups: dict[str, str] = {}
     for target_id, verdict in getattr(analysis, "verdicts", {}).items():
         if getattr(verdict, "role", ROLE_TARGET) == ROLE_CONTROL:
             continue  # controls gate the run (vantage health); they are not series of their own
+        group = getattr(verdict, "group", None)
+        if group:
+            groups[target_id] = str(group)
         scored = False
         for layer, score in (getattr(verdict, "scores", None) or {}).items():
             if score is not None:
@@ -70,7 +78,20 @@ def summary_from_analysis(header: dict, analysis: object) -> RunSummary:
         scores=scores,
         methods=methods,
         unscored=tuple(sorted(unscored)),
+        groups=groups,
+        group_labels=_group_labels(header),
     )
+
+
+def _group_labels(header: dict) -> dict[str, str]:
+    declared = header.get("groups")
+    if not isinstance(declared, dict):
+        return {}
+    return {
+        str(name): str(info["label"])
+        for name, info in declared.items()
+        if isinstance(info, dict) and isinstance(info.get("label"), str) and info["label"]
+    }
 
 
 def parse_time(text: str) -> float:

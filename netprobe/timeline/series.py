@@ -103,3 +103,61 @@ def strip(worst: array, width: int) -> str:
         blocked = sum(y >= LOOKS_BLOCKED for y in values) / len(values)
         chars.append(STRIP_OK if blocked == 0 else STRIP_BLOCKED if blocked == 1 else STRIP_MIXED)
     return "".join(chars)
+
+
+def strip_cells(
+    worst: array,
+    worst_layer: array,
+    first_hour: int,
+    width: int,
+    blocked_methods: list[tuple[float, str]],
+    layers: tuple[str, ...],
+) -> list[dict]:
+    """The strip's columns with their evidence, for pages that show a tooltip per sample.
+
+    The same columns as `strip` (a column that repeats the hour before it, when there are fewer
+    hours than columns, is left out: one cell per hour then). Each cell: its hours (`from`, `to`),
+    `code`, `hours` with a sample, `blocked_hours` (worst layer at or above `LOOKS_BLOCKED`),
+    and when it has samples the `worst` score, its `layer` and the `method` most verdicts of
+    blocked runs named in the cell (None when none did).
+    """
+    hours = len(worst)
+    cells: list[dict] = []
+    previous = None
+    named_runs = sorted(blocked_methods)
+    named_times = [t for t, _ in named_runs]
+    for column in range(width):
+        lo = column * hours // width
+        hi = max((column + 1) * hours // width, lo + 1)
+        if (lo, hi) == previous:
+            continue
+        previous = (lo, hi)
+        indexes = [i for i in range(lo, hi) if worst[i] >= 0]
+        blocked = sum(worst[i] >= LOOKS_BLOCKED for i in indexes)
+        if not indexes:
+            code = STRIP_GAP
+        else:
+            code = (
+                STRIP_OK
+                if blocked == 0
+                else STRIP_BLOCKED
+                if blocked == len(indexes)
+                else STRIP_MIXED
+            )
+        start, end = (first_hour + lo) * 3600.0, (first_hour + hi) * 3600.0
+        cell: dict = {
+            "from": iso(start),
+            "to": iso(end),
+            "code": code,
+            "hours": len(indexes),
+            "blocked_hours": blocked,
+        }
+        if indexes:
+            top = max(indexes, key=worst.__getitem__)
+            cell["worst"] = round(worst[top], 3)
+            cell["layer"] = layers[worst_layer[top]] if worst_layer[top] >= 0 else None
+            lo_run, hi_run = bisect_left(named_times, start), bisect_left(named_times, end)
+            named = [m for _, m in named_runs[lo_run:hi_run]]
+            cell["method"] = max(set(named), key=named.count) if named else None
+        cells.append(cell)
+    return cells
