@@ -27,7 +27,8 @@ SIGNATURE = "signature"
 DNS = "dns"
 TCP = "tcp"
 TLS = "tls"
-MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS})
+THROUGHPUT = "throughput"  # issue 13: an HTTP/1.1 download over TLS, its bytes and rate
+MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS, THROUGHPUT})
 
 # `resolver_role` of the injection probe: a query sent to an address that runs no DNS server.
 RESOLVER_SILENT = "silent"
@@ -225,6 +226,33 @@ class TlsRecord(MeasurementRecord):
     pause: NotRequired[float]  # `after` only: seconds waited after the target SNI failed
 
 
+class ThroughputSample(TypedDict):
+    t: float  # seconds since the request was sent
+    bytes: int  # bytes received (head + body) by then
+
+
+class ThroughputRecord(MeasurementRecord):
+    """Issue 13: one download of `path` over TLS (docs/DESIGN.md "throughput")."""
+
+    ip: str
+    port: int
+    server_name: str  # the SNI sent
+    sni_role: str  # "target" | "control"
+    hostname: str  # the Host header: the domain whose object is fetched
+    path: str
+    sequence: str  # "before" (the control SNI, first) | "target"
+    max_bytes: int  # the byte cap
+    max_seconds: float  # the time cap
+    http_status: int | None
+    bytes: int  # bytes received after the request: head + body
+    body_bytes: int
+    ttfb: float | None  # seconds from the request to its first response byte
+    duration: float | None  # seconds from the request to the end of reading
+    rate: float | None  # bytes / duration, bytes per second
+    stopped: str | None  # "complete" | "byte_cap" | "time_cap" | "closed"; None on failure
+    samples: list[ThroughputSample]
+
+
 class SummaryRecord(TypedDict):
     schema_version: int
     type: Literal["summary"]
@@ -255,7 +283,7 @@ class SignatureRecord(TypedDict):
     sshsig: str
 
 
-Measurement = DnsRecord | TcpRecord | TlsRecord
+Measurement = DnsRecord | TcpRecord | TlsRecord | ThroughputRecord
 
 
 def answer_addresses(record: Mapping[str, Any]) -> list[str]:

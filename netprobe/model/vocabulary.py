@@ -19,8 +19,10 @@ INCONCLUSIVE = "inconclusive"
 NOT_APPLICABLE = "n/a"
 UNKNOWN = "unknown"  # a sign, never a verdict: turns into `inconclusive`
 NEUTRAL = "neutral"
+# Throughput (issue 13): reachable, but the target's transfers run at a fraction of the control's.
+THROTTLED = "throttled"
 # The statuses a verdict can have, in the order reports count them.
-VERDICT_STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE)
+VERDICT_STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE, THROTTLED)
 
 # Methods, in the order a client meets them: the first blocked layer names the verdict's method.
 DNS_METHOD = "dns"
@@ -34,7 +36,8 @@ METHOD_ORDER = (DNS_METHOD, IP_METHOD, SNI_METHOD, TLS_METHOD, MITM_METHOD)
 DNS_LAYER = records.DNS
 TCP_LAYER = records.TCP
 TLS_LAYER = records.TLS
-LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
+THROUGHPUT_LAYER = records.THROUGHPUT  # issue 13: its score maps the rate ratio to [0, 1]
+LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER, THROUGHPUT_LAYER)
 # Two maps from layer to method, on purpose:
 # - SINGLE_METHOD_LAYER: the layers that can be blocked one way only (a blocked dns layer is always
 #   `dns`, a blocked tcp layer always `ip`). tls is left out: its method (sni, tls or mitm) comes
@@ -42,7 +45,9 @@ LAYERS = (DNS_LAYER, TCP_LAYER, TLS_LAYER)
 # - LAYER_METHOD: the method a layer's failure points to when nothing finer is known, for every
 #   layer (the timeline's default for a blocked layer whose verdicts named no method).
 SINGLE_METHOD_LAYER = {DNS_LAYER: DNS_METHOD, TCP_LAYER: IP_METHOD}
-LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD}
+LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD, THROUGHPUT_LAYER: SNI_METHOD}
+# The status a layer's high score means on the timeline: `throttled` for throughput, else blocked.
+LAYER_BAD_STATUS = {THROUGHPUT_LAYER: THROTTLED}
 
 # DNS query types asked for every domain, in this order.
 QUERY_A = "A"
@@ -64,6 +69,8 @@ RECOVERED = "recovered"  # down or inconclusive -> ok
 BECAME_INCONCLUSIVE = "became_inconclusive"  # -> inconclusive
 ADDED = "added"  # only in the new run
 REMOVED = "removed"  # only in the old run
+NEWLY_THROTTLED = "newly_throttled"  # -> throttled from anything else (issue 13)
+UNTHROTTLED = "unthrottled"  # throttled -> ok
 CHANGE_KINDS = (
     NEWLY_BLOCKED,
     UNBLOCKED,
@@ -73,4 +80,6 @@ CHANGE_KINDS = (
     BECAME_INCONCLUSIVE,
     ADDED,
     REMOVED,
+    NEWLY_THROTTLED,
+    UNTHROTTLED,
 )

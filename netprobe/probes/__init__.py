@@ -35,7 +35,7 @@ from netprobe.model import records
 if TYPE_CHECKING:
     import ssl
 
-    from netprobe.model.records import DnsRecord, TcpRecord, TlsRecord
+    from netprobe.model.records import DnsRecord, TcpRecord, ThroughputRecord, TlsRecord
     from netprobe.model.resolvers import ResolverSpec
     from netprobe.probes.doh import DohClients
 
@@ -134,6 +134,33 @@ class TlsProbe(Protocol):
     ) -> TlsRecord: ...
 
 
+class ThroughputProbe(Protocol):
+    """Download `path` from ip:port over TLS with SNI `server_name`, up to a byte and a time cap
+    (`netprobe.probes.throughput.probe_throughput`; issue 13)."""
+
+    async def __call__(
+        self,
+        ctx: ProbeContext,
+        ip: str,
+        port: int,
+        server_name: str,
+        path: str,
+        *,
+        hostname: str,
+        sni_role: str,
+        ssl_context: ssl.SSLContext,
+        timeout: float,
+        max_bytes: int,
+        max_seconds: float,
+        samples: int = ...,
+        sequence: str = ...,
+    ) -> ThroughputRecord: ...
+
+
+async def _no_throughput_probe(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("this Probes has no throughput probe (pass throughput=...)")
+
+
 @dataclass(frozen=True)
 class Probes:
     """The probe kinds a run may use, one coroutine each: the runner's only way to the network."""
@@ -141,12 +168,15 @@ class Probes:
     dns: DnsProbe
     tcp: TcpProbe
     tls: TlsProbe
+    # Kinds added later have defaults, so `Probes(dns=..., tcp=..., tls=...)` keeps working.
+    throughput: ThroughputProbe = _no_throughput_probe
 
 
 def real_probes() -> Probes:
     """The probes that touch the network (imported here, lazily, to keep this module pure)."""
     from netprobe.probes.dns import probe_dns
     from netprobe.probes.tcp import probe_tcp
+    from netprobe.probes.throughput import probe_throughput
     from netprobe.probes.tls import probe_tls
 
-    return Probes(dns=probe_dns, tcp=probe_tcp, tls=probe_tls)
+    return Probes(dns=probe_dns, tcp=probe_tcp, tls=probe_tls, throughput=probe_throughput)
