@@ -163,6 +163,8 @@ class Runner:
             max_addresses_per_domain=options.max_addresses_per_domain,
             control_sni=control_sni(target_lists),
             residual_pause=options.residual_pause,
+            throughput_bytes=options.throughput_bytes,
+            throughput_seconds=options.throughput_seconds,
         )
         ssl_context = make_ssl_context(options.ca_bundle)
         self.settings = ProbeSettings(
@@ -316,6 +318,10 @@ class Runner:
             await asyncio.sleep(chain.pause)
             records.append(await self._probe(ctx, chain.if_failed, labels, confirm=False))
             steps.append(chain.if_failed)
+        elif chain.then and records[-1]["failure"] is None:
+            for step in chain.then:  # the throughput downloads after a working handshake
+                records.append(await self._probe(ctx, step, labels, confirm=False))
+                steps.append(step)
         for step, record in zip(steps, records, strict=True):
             await self._confirm_later(ctx, step, record)
         return records

@@ -85,6 +85,9 @@ def build_header(
             "confirm_spacing": options.confirm_spacing,
             "control_interval": options.control_interval,
             "residual_pause": options.residual_pause,
+            # issue 13: the caps of the throughput downloads (absent in older files)
+            "throughput_bytes": options.throughput_bytes,
+            "throughput_seconds": options.throughput_seconds,
         },
         expected_ranges=expected,
         groups=groups,
