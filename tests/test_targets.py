@@ -53,7 +53,7 @@ def parse_error(yaml_text: str) -> str:
         (
             "groups:\n  web:\n    domains: [example.com]\n    colour: red\n",
             "t.yaml:4: groups.web.colour: unknown key (allowed: label, domains, ports,"
-            " endpoints, ranges, expected)",
+            " endpoints, ranges, expected, download)",
         ),
         (
             "groups:\n  web:\n    domains:\n      - example.com\n      - not a name\n",

@@ -348,7 +348,7 @@ def needs_confirmation(record: Mapping[str, Any]) -> bool:
     themselves; a name's missing IPv6 (AAAA `dns_no_answer` is normal); the injection probe
     (a timeout is its expected outcome); control-SNI handshakes (the `before`/`after` of a TLS
     chain: re-sending the control name right after a forbidden one would measure the censor's
-    residual block, not the control).
+    residual block, not the control); throughput downloads (judged by their rates, not by votes).
     """
     failure = record.get("failure")
     if failure is None or record.get("role") != ROLE_TARGET or record.get(CONFIRMATION):
