@@ -28,6 +28,7 @@ from netprobe.model.records import (
     DNS,
     RESOLVER_SILENT,
     TCP,
+    THROUGHPUT,
     TLS,
 )
 from netprobe.model.vocabulary import METHOD_ORDER
@@ -236,7 +237,7 @@ def is_silent(record: dict) -> bool:
 
 def split_by_type(records: list[dict]) -> dict[str, list[dict]]:
     """A target's records by type (dns, tcp, tls), so each layer reads only its own."""
-    split: dict[str, list[dict]] = {DNS: [], TCP: [], TLS: []}
+    split: dict[str, list[dict]] = {DNS: [], TCP: [], TLS: [], THROUGHPUT: []}
     for record in records:
         same_type = split.get(str(record.get("type")))
         if same_type is not None:

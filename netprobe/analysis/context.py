@@ -29,6 +29,7 @@ from netprobe.analysis.common import (
     parse_networks,
 )
 from netprobe.analysis.health import ControlRound, ControlRounds, VantageHealth
+from netprobe.analysis.throughput import control_rate
 from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
 from netprobe.model.records import DNS, RESOLVER_SILENT, TCP, TLS
 from netprobe.model.vocabulary import ROLE_CONTROL, ROLE_TARGET
@@ -57,6 +58,8 @@ class RunContext:
     tls_failure_records: dict[tuple[str, str], dict] = field(default_factory=dict)
     rounds: ControlRounds = field(default_factory=ControlRounds)
     has_silent: bool = False  # some silent lookup (the injection probe) is in the run
+    # issue 13: the median rate of the control domains' downloads (bytes/s), None without any
+    throughput_control_rate: float | None = None
 
     @property
     def healthy(self) -> bool:
@@ -198,6 +201,7 @@ def build_context(
         tls_connect_failures=tls_connect,
         tls_failure_records=tls_failure_records,
         rounds=rounds if rounds is not None else ControlRounds(),
+        throughput_control_rate=control_rate(records),
         has_silent=has_silent,
     )
 

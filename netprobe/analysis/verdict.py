@@ -12,6 +12,9 @@ Rules:
   the same kind of control measurement. Slow-but-working stays `ok`, with a note.
 - Re-probes are folded into their step before any of this (`confirm`); a failure they out-voted
   leaves a note ("2/3 attempts worked"), never a blocking sign.
+- Throttling (issue 13, `analysis.throughput`): a target whose layers all work but whose
+  `throughput` layer is `throttled` is `throttled` with that layer's method (sni or ip); the
+  throughput layer never makes a target blocked, down or inconclusive.
 - Injection (`dns.silent_signs`): a reply injected on the path to an address that runs no DNS
   server makes the dns layer `blocked` (score 1.0) whatever the attempts of the probe resolvers
   showed: it is not a vote of one attempt but a fact about the path for this name.
@@ -29,6 +32,7 @@ from netprobe.analysis.connect import combine_reachability, tcp_signs, tls_signs
 from netprobe.analysis.context import RunContext
 from netprobe.analysis.dns import combine_dns, dns_signs, silent_signs
 from netprobe.analysis.health import unhealthy_reason
+from netprobe.analysis.throughput import judge_throughput
 from netprobe.model.vocabulary import (
     BLOCKED,
     DNS_LAYER,
@@ -41,6 +45,8 @@ from netprobe.model.vocabulary import (
     OK,
     SINGLE_METHOD_LAYER,
     TCP_LAYER,
+    THROTTLED,
+    THROUGHPUT_LAYER,
     TLS_LAYER,
     UNKNOWN,
 )
@@ -175,6 +181,11 @@ def judge_target(
     }
     if ctx.has_silent:
         _apply_silent(layers[DNS_LAYER], silent_signs(dns, ctx, group), detail)
+    rates = judge_throughput(split[THROUGHPUT_LAYER], ctx.throughput_control_rate, detail)
+    if rates is not None:  # only targets with downloads have the layer (old files keep theirs)
+        layers[THROUGHPUT_LAYER] = LayerResult(
+            THROUGHPUT_LAYER, rates.status, rates.method, rates.score, rates.evidence, rates.notes
+        )
     evidence = [line for layer in layers.values() for line in layer.evidence]
     notes = [note for layer in layers.values() for note in layer.notes]
     if detail:
@@ -202,13 +213,22 @@ def judge_target(
     if any(layer.status == DOWN for layer in layers.values()):
         return TargetJudgement(DOWN, None, layers, evidence, notes)
     deepest = next(
-        (layers[n] for n in reversed(LAYERS) if layers[n].status != NOT_APPLICABLE), None
+        (
+            layers[n]
+            for n in reversed(LAYERS)
+            if n in layers and n != THROUGHPUT_LAYER and layers[n].status != NOT_APPLICABLE
+        ),
+        None,
     )
     if deepest is None:
         return TargetJudgement(
             INCONCLUSIVE, None, layers, evidence, ["no measurements for this target", *notes]
         )
     if deepest.status == OK:
+        rated = layers.get(THROUGHPUT_LAYER)
+        if rated is not None and rated.status == THROTTLED:
+            evidence = rated.evidence + [line for line in evidence if line not in rated.evidence]
+            return TargetJudgement(THROTTLED, rated.method, layers, evidence, notes)
         note = slow_note(deepest, deepest.name, ctx) if detail else None
         if note:
             notes.append(note)

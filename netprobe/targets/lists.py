@@ -341,7 +341,12 @@ def parse_targets(text: str, filename: str) -> TargetList:
         group = Group(name=raw.name, label=raw.label, expected=raw.expected)
         group.domains = [
             Domain(
-                name, raw.ports, domain_id(name), raw.name, "target", raw.expected,
+                name,
+                raw.ports,
+                domain_id(name),
+                raw.name,
+                "target",
+                raw.expected,
                 raw.downloads.get(name),
             )  # fmt: skip
             for name in raw.domains
@@ -357,7 +362,12 @@ def parse_targets(text: str, filename: str) -> TargetList:
     controls = Controls(
         domains=[
             Domain(
-                name, parsed.default_ports, domain_id(name), "control", "control", None,
+                name,
+                parsed.default_ports,
+                domain_id(name),
+                "control",
+                "control",
+                None,
                 parsed.control_downloads.get(name),
             )  # fmt: skip
             for name in parsed.control_domains
