@@ -29,13 +29,19 @@ def run_table(summary: RunTally) -> Table:
     table.add_column("target", overflow="fold")
     table.add_column("group")
     table.add_column("role")
-    for layer in LAYERS:
-        table.add_column(layer)
     rows = list(summary.targets.values())
+    # dns/tcp/tls always; a later layer (throughput) only when some target has it
+    shown = [
+        layer
+        for index, layer in enumerate(LAYERS)
+        if index < 3 or any(layer in target.layers for target in rows)
+    ]
+    for layer in shown:
+        table.add_column(layer)
     for target in rows[:MAX_ROWS]:
         cells = [
             _cell(target.layers[layer].state()) if layer in target.layers else STATE_NONE
-            for layer in LAYERS
+            for layer in shown
         ]
         table.add_row(escape(target.target_id), escape(target.group), target.role, *cells)
     captions = []
