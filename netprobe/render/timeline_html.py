@@ -28,6 +28,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { text-align: left; padding: 0.25em 0.6em; border-bottom: 1px solid #eee; vertical-align: top; }
 td.strip { padding: 0.25em 0; }
 .blocked { color: #c62828; font-weight: 600; } .ok { color: #2e7d32; } .unknown { color: #777; }
+.throttled { color: #8e24aa; font-weight: 600; }
 .legend span { display: inline-block; width: 1em; height: 1em; margin: 0 0.3em 0 1em; vertical-align: middle; }
 code { font-size: 0.95em; }
 """
