@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from netprobe.model import records
 
 if TYPE_CHECKING:
+    import asyncio
     import ssl
 
     from netprobe.model.records import DnsRecord, TcpRecord, ThroughputRecord, TlsRecord
@@ -88,6 +89,9 @@ class ProbeSettings:
     # The run's pooled DoH clients (one per resolver), made and closed by the runner; None: a
     # client per query.
     doh_clients: DohClients | None = None
+    # Held by each throughput download (issue 13), so downloads never overlap one another: a
+    # target's rate and its reference's are measured under the same load. None: no lock.
+    downloads: asyncio.Lock | None = None
 
 
 class DnsProbe(Protocol):

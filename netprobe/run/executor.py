@@ -172,6 +172,7 @@ class Runner:
             udp_wait=options.udp_wait,
             ssl_context=ssl_context,
             doh_clients=DohClients(ssl_context),  # one pooled client per DoH resolver per run
+            downloads=asyncio.Lock(),  # throughput downloads one at a time (plan_throughput)
         )
         self.summary = RunTally()
         self._semaphore: asyncio.Semaphore | None = None

@@ -12,6 +12,9 @@ Rules:
   downloads are something to compare with).
 - The downloads run after that ip:port's TLS chain (`planner.Chain.then`), and only when its
   target-SNI handshake worked: a failed handshake is the TLS layer's evidence already.
+- One download at a time in the whole run (`ProbeSettings.downloads`, a lock the runner makes):
+  on a slow link, concurrent downloads would share it unevenly and make equal rates look
+  different; other probes still run beside them (they are small).
 - Throughput records are never re-probed (`planner.needs_confirmation`): they are judged by
   their rates over the attempts, not by a failure vote.
 """
@@ -47,7 +50,15 @@ class ThroughputFetch:
     max_seconds: float
     sequence: str = SEQUENCE_TARGET  # "before" (the control SNI) | "target"
 
-    def call(
+    async def call(
+        self, probes: Probes, ctx: ProbeContext, settings: ProbeSettings
+    ) -> ThroughputRecord:
+        if settings.downloads is None:
+            return await self._fetch(probes, ctx, settings)
+        async with settings.downloads:  # one download at a time (see the module rules)
+            return await self._fetch(probes, ctx, settings)
+
+    def _fetch(
         self, probes: Probes, ctx: ProbeContext, settings: ProbeSettings
     ) -> Awaitable[ThroughputRecord]:
         return probes.throughput(
