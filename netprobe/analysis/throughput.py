@@ -132,7 +132,7 @@ def address_sign(target: dict | None, before: dict | None, reference: float | No
         if ratio < THRESHOLD and slow:
             return RateSign(
                 THROTTLED, ratio, SNI_METHOD,
-                f"{versus} on the same address (ratio {ratio:.3f} < {THRESHOLD:g}): "
+                f"{versus} on the same address (ratio {ratio:.2g} < {THRESHOLD:g}): "
                 "throttled by SNI",
             )  # fmt: skip
         if reference is not None and ratio >= THRESHOLD and slow:
@@ -142,7 +142,7 @@ def address_sign(target: dict | None, before: dict | None, reference: float | No
                 return RateSign(
                     THROTTLED, to_controls, IP_METHOD,
                     f"{versus} on the same address, both below {THRESHOLD:g} of the control "
-                    f"domains' {rate_text(reference)} (ratio {to_controls:.3f}): the address "
+                    f"domains' {rate_text(reference)} (ratio {to_controls:.2g}): the address "
                     "is throttled",
                 )  # fmt: skip
         return RateSign(OK, ratio, None, f"{versus} on the same address (ratio {ratio:.2f})")

@@ -184,10 +184,14 @@ _DOH_H2_STAGE, _DOH_H2_DNAT = _doh_h2()
 # Telegram site is marked (CONNMARK, so every packet of the flow carries it) and its packets
 # toward the client are shaped to SNI_THROTTLE_RATE; everything else passes at link speed. This
 # kernel has htb and tbf but no sch_netem and no `fw` classifier, so the mark picks the htb
-# class through CLASSIFY (skb->priority, which htb reads before any filter).
+# class through CLASSIFY (skb->priority, which htb reads before any filter). The shaped class
+# queues at most SNI_THROTTLE_QUEUE packets (about 1.3 s at that rate) and drops the rest, as a
+# policing throttler does; a deep queue would keep delivering a finished download's backlog for
+# a minute and starve the next flow.
 SNI_THROTTLE_RATE = "150kbit"
 SNI_THROTTLE_MARK = "0x13"
 SNI_THROTTLE_CLASS = "1:13"
+SNI_THROTTLE_QUEUE = 16
 _FAST_CLASS = "1:20"
 
 
@@ -198,13 +202,23 @@ def _sni_throttle_rules() -> tuple[TableRule, ...]:
             match = ("-i", topo.ISP_CLIENT_IF, "-p", "tcp", "--dport", "443",
                      "-m", "string", "--algo", "bm", "--string", keyword)  # fmt: skip
             rules.append(
-                TableRule("isp", version, "mangle", "PREROUTING",
-                          (*match, "-j", "CONNMARK", "--set-mark", SNI_THROTTLE_MARK))  # fmt: skip
+                TableRule(
+                    "isp",
+                    version,
+                    "mangle",
+                    "PREROUTING",
+                    (*match, "-j", "CONNMARK", "--set-mark", SNI_THROTTLE_MARK),
+                )  # fmt: skip
             )
         marked = ("-o", topo.ISP_CLIENT_IF, "-m", "connmark", "--mark", SNI_THROTTLE_MARK)
         rules.append(
-            TableRule("isp", version, "mangle", "POSTROUTING",
-                      (*marked, "-j", "CLASSIFY", "--set-class", SNI_THROTTLE_CLASS))  # fmt: skip
+            TableRule(
+                "isp",
+                version,
+                "mangle",
+                "POSTROUTING",
+                (*marked, "-j", "CLASSIFY", "--set-class", SNI_THROTTLE_CLASS),
+            )  # fmt: skip
         )
     return tuple(rules)
 
@@ -214,6 +228,8 @@ _SNI_SHAPER = (
      "default", _FAST_CLASS.split(":")[1]),
     ("class", "add", "dev", topo.ISP_CLIENT_IF, "parent", "1:", "classid", SNI_THROTTLE_CLASS,
      "htb", "rate", SNI_THROTTLE_RATE, "ceil", SNI_THROTTLE_RATE),
+    ("qdisc", "add", "dev", topo.ISP_CLIENT_IF, "parent", SNI_THROTTLE_CLASS, "handle", "13:",
+     "pfifo", "limit", str(SNI_THROTTLE_QUEUE)),
     ("class", "add", "dev", topo.ISP_CLIENT_IF, "parent", "1:", "classid", _FAST_CLASS,
      "htb", "rate", "1gbit", "quantum", "60000"),
 )  # fmt: skip
