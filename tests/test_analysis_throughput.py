@@ -307,3 +307,22 @@ def test_no_download_object_no_fetch() -> None:
 
 def test_throughput_records_are_never_reprobed() -> None:
     assert not needs_confirmation(rf.throughput(IP, failure="connection_reset"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("rate", "fast"), ("duration", "long"), ("http_status", "200")]
+)
+def test_odd_field_values_are_not_judged_and_never_crash(field: str, value: object) -> None:
+    records = pair(IP, SLOW, FAST)
+    records[-1][field] = value
+    verdict = judge(records)
+    assert verdict["status"] == OK  # not throttled: the target's download cannot be read
+
+
+def test_a_throughput_record_without_an_address_is_refused_by_the_loader() -> None:
+    from netprobe.analysis.load import RunRefused, load_run
+
+    record = rf.throughput(IP)
+    record["port"] = "443"
+    with pytest.raises(RunRefused, match="throughput 'domain:telegram.org'.*'port'"):
+        load_run(rf.header(), [record])

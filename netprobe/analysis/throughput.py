@@ -123,7 +123,8 @@ def address_sign(target: dict | None, before: dict | None, reference: float | No
             failure = "certificate for another name"
         return RateSign(UNKNOWN, detail=f"{where}: the download of {name} failed ({failure})")
     rate = float(target["rate"])
-    slow = float(target.get("duration") or 0.0) >= MIN_SECONDS
+    duration = target.get("duration")
+    slow = isinstance(duration, int | float) and duration >= MIN_SECONDS
     said = f"{where}: {name} {rate_text(rate)}"
     if before is not None and usable(before):
         other = float(before["rate"])
@@ -161,9 +162,9 @@ def judge_throughput(
     """The throughput layer of one target, from its `throughput` records; None without any."""
     if not records:
         return None
-    pairs: dict[tuple[int, str, int], dict[str, dict]] = {}
+    pairs: dict[tuple[int, str, object], dict[str, dict]] = {}
     for record in records:
-        key = (attempt_of(record), str(record.get("ip")), int(record.get("port") or 0))
+        key = (attempt_of(record), str(record.get("ip")), record.get("port"))
         slot = "before" if record.get(SEQUENCE) == SEQUENCE_BEFORE else "target"
         pairs.setdefault(key, {})[slot] = record
     by_attempt: dict[int, list[RateSign]] = {}
