@@ -326,3 +326,19 @@ def test_a_throughput_record_without_an_address_is_refused_by_the_loader() -> No
     record["port"] = "443"
     with pytest.raises(RunRefused, match="throughput 'domain:telegram.org'.*'port'"):
         load_run(rf.header(), [record])
+
+
+def test_targets_show_lists_the_download_objects() -> None:
+    from rich.console import Console
+
+    from netprobe.render.targets import describe_targets, targets_renderables
+
+    info = describe_targets(parse_targets(LIST.replace("{DOWNLOAD}", "{t.me: /a.js}"), "t.yaml"))
+    assert info["groups"]["web"]["downloads"] == {"t.me": "/a.js"}
+    assert info["controls"]["downloads"] == {"control.example": "/big.bin"}
+    console = Console(width=120, record=True)
+    for part in targets_renderables(info):
+        console.print(part)
+    text = console.export_text()
+    assert "Download objects (throughput probe)" in text
+    assert "t.me" in text and "/a.js" in text and "/big.bin" in text
