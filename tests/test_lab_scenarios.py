@@ -266,7 +266,8 @@ def test_classic_and_field_scenarios() -> None:
     field = {name for name, scenario in sc.SCENARIOS.items() if scenario.field}
     assert field == {
         "lossy-mobile", "sni-residual", "dns-injection", "doh-h2-nxdomain",
-        "dns-redirect-public", "dns-redirect-closed", "sni-throttle", "slow-link",
+        "dns-redirect-public", "dns-redirect-closed", "sni-throttle", "ip-throttle",
+        "slow-link",
     }  # fmt: skip
     from tests.test_lab_e2e import CENSORING
 

@@ -116,3 +116,17 @@ def test_slow_link_is_slow_for_everyone_and_stays_ok(lab: Lab, results: Path) ->
     assert all(r["rate"] < SLOW_LINK_MAX_RATE for r in downloads), [
         (r["target_id"], r["server_name"], r["rate"]) for r in downloads
     ]
+
+
+def test_ip_throttle_is_throttled_by_ip(lab: Lab, results: Path) -> None:
+    path = _run(lab, "ip-throttle", results)
+    problems = _problems("ip-throttle", path)
+    assert not problems, "\n".join(problems) + f"\nfile: {path}"
+
+    # The mechanics: both SNIs crawl on the Telegram addresses; the control site flies.
+    downloads = [r for r in _downloads(path) if r["failure"] is None]
+    web = [r for r in downloads if r["role"] == "target"]
+    assert {r["sni_role"] for r in web} == {"target", "control"}
+    assert all(r["rate"] < THROTTLED_MAX_RATE for r in web), [(r["ip"], r["rate"]) for r in web]
+    control_site = [r["rate"] for r in downloads if r["role"] == "control"]
+    assert control_site and min(control_site) > 4 * max(r["rate"] for r in web)

@@ -234,6 +234,25 @@ _SNI_SHAPER = (
      "htb", "rate", "1gbit", "quantum", "60000"),
 )  # fmt: skip
 
+
+def _ip_throttle_rules() -> tuple[TableRule, ...]:
+    """Everything from the Telegram web stand-ins' addresses into the shaped class (any SNI)."""
+    rules: list[TableRule] = []
+    for version in (4, 6):
+        sources = ",".join(topo.WEB_ADDRESSES[name][version == 6] for name in topo.TELEGRAM_NAMES)
+        where = ("-o", topo.ISP_CLIENT_IF, "-s", sources)
+        rules.append(
+            TableRule(
+                "isp",
+                version,
+                "mangle",
+                "POSTROUTING",
+                (*where, "-j", "CLASSIFY", "--set-class", SNI_THROTTLE_CLASS),
+            )  # fmt: skip
+        )
+    return tuple(rules)
+
+
 # A slow link (issue 13): everything toward the client shaped to SLOW_LINK_RATE, whatever the
 # name: slow-but-equal, which must stay `ok`.
 SLOW_LINK_RATE = "1mbit"
@@ -348,6 +367,14 @@ SCENARIOS: dict[str, Scenario] = {
             "ISP shapes flows whose ClientHello names telegram.org or t.me to "
             f"{SNI_THROTTLE_RATE} toward the client; other names on the same addresses are fast.",
             table_rules=_sni_throttle_rules(),
+            tc=_SNI_SHAPER,
+            targets="throughput.yaml",
+        ),
+        Scenario(
+            "ip-throttle",
+            f"ISP shapes everything from the Telegram web addresses to {SNI_THROTTLE_RATE} toward "
+            "the client, whatever the SNI; the control site is fast.",
+            table_rules=_ip_throttle_rules(),
             tc=_SNI_SHAPER,
             targets="throughput.yaml",
         ),
