@@ -142,7 +142,8 @@ OPTION_LIST: tuple[Option, ...] = (
            run_field="throughput_bytes"),
     Option("throughput_seconds", "number", 8.0,
            "Time cap of each throughput download: reading stops after S seconds (a throttled "
-           "transfer runs to it).", _EVERYWHERE, flag="--throughput-seconds", low=0.5, high=600,
+           "transfer runs to it; at least 1: a throttled download must take 1 s).", _EVERYWHERE,
+           flag="--throughput-seconds", low=1, high=600,
            unit="seconds", run_field="throughput_seconds"),
     Option("max_addresses_per_domain", "integer", 4,
            "Resolved addresses given TLS probes per name and resolver.", frozenset({LIST}),
