@@ -82,6 +82,10 @@ def test_downloads_follow_working_handshakes_one_at_a_time() -> None:
 
     assert len(by_target["domain:cc.test"]) == 2  # a.test and cc.test ran at the same time ...
     assert network.max_downloads_in_flight == 1  # ... but their downloads did not
+    # ... and each address's two downloads follow each other, control SNI first.
+    web = [(r["target_id"], r["ip"], r["sequence"]) for r in downloads if r["role"] == "target"]
+    assert [key[2] for key in web] == ["before", "target"] * (len(web) // 2)
+    assert all(web[i][:2] == web[i + 1][:2] for i in range(0, len(web), 2))
     # The failed handshake was re-probed (confirm 2); downloads never are.
     assert not any(r.get("confirmation") for r in downloads)
     assert any(r.get("confirmation") for r in sink.records if r["type"] == "tls")

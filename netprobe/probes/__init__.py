@@ -89,8 +89,9 @@ class ProbeSettings:
     # The run's pooled DoH clients (one per resolver), made and closed by the runner; None: a
     # client per query.
     doh_clients: DohClients | None = None
-    # Held by each throughput download (issue 13), so downloads never overlap one another: a
-    # target's rate and its reference's are measured under the same load. None: no lock.
+    # Held by the runner over one address's throughput downloads (issue 13, `plan_throughput`),
+    # so downloads never overlap: a target's rate and its reference's are measured under the
+    # same load, one right after the other. None: no lock.
     downloads: asyncio.Lock | None = None
 
 

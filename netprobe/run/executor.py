@@ -34,6 +34,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -320,9 +321,11 @@ class Runner:
             records.append(await self._probe(ctx, chain.if_failed, labels, confirm=False))
             steps.append(chain.if_failed)
         elif chain.then and records[-1]["failure"] is None:
-            for step in chain.then:  # the throughput downloads after a working handshake
-                records.append(await self._probe(ctx, step, labels, confirm=False))
-                steps.append(step)
+            # The throughput downloads after a working handshake: one chain's at a time.
+            async with self.settings.downloads or contextlib.nullcontext():
+                for step in chain.then:
+                    records.append(await self._probe(ctx, step, labels, confirm=False))
+                    steps.append(step)
         for step, record in zip(steps, records, strict=True):
             await self._confirm_later(ctx, step, record)
         return records

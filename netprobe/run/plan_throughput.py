@@ -12,9 +12,11 @@ Rules:
   downloads are something to compare with).
 - The downloads run after that ip:port's TLS chain (`planner.Chain.then`), and only when its
   target-SNI handshake worked: a failed handshake is the TLS layer's evidence already.
-- One download at a time in the whole run (`ProbeSettings.downloads`, a lock the runner makes):
-  on a slow link, concurrent downloads would share it unevenly and make equal rates look
-  different; other probes still run beside them (they are small).
+- One address's downloads at a time in the whole run: the runner holds `ProbeSettings.downloads`
+  (a lock) over a chain's `then` steps, so the control SNI's and the target SNI's downloads of
+  one ip:port follow each other with no other download in between or beside them. On a slow
+  link concurrent downloads would share it unevenly and make equal rates look different; other
+  probes still run beside them (they are small).
 - Throughput records are never re-probed (`planner.needs_confirmation`): they are judged by
   their rates over the attempts, not by a failure vote.
 """
@@ -50,15 +52,7 @@ class ThroughputFetch:
     max_seconds: float
     sequence: str = SEQUENCE_TARGET  # "before" (the control SNI) | "target"
 
-    async def call(
-        self, probes: Probes, ctx: ProbeContext, settings: ProbeSettings
-    ) -> ThroughputRecord:
-        if settings.downloads is None:
-            return await self._fetch(probes, ctx, settings)
-        async with settings.downloads:  # one download at a time (see the module rules)
-            return await self._fetch(probes, ctx, settings)
-
-    def _fetch(
+    def call(
         self, probes: Probes, ctx: ProbeContext, settings: ProbeSettings
     ) -> Awaitable[ThroughputRecord]:
         return probes.throughput(
