@@ -6,7 +6,9 @@ Rules:
   `newly_blocked` (-> blocked from anything else), `unblocked` (blocked -> ok),
   `method_changed` (blocked -> blocked, other method), `became_down` (-> down),
   `recovered` (down or inconclusive -> ok), `became_inconclusive` (-> inconclusive),
-  `added` / `removed` (target only in the new / old run).
+  `added` / `removed` (target only in the new / old run); issue 13: `newly_throttled`
+  (-> throttled from anything else), `unthrottled` (throttled -> ok); throttled -> throttled by
+  another method is `method_changed`.
 - `status_changed()` is true when any change other than added/removed exists: it drives exit 1.
 - A run whose vantage point was unhealthy (no control measurement succeeded, `analysis.health`)
   judged nothing: every verdict is inconclusive. Such runs are listed in `unjudged` (which run,
@@ -39,10 +41,13 @@ from netprobe.model.vocabulary import (
     INCONCLUSIVE,
     METHOD_CHANGED,
     NEWLY_BLOCKED,
+    NEWLY_THROTTLED,
     RECOVERED,
     REMOVED,
     ROLE_TARGET,
+    THROTTLED,
     UNBLOCKED,
+    UNTHROTTLED,
 )
 
 LIST_ONLY_KINDS = frozenset({ADDED, REMOVED})
@@ -107,11 +112,15 @@ def change_kind(before: Verdict | None, after: Verdict | None) -> str | None:
         return None
     if after.status == BLOCKED:
         return METHOD_CHANGED if before.status == BLOCKED else NEWLY_BLOCKED
+    if after.status == THROTTLED:
+        return METHOD_CHANGED if before.status == THROTTLED else NEWLY_THROTTLED
     if after.status == DOWN:
         return BECAME_DOWN
     if after.status == INCONCLUSIVE:
         return BECAME_INCONCLUSIVE
     # after is ok
+    if before.status == THROTTLED:
+        return UNTHROTTLED
     return UNBLOCKED if before.status == BLOCKED else RECOVERED
 
 

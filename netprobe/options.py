@@ -136,6 +136,15 @@ OPTION_LIST: tuple[Option, ...] = (
            "(catches censors that then block the whole address for a while; 0: do not).",
            _EVERYWHERE, flag="--residual-pause", low=0, high=600, unit="seconds",
            run_field="residual_pause"),
+    Option("throughput_bytes", "integer", 1 << 20,
+           "Byte cap of each throughput download (the list's `download:` objects; issue 13).",
+           _EVERYWHERE, flag="--throughput-bytes", low=1024, high=1 << 30,
+           run_field="throughput_bytes"),
+    Option("throughput_seconds", "number", 8.0,
+           "Time cap of each throughput download: reading stops after S seconds (a throttled "
+           "transfer runs to it; at least 1: a throttled download must take 1 s).", _EVERYWHERE,
+           flag="--throughput-seconds", low=1, high=600,
+           unit="seconds", run_field="throughput_seconds"),
     Option("max_addresses_per_domain", "integer", 4,
            "Resolved addresses given TLS probes per name and resolver.", frozenset({LIST}),
            low=1, high=64, run_field="max_addresses_per_domain"),
@@ -403,6 +412,8 @@ class RunOptions:
     residual_pause: float = default("residual_pause")
     http_body_limit: int = default("http_body_limit")  # issue 13
     bodies: bool = default("bodies")  # False: --no-bodies (no HTTP body text stored)
+    throughput_bytes: int = default("throughput_bytes")
+    throughput_seconds: float = default("throughput_seconds")
     vantage: str = default("vantage")
     asn: str | None = default("asn")
     cc: str | None = default("cc")

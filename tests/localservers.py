@@ -191,6 +191,72 @@ def tls_server(
     return StreamServer(handle, host)
 
 
+OBJECT_SIZE = 1 << 20  # what `object_server` serves at /object
+SLOW_CHUNK = 4096  # ... and at /slow (or for a slowed SNI): this many bytes ...
+SLOW_PAUSE = 0.05  # ... every this many seconds (about 80 KB/s)
+
+
+def _send_object(tls: ssl.SSLSocket, size: int, slow: bool, stop: threading.Event) -> None:
+    tls.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+    chunk = SLOW_CHUNK if slow else 65536
+    sent = 0
+    while sent < size and not stop.is_set():
+        part = min(chunk, size - sent)
+        tls.sendall(b"x" * part)
+        sent += part
+        if slow:
+            time.sleep(SLOW_PAUSE)
+
+
+def object_server(
+    cert: trustme.LeafCert, host: str = "127.0.0.1", slow_sni: str | None = None
+) -> StreamServer:
+    """HTTPS (HTTP/1.1) by path, for the throughput probe: /object serves OBJECT_SIZE bytes at
+    once (paced like /slow when the ClientHello named `slow_sni`: an SNI throttler), /slow paced,
+    /reset a reset after 10 KiB of a 1 MiB object, /short closes after 100 of 1000 bytes,
+    /garbage answers no HTTP, /silent never answers; anything else is a 404."""
+    context = server_context(cert, ("http/1.1",))
+    names: dict[int, str | None] = {}
+
+    def remember(sslobj: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        names[id(sslobj)] = name
+
+    context.sni_callback = remember
+
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(5)
+        with context.wrap_socket(conn, server_side=True) as tls:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = tls.recv(4096)
+                if not data:
+                    return
+                request += data
+            path = request.split(b" ", 2)[1].decode()
+            throttled = slow_sni is not None and names.pop(id(tls), None) == slow_sni
+            if path == "/object":
+                _send_object(tls, OBJECT_SIZE, throttled, stop)
+            elif path == "/slow":
+                _send_object(tls, OBJECT_SIZE, True, stop)
+            elif path == "/reset":
+                tls.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {OBJECT_SIZE}\r\n\r\n".encode())
+                tls.sendall(b"x" * 10240)
+                time.sleep(0.05)
+                tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif path == "/short":
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+                tls.unwrap()
+            elif path == "/garbage":
+                tls.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+            elif path == "/silent":
+                never_answer(tls, stop)  # type: ignore[arg-type]
+            else:
+                tls.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
+                tls.unwrap()
+
+    return StreamServer(handle, host)
+
+
 def write_ca_bundle(ca: trustme.CA, directory: str) -> str:
     """The CA certificate as a PEM file in `directory` (for --ca-bundle / make_ssl_context)."""
     path = f"{directory}/ca.pem"

@@ -594,6 +594,57 @@ def domain_ok(hostname: str, ip: str, attempts: int = 1, group: str = "web") -> 
     return records
 
 
+def throughput(
+    ip: str,
+    hostname: str = "telegram.org",
+    *,
+    rate: float | None = 5e6,
+    seconds: float = 0.2,
+    sni: str | None = None,
+    sni_role: str = "target",
+    sequence: str | None = None,
+    failure: str | None = None,
+    http_status: int | None = 200,
+    attempt: int = 0,
+    group: str = "web",
+    role: str = "target",
+    port: int = 443,
+    path: str = "/object",
+    control_round: int | None = None,
+    t0: float = 0.5,
+) -> dict:
+    """A throughput record (issue 13): `rate` bytes/s over `seconds` (the download's duration)."""
+    received = int((rate or 0) * seconds)
+    record = measurement(
+        "throughput",
+        target_id=f"domain:{hostname}",
+        group=group,
+        role=role,
+        attempt=attempt,
+        failure=failure,
+        failed_operation="http_transaction" if failure else None,
+        **_timing(t0, seconds + 0.05),
+        ip=ip,
+        port=port,
+        server_name=sni or (hostname if sni_role == "target" else CONTROL_SNI),
+        sni_role=sni_role,
+        hostname=hostname,
+        path=path,
+        sequence=sequence or ("before" if sni_role == "control" else "target"),
+        max_bytes=1 << 20,
+        max_seconds=8.0,
+        http_status=http_status,
+        bytes=received,
+        body_bytes=max(0, received - 200),
+        ttfb=0.01,
+        duration=seconds,
+        rate=rate,
+        stopped=None if failure else "time_cap",
+        samples=[{"t": seconds * k / 8, "bytes": received * k // 8} for k in range(1, 9)],
+    )
+    return _new_fields(record, control_round=control_round)
+
+
 def summary(measurements: int = 0) -> dict:
     return new_record(
         "summary",

@@ -27,7 +27,7 @@ DOC_RANGES = [
 ]
 TRUTH = sc.load_ground_truth()
 GROUPS = sc.lab_target_groups(LAB_TARGETS)
-STATUSES = {"ok", "blocked", "down", "inconclusive"}
+STATUSES = {"ok", "blocked", "down", "inconclusive", "throttled"}
 METHODS = {None, "dns", "ip", "sni", "tls", "mitm", "protocol", "http"}  # issue 13
 
 
@@ -85,7 +85,8 @@ def test_ground_truth_uses_the_verdict_vocabulary() -> None:
         for target_id, group in GROUPS.items():
             verdict = sc.expected_verdict(TRUTH, name, target_id, group)
             assert verdict["status"] in STATUSES and verdict["method"] in METHODS, (name, verdict)
-            assert (verdict["status"] == "blocked") == (verdict["method"] is not None)
+            has_method = verdict["status"] in ("blocked", "throttled")
+            assert has_method == (verdict["method"] is not None)
 
 
 @pytest.mark.parametrize(
@@ -268,6 +269,7 @@ def test_classic_and_field_scenarios() -> None:
         "dns-redirect-public", "dns-redirect-closed",
         "mtproto-dpi", "mtproto-dpi-partial",
         "http-blockpage", "http-sinkhole", "http-inject",  # issue 13: tests/test_lab_http.py
+        "sni-throttle", "ip-throttle", "slow-link",  # issue 13: tests/test_lab_throughput.py
     }  # fmt: skip
     from tests.test_lab_e2e import CENSORING
 

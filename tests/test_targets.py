@@ -53,7 +53,7 @@ def parse_error(yaml_text: str) -> str:
         (
             "groups:\n  web:\n    domains: [example.com]\n    colour: red\n",
             "t.yaml:4: groups.web.colour: unknown key (allowed: label, domains, ports,"
-            " endpoints, ranges, expected)",
+            " endpoints, ranges, expected, download)",
         ),
         (
             "groups:\n  web:\n    domains:\n      - example.com\n      - not a name\n",
@@ -173,6 +173,7 @@ def parse_error(yaml_text: str) -> str:
             "settings:\n  vantage: x\ngroups:\n  web:\n    domains: [example.com]\n",
             "t.yaml:2: settings.vantage: unknown key (allowed: timeout, concurrency, repeat,"
             " deadline, udp_wait, confirm, confirm_spacing, control_interval, residual_pause,"
+            " throughput_bytes, throughput_seconds,"
             " max_addresses_per_domain, ports)",
         ),
         (

@@ -29,6 +29,7 @@ from netprobe.analysis.common import (
     parse_networks,
 )
 from netprobe.analysis.health import ControlRound, ControlRounds, VantageHealth
+from netprobe.analysis.throughput import control_rate
 from netprobe.model.failures import CERTIFICATE_FAILURES, CONNECT_OPERATION
 from netprobe.model.fingerprints import Fingerprint, from_header
 from netprobe.model.records import DNS, MTPROTO, RESOLVER_SILENT, TCP, TLS
@@ -63,6 +64,8 @@ class RunContext:
     mtproto_plain_ok: set[str] = field(default_factory=set)
     # issue 13: the header's blockpage/sinkhole fingerprints (none in older files)
     fingerprints: tuple[Fingerprint, ...] = ()
+    # issue 13: the median rate of the control domains' downloads (bytes/s), None without any
+    throughput_control_rate: float | None = None
 
     @property
     def healthy(self) -> bool:
@@ -207,6 +210,7 @@ def build_context(
         tls_connect_failures=tls_connect,
         tls_failure_records=tls_failure_records,
         rounds=rounds if rounds is not None else ControlRounds(),
+        throughput_control_rate=control_rate(records),
         has_silent=has_silent,
         mtproto_plain_ok=mtproto_plain_ok,
         fingerprints=from_header(header),

@@ -31,7 +31,7 @@ from netprobe.model.records import (
 )
 
 _LIST_FIELDS = ("answers", "late_replies", "address_sources", "peer_certificates")
-_ADDRESSED = frozenset({"tcp", "tls", "mtproto", "http"})  # records with `ip` and `port`
+_ADDRESSED = frozenset({"tcp", "tls", "mtproto", "http", "throughput"})  # records with ip, port
 
 
 class RunRefused(ValueError):

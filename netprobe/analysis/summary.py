@@ -2,7 +2,7 @@
 "DC endpoints: blocked by ip (6/6 time out on 80 and 443, 5222 open)".
 
 Rules: a group is `blocked` if any of its targets is (the counts say how many), with the commonest
-method; else `ok` if any target works; else `down` if any is down; else `inconclusive`.
+method; else `throttled` (issue 13) likewise; else `ok` if any target works; else `down` if any is down; else `inconclusive`.
 Endpoint groups are described port by port, name groups name by name. Deterministic wording.
 """
 
@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from netprobe.analysis.common import majority_method
-from netprobe.model.vocabulary import BLOCKED, DOWN, INCONCLUSIVE, OK
+from netprobe.model.vocabulary import BLOCKED, DOWN, INCONCLUSIVE, OK, THROTTLED
 
 MAX_NAMES = 3
 
@@ -31,6 +31,8 @@ def group_status(items: list[GroupItem]) -> tuple[str, str | None]:
     statuses = Counter(item.status for item in items)
     if statuses[BLOCKED]:
         return BLOCKED, majority_method([i.method for i in items if i.status == BLOCKED])
+    if statuses[THROTTLED]:
+        return THROTTLED, majority_method([i.method for i in items if i.status == THROTTLED])
     if statuses[OK]:
         return OK, None
     if statuses[DOWN]:
@@ -89,7 +91,7 @@ def _by_name(items: list[GroupItem]) -> str:
             for m, n in sorted(methods.items(), key=lambda mn: (-mn[1], str(mn[0])))
         )
         parts.append(f"{len(blocked)}/{total} blocked: {how}")
-    for status in (OK, DOWN, INCONCLUSIVE):  # a status is its own word
+    for status in (THROTTLED, OK, DOWN, INCONCLUSIVE):  # a status is its own word
         names = sorted(i.name for i in items if i.status == status)
         if not names:
             continue

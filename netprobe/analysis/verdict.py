@@ -15,6 +15,9 @@ Rules:
 - HTTP (`http`, issue 13): an evidence-only layer, there only when the target has http
   records; it can make a target blocked, never down, and never decides ok/inconclusive.
   Evidence lines that name a blockpage/sinkhole fingerprint come first.
+- Throttling (issue 13, `analysis.throughput`): a target whose layers all work but whose
+  `throughput` layer is `throttled` is `throttled` with that layer's method (sni or ip); the
+  throughput layer never makes a target blocked, down or inconclusive.
 - Injection (`dns.silent_signs`): a reply injected on the path to an address that runs no DNS
   server makes the dns layer `blocked` (score 1.0) whatever the attempts of the probe resolvers
   showed: it is not a vote of one attempt but a fact about the path for this name.
@@ -39,6 +42,7 @@ from netprobe.analysis.http import (
     http_signs,
 )
 from netprobe.analysis.mtproto import combine_mtproto, mtproto_signs
+from netprobe.analysis.throughput import judge_throughput
 from netprobe.model.vocabulary import (
     BLOCKED,
     DNS_LAYER,
@@ -53,6 +57,8 @@ from netprobe.model.vocabulary import (
     OK,
     SINGLE_METHOD_LAYER,
     TCP_LAYER,
+    THROTTLED,
+    THROUGHPUT_LAYER,
     TLS_LAYER,
     UNKNOWN,
 )
@@ -194,6 +200,11 @@ def judge_target(
         layers[HTTP_LAYER] = aggregate_layer(
             HTTP_LAYER, http_signs(split[HTTP_LAYER], ctx, group), combine_http, ctx, detail
         )
+    rates = judge_throughput(split[THROUGHPUT_LAYER], ctx.throughput_control_rate, detail)
+    if rates is not None:  # only targets with downloads have the layer (old files keep theirs)
+        layers[THROUGHPUT_LAYER] = LayerResult(
+            THROUGHPUT_LAYER, rates.status, rates.method, rates.score, rates.evidence, rates.notes
+        )
     evidence = [line for layer in layers.values() for line in layer.evidence]
     notes = [note for layer in layers.values() for note in layer.notes]
     if detail:
@@ -225,7 +236,10 @@ def judge_target(
         (
             layers[n]
             for n in reversed(LAYERS)
-            if n in layers and n not in EVIDENCE_ONLY_LAYERS and layers[n].status != NOT_APPLICABLE
+            if n in layers
+            and n not in EVIDENCE_ONLY_LAYERS
+            and n != THROUGHPUT_LAYER
+            and layers[n].status != NOT_APPLICABLE
         ),
         None,
     )
@@ -234,6 +248,10 @@ def judge_target(
             INCONCLUSIVE, None, layers, evidence, ["no measurements for this target", *notes]
         )
     if deepest.status == OK:
+        rated = layers.get(THROUGHPUT_LAYER)
+        if rated is not None and rated.status == THROTTLED:
+            evidence = rated.evidence + [line for line in evidence if line not in rated.evidence]
+            return TargetJudgement(THROTTLED, rated.method, layers, evidence, notes)
         note = slow_note(deepest, deepest.name, ctx) if detail else None
         if note:
             notes.append(note)

@@ -46,6 +46,8 @@ SSL_INVALID_CERTIFICATE = "ssl_invalid_certificate"
 SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
 
 UNKNOWN_FAILURE_PREFIX = "unknown_failure: "
+# issue 13 (throughput): the answer to a GET was not an HTTP/1.x status line and head.
+HTTP_INVALID_RESPONSE = "http_invalid_response"
 
 # Operations a record's `failed_operation` names (OONI's names).
 RESOLVE_OPERATION = "resolve"
@@ -58,6 +60,7 @@ MTPROTO_OPERATION = "mtproto_handshake"  # netprobe's own: req_pq_multi sent, re
 MTPROTO_NO_REPLY = "mtproto_no_valid_reply"
 
 HTTP_OPERATION = "http_round_trip"  # issue 13: the request/response after connect (OONI's name)
+HTTP_TRANSACTION_OPERATION = "http_transaction"  # issue 13: the request and reading the answer
 
 # netprobe's own names for what the analysis finds in DNS answers (never a record's `failure`).
 DNS_INJECTION = "dns_injection"  # a second, different reply to one query

@@ -29,7 +29,8 @@ TCP = "tcp"
 TLS = "tls"
 MTPROTO = "mtproto"
 HTTP = "http"  # issue 13: plain GET / on port 80 (netprobe.probes.http)
-MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS, MTPROTO, HTTP})
+THROUGHPUT = "throughput"  # issue 13: an HTTP/1.1 download over TLS, its bytes and rate
+MEASUREMENT_TYPES = frozenset({DNS, TCP, TLS, MTPROTO, HTTP, THROUGHPUT})
 
 # `resolver_role` of the injection probe: a query sent to an address that runs no DNS server.
 RESOLVER_SILENT = "silent"
@@ -262,6 +263,33 @@ class HttpRecord(MeasurementRecord):
     body: str | None  # the first `body_limit` bytes, decoded; None with --no-bodies
 
 
+class ThroughputSample(TypedDict):
+    t: float  # seconds since the request was sent
+    bytes: int  # bytes received (head + body) by then
+
+
+class ThroughputRecord(MeasurementRecord):
+    """Issue 13: one download of `path` over TLS (docs/DESIGN.md "throughput")."""
+
+    ip: str
+    port: int
+    server_name: str  # the SNI sent
+    sni_role: str  # "target" | "control"
+    hostname: str  # the Host header: the domain whose object is fetched
+    path: str
+    sequence: str  # "before" (the control SNI, first) | "target"
+    max_bytes: int  # the byte cap
+    max_seconds: float  # the time cap
+    http_status: int | None
+    bytes: int  # bytes received after the request: head + body
+    body_bytes: int
+    ttfb: float | None  # seconds from the request to its first response byte
+    duration: float | None  # seconds from the request to the end of reading
+    rate: float | None  # bytes / duration, bytes per second
+    stopped: str | None  # "complete" | "byte_cap" | "time_cap" | "closed"; None on failure
+    samples: list[ThroughputSample]
+
+
 class SummaryRecord(TypedDict):
     schema_version: int
     type: Literal["summary"]
@@ -292,7 +320,7 @@ class SignatureRecord(TypedDict):
     sshsig: str
 
 
-Measurement = DnsRecord | TcpRecord | TlsRecord | MtprotoRecord | HttpRecord
+Measurement = DnsRecord | TcpRecord | TlsRecord | MtprotoRecord | HttpRecord | ThroughputRecord
 
 
 def answer_addresses(record: Mapping[str, Any]) -> list[str]:

@@ -19,8 +19,10 @@ INCONCLUSIVE = "inconclusive"
 NOT_APPLICABLE = "n/a"
 UNKNOWN = "unknown"  # a sign, never a verdict: turns into `inconclusive`
 NEUTRAL = "neutral"
+# Throughput (issue 13): reachable, but the target's transfers run at a fraction of the control's.
+THROTTLED = "throttled"
 # The statuses a verdict can have, in the order reports count them.
-VERDICT_STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE)
+VERDICT_STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE, THROTTLED)
 
 # Methods, in the order a client meets them: the first blocked layer names the verdict's method.
 DNS_METHOD = "dns"
@@ -43,6 +45,8 @@ MTPROTO_LAYER = records.MTPROTO  # issue 13: req_pq_multi -> resPQ with the DC e
 LAYERS += (MTPROTO_LAYER,)
 HTTP_LAYER = records.HTTP  # issue 13: evidence only where http records exist (analysis.http)
 LAYERS += (HTTP_LAYER,)
+THROUGHPUT_LAYER = records.THROUGHPUT  # issue 13: its score maps the rate ratio to [0, 1]
+LAYERS += (THROUGHPUT_LAYER,)
 # Two maps from layer to method, on purpose:
 # - SINGLE_METHOD_LAYER: the layers that can be blocked one way only (a blocked dns layer is always
 #   `dns`, a blocked tcp layer always `ip`). tls is left out: its method (sni, tls or mitm) comes
@@ -54,6 +58,9 @@ LAYER_METHOD = {**SINGLE_METHOD_LAYER, TLS_LAYER: TLS_METHOD}
 SINGLE_METHOD_LAYER[MTPROTO_LAYER] = PROTOCOL_METHOD
 LAYER_METHOD[MTPROTO_LAYER] = PROTOCOL_METHOD
 LAYER_METHOD[HTTP_LAYER] = HTTP_METHOD
+LAYER_METHOD[THROUGHPUT_LAYER] = SNI_METHOD
+# The status a layer's high score means on the timeline: `throttled` for throughput, else blocked.
+LAYER_BAD_STATUS = {THROUGHPUT_LAYER: THROTTLED}
 
 # MTProto transports (issue 13; `probes/mtproto_wire.py` speaks them): the plain ones, whose
 # first bytes are fixed (what DPI matches), and obfuscated2, which looks random.
@@ -83,6 +90,8 @@ RECOVERED = "recovered"  # down or inconclusive -> ok
 BECAME_INCONCLUSIVE = "became_inconclusive"  # -> inconclusive
 ADDED = "added"  # only in the new run
 REMOVED = "removed"  # only in the old run
+NEWLY_THROTTLED = "newly_throttled"  # -> throttled from anything else (issue 13)
+UNTHROTTLED = "unthrottled"  # throttled -> ok
 CHANGE_KINDS = (
     NEWLY_BLOCKED,
     UNBLOCKED,
@@ -92,4 +101,6 @@ CHANGE_KINDS = (
     BECAME_INCONCLUSIVE,
     ADDED,
     REMOVED,
+    NEWLY_THROTTLED,
+    UNTHROTTLED,
 )

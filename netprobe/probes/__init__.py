@@ -34,9 +34,17 @@ from netprobe.model import records
 from netprobe.options import default
 
 if TYPE_CHECKING:
+    import asyncio
     import ssl
 
-    from netprobe.model.records import DnsRecord, HttpRecord, MtprotoRecord, TcpRecord, TlsRecord
+    from netprobe.model.records import (
+        DnsRecord,
+        HttpRecord,
+        MtprotoRecord,
+        TcpRecord,
+        ThroughputRecord,
+        TlsRecord,
+    )
     from netprobe.model.resolvers import ResolverSpec
     from netprobe.probes.doh import DohClients
 
@@ -91,6 +99,10 @@ class ProbeSettings:
     doh_clients: DohClients | None = None
     # issue 13: bytes of each HTTP body kept in the record (0: none, `--no-bodies`)
     http_body_limit: int = default("http_body_limit")
+    # Held by the runner over one address's throughput downloads (issue 13, `plan_throughput`),
+    # so downloads never overlap: a target's rate and its reference's are measured under the
+    # same load, one right after the other. None: no lock.
+    downloads: asyncio.Lock | None = None
 
 
 class DnsProbe(Protocol):
@@ -167,20 +179,48 @@ class HttpProbe(Protocol):
     ) -> HttpRecord: ...
 
 
+class ThroughputProbe(Protocol):
+    """Download `path` from ip:port over TLS with SNI `server_name`, up to a byte and a time cap
+    (`netprobe.probes.throughput.probe_throughput`; issue 13)."""
+
+    async def __call__(
+        self,
+        ctx: ProbeContext,
+        ip: str,
+        port: int,
+        server_name: str,
+        path: str,
+        *,
+        hostname: str,
+        sni_role: str,
+        ssl_context: ssl.SSLContext,
+        timeout: float,
+        max_bytes: int,
+        max_seconds: float,
+        samples: int = ...,
+        sequence: str = ...,
+    ) -> ThroughputRecord: ...
+
+
+async def _no_throughput_probe(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("this Probes has no throughput probe (pass throughput=...)")
+
+
 @dataclass(frozen=True)
 class Probes:
     """The probe kinds a run may use, one coroutine each: the runner's only way to the network.
 
-    A kind added later has a default of None: a `Probes` without it runs no probe of that kind
-    (the planner is told so), so fakes written for the first three kinds keep working.
+    Kinds added later have defaults, so fakes written for the first three kinds keep working:
+    `http` None plans no HTTP step (the planner is told so); `mtproto` and `throughput` raise if
+    a plan uses them (lists with a `dc` group or a `download:` object need them).
     """
 
     dns: DnsProbe
     tcp: TcpProbe
     tls: TlsProbe
-    # Kinds added later have a default, so `Probes(dns=..., tcp=..., tls=...)` keeps working.
     mtproto: MtprotoProbe = _no_mtproto
     http: HttpProbe | None = None
+    throughput: ThroughputProbe = _no_throughput_probe
 
 
 def real_probes() -> Probes:
@@ -189,8 +229,14 @@ def real_probes() -> Probes:
     from netprobe.probes.http import probe_http
     from netprobe.probes.mtproto import probe_mtproto
     from netprobe.probes.tcp import probe_tcp
+    from netprobe.probes.throughput import probe_throughput
     from netprobe.probes.tls import probe_tls
 
     return Probes(
-        dns=probe_dns, tcp=probe_tcp, tls=probe_tls, mtproto=probe_mtproto, http=probe_http
+        dns=probe_dns,
+        tcp=probe_tcp,
+        tls=probe_tls,
+        mtproto=probe_mtproto,
+        http=probe_http,
+        throughput=probe_throughput,
     )

@@ -110,6 +110,21 @@ class TlsChannel:
             data += chunk
         return data
 
+    async def receive_some(self, size: int) -> bytes:
+        """Up to `size` decrypted bytes as soon as any arrive; b"" once the peer has closed
+        (close_notify or a plain EOF after the handshake). Raises ssl.SSLError or OSError."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return self.sslobj.read(size)
+            except ssl.SSLWantReadError:
+                try:
+                    await self._receive(loop)
+                except PeerClosed:
+                    return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
     def peer_certificates_der(self) -> list[bytes]:
         """The chain as the peer sent it, leaf first (only the leaf where CPython lacks the API)."""
         inner = getattr(self.sslobj, "_sslobj", None)

@@ -21,15 +21,24 @@ from netprobe.model.vocabulary import (
     LAYERS,
     METHOD_CHANGED,
     NEWLY_BLOCKED,
+    NEWLY_THROTTLED,
     NOT_APPLICABLE,
     OK,
     RECOVERED,
     REMOVED,
     ROLE_CONTROL,
+    THROTTLED,
     UNBLOCKED,
+    UNTHROTTLED,
 )
 
-STATUS_STYLE = {OK: "green", BLOCKED: "bold red", DOWN: "yellow", INCONCLUSIVE: "dim"}
+STATUS_STYLE = {
+    OK: "green",
+    BLOCKED: "bold red",
+    DOWN: "yellow",
+    INCONCLUSIVE: "dim",
+    THROTTLED: "bold magenta",
+}
 KIND_STYLE = {
     NEWLY_BLOCKED: "bold red",
     UNBLOCKED: "green",
@@ -39,8 +48,9 @@ KIND_STYLE = {
     BECAME_INCONCLUSIVE: "dim",
     ADDED: "cyan",
     REMOVED: "cyan",
+    NEWLY_THROTTLED: "bold magenta",
+    UNTHROTTLED: "green",
 }
-LAYERS_HEADING = "/".join(LAYERS)  # "dns/tcp/tls"
 MAX_EVIDENCE_LINES = 4
 
 
@@ -84,9 +94,16 @@ def _file_line(file: dict | None) -> str | None:
     return "  ".join(parts)
 
 
-def _layers_cell(layers: dict) -> str:
-    """`ok/blocked/n/a`: each layer's status, in client order."""
-    return "/".join(layers.get(name, NOT_APPLICABLE) for name in LAYERS)
+def _shown_layers(report: dict) -> tuple[str, ...]:
+    """The layers some verdict of the report has (`dns/tcp/tls` always; `throughput` only when
+    a target had downloads), in client order."""
+    present = {name for verdict in report.get("verdicts", []) for name in verdict.get("layers", {})}
+    return tuple(name for name in LAYERS if name in present) or LAYERS[:3]
+
+
+def _layers_cell(layers: dict, shown: tuple[str, ...]) -> str:
+    """`ok/blocked/n/a`: each shown layer's status, in client order."""
+    return "/".join(layers.get(name, NOT_APPLICABLE) for name in shown)
 
 
 def _evidence_cell(lines: list[str], notes: list[str]) -> str:
@@ -127,7 +144,8 @@ def report_renderable(report: dict) -> RenderableType:
     table.add_column("target")
     table.add_column("group")
     table.add_column("status")
-    table.add_column(LAYERS_HEADING)
+    shown = _shown_layers(report)
+    table.add_column("/".join(shown))
     table.add_column("evidence", overflow="fold")
     for verdict in report.get("verdicts", []):
         layers = verdict.get("layers", {})
@@ -136,7 +154,7 @@ def report_renderable(report: dict) -> RenderableType:
             + (" (control)" if verdict.get("role") == ROLE_CONTROL else ""),
             escape(verdict.get("group", "")),
             _status_text(verdict["status"], verdict.get("method")),
-            _layers_cell(layers),
+            _layers_cell(layers, shown),
             escape(_evidence_cell(verdict.get("evidence", []), verdict.get("notes", []))),
         )
     parts.append(table)
@@ -152,6 +170,7 @@ def _md_cell(text: str) -> str:
 def report_markdown(report: dict) -> str:
     run = report.get("run", {})
     lines = [f"# netprobe report: {run.get('vantage')} {run.get('started_at')}", ""]
+    shown = _shown_layers(report)
     lines.append(f"- {_run_line(run)}")
     file_line = _file_line(report.get("file"))
     if file_line:
@@ -165,12 +184,12 @@ def report_markdown(report: dict) -> str:
         "",
         "## Verdicts",
         "",
-        f"| target | group | status | {LAYERS_HEADING} | evidence |",
+        f"| target | group | status | {'/'.join(shown)} | evidence |",
         "|---|---|---|---|---|",
     ]
     for verdict in report.get("verdicts", []):
         status = verdict["status"] + (f" ({verdict['method']})" if verdict.get("method") else "")
-        layers = _layers_cell(verdict.get("layers", {}))
+        layers = _layers_cell(verdict.get("layers", {}), shown)
         evidence = [*verdict.get("evidence", []), *(f"note: {n}" for n in verdict.get("notes", []))]
         lines.append(
             f"| `{verdict['target_id']}` | {verdict.get('group', '')} | {status} | {layers} | "

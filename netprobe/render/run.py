@@ -37,22 +37,32 @@ from netprobe.run.tally import (
 )
 
 MAX_ROWS = 60
-EDGES = 1 + len(LAYERS) + 1  # SIMPLE_HEAD: an edge a side, a blank between columns
 LABEL_MAX = 40  # a longer target id folds rather than squeeze the layer columns
 TITLE = "Reachability seen in this run (verdicts: netprobe report FILE)"
 
 
-def _states(target: TargetCount) -> tuple[str, ...]:
+def shown_layers(summary: RunTally) -> tuple[str, ...]:
+    """dns, tcp and tls always; a later layer (mtproto, http, throughput) when a target has it."""
+    present = {layer for target in summary.targets.values() for layer in target.layers}
+    return tuple(layer for i, layer in enumerate(LAYERS) if i < 3 or layer in present)
+
+
+def _edges(layers: tuple[str, ...]) -> int:
+    return 1 + len(layers) + 1  # SIMPLE_HEAD: an edge a side, a blank between columns
+
+
+def _states(target: TargetCount, layers: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(
-        target.layers[layer].state() if layer in target.layers else STATE_NONE for layer in LAYERS
+        target.layers[layer].state() if layer in target.layers else STATE_NONE for layer in layers
     )
 
 
 def summary_rows(summary: RunTally) -> tuple[list[tuple[str, tuple[str, ...]]], list[Any], int]:
     """(control rows, target rows, hidden target rows). A target row is (label, states) or a
-    group heading (label, None); labels are rich markup."""
+    group heading (label, None); labels are rich markup. States follow `shown_layers`."""
+    layers = shown_layers(summary)
     controls = [
-        (escape(t.target_id), _states(t))
+        (escape(t.target_id), _states(t, layers))
         for t in summary.targets.values()
         if t.role == ROLE_CONTROL
     ]
@@ -62,13 +72,13 @@ def summary_rows(summary: RunTally) -> tuple[list[tuple[str, tuple[str, ...]]], 
             groups.setdefault(target.group, []).append(target)
     rows: list[Any] = []
     for group, members in groups.items():
-        states = {_states(t) for t in members}
+        states = {_states(t, layers) for t in members}
         if len(members) > 1 and len(states) == 1:
             label = f"[bold]{escape(group)}[/] ({len(members)} targets, all alike)"
             rows.append((label, states.pop()))
             continue
         rows.append((f"[bold]{escape(group)}[/]", None))
-        rows += [(f"  {escape(t.target_id)}", _states(t)) for t in members]
+        rows += [(f"  {escape(t.target_id)}", _states(t, layers)) for t in members]
     hidden = max(0, len(rows) - MAX_ROWS)
     return controls, rows[:MAX_ROWS], hidden
 
@@ -109,27 +119,27 @@ def _label_width(rows: list[Any]) -> int:
     return min(LABEL_MAX, max(Text.from_markup(label).cell_len for label, _ in rows))
 
 
-def _table(rows: list[Any], title: str | None, width: int) -> Table:
+def _table(rows: list[Any], title: str | None, width: int, layers: tuple[str, ...]) -> Table:
     """The table, its column widths set so that no word of a state is cut (`_fits` first)."""
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("target", overflow="fold", width=_label_width(rows))
-    for layer, layer_width in zip(LAYERS, _layer_widths(rows, width), strict=True):
+    for layer, layer_width in zip(layers, _layer_widths(rows, width, layers), strict=True):
         table.add_column(layer, width=layer_width)
     for label, states in rows:
-        cells = [""] * len(LAYERS) if states is None else [cell_markup(s) for s in states]
+        cells = [""] * len(layers) if states is None else [cell_markup(s) for s in states]
         table.add_row(label, *cells)
     return table
 
 
-def _layer_widths(rows: list[Any], width: int) -> list[int]:
+def _layer_widths(rows: list[Any], width: int, layers: tuple[str, ...]) -> list[int]:
     """Each layer column's width: its longest word, then the room left shared out, a column
     never wider than its longest state."""
-    widths = [_layer_width(rows, index) for index in range(len(LAYERS))]
+    widths = [_layer_width(rows, index, layers) for index in range(len(layers))]
     wanted = [
-        max([len(LAYERS[i]), *(len(states[i]) for _, states in rows if states)])
-        for i in range(len(LAYERS))
+        max([len(layers[i]), *(len(states[i]) for _, states in rows if states)])
+        for i in range(len(layers))
     ]
-    room = width - EDGES - (_label_width(rows) + 2) - sum(w + 2 for w in widths)
+    room = width - _edges(layers) - (_label_width(rows) + 2) - sum(w + 2 for w in widths)
     while room > 0 and any(w < t for w, t in zip(widths, wanted, strict=True)):
         for i in range(len(widths)):
             if room > 0 and widths[i] < wanted[i]:
@@ -142,22 +152,22 @@ def _longest_word(texts: list[str]) -> int:
     return max((len(word) for text in texts for word in text.split()), default=1)
 
 
-def _fits(rows: list[Any], width: int) -> bool:
+def _fits(rows: list[Any], width: int, layers: tuple[str, ...]) -> bool:
     """Whether the table fits with no target label folded and no failure word cut: each
     column as wide as its longest word (the labels whole), plus rich's padding of 1 a side
     and the box's separators."""
     needed = _label_width(rows) + 2
-    for index in range(len(LAYERS)):
-        needed += _layer_width(rows, index) + 2
-    return needed + EDGES <= width
+    for index in range(len(layers)):
+        needed += _layer_width(rows, index, layers) + 2
+    return needed + _edges(layers) <= width
 
 
-def _layer_width(rows: list[Any], index: int) -> int:
+def _layer_width(rows: list[Any], index: int, layers: tuple[str, ...]) -> int:
     """The longest word of a layer column (its name included)."""
-    return _longest_word([LAYERS[index], *(states[index] for _, states in rows if states)])
+    return _longest_word([layers[index], *(states[index] for _, states in rows if states)])
 
 
-def _blocks(rows: list[Any], title: str | None) -> Table:
+def _blocks(rows: list[Any], title: str | None, layers: tuple[str, ...]) -> Table:
     """The narrow layout: a target (or group) line, then one indented line per layer."""
     grid = Table.grid()
     grid.add_column(overflow="fold")
@@ -165,14 +175,14 @@ def _blocks(rows: list[Any], title: str | None) -> Table:
         grid.add_row(f"[italic]{escape(title)}[/]")
     for label, states in rows:
         grid.add_row(label)
-        layers = Table.grid(padding=(0, 1))
-        layers.add_column(width=5, justify="right")
-        layers.add_column()
-        for layer, state in zip(LAYERS, states or (), strict=False):
+        lines = Table.grid(padding=(0, 1))
+        lines.add_column(width=10, justify="right")
+        lines.add_column()
+        for layer, state in zip(layers, states or (), strict=False):
             if state != STATE_NONE:
-                layers.add_row(layer, cell_markup(state))
-        if layers.row_count:
-            grid.add_row(layers)
+                lines.add_row(layer, cell_markup(state))
+        if lines.row_count:
+            grid.add_row(lines)
     return grid
 
 
@@ -189,7 +199,9 @@ def run_renderables(summary: RunTally, width: int = 80) -> list[RenderableType]:
     for title, these in (("control targets", controls), ("targets by group", rows)):
         if not these:
             continue
-        parts.append(_table(these, title, width) if _fits(these, width) else _blocks(these, title))
+        layers = shown_layers(summary)
+        fits = _fits(these, width, layers)
+        parts.append(_table(these, title, width, layers) if fits else _blocks(these, title, layers))
     if hidden:
         note = Table.grid()
         note.add_column()

@@ -48,6 +48,7 @@ def describe_targets(target_list: TargetList, addresses: bool = False) -> dict[s
             "expected": group.expected,
             **group_counts[name],
             "domain_ports": sorted({p for d in group.domains for p in d.ports}),
+            "downloads": {d.name: d.download for d in group.domains if d.download},  # issue 13
             "ranges_detail": [
                 {
                     "cidr": spec.cidr,
@@ -75,6 +76,7 @@ def describe_targets(target_list: TargetList, addresses: bool = False) -> dict[s
             "endpoints": [target_label(e.target_id) for e in controls.endpoints],
             "sni": controls.sni,
             "resolvers": controls.resolvers,
+            "downloads": {d.name: d.download for d in controls.domains if d.download},
         },
         "settings": target_list.settings,
     }
@@ -127,6 +129,16 @@ def targets_renderables(info: dict[str, Any]) -> list[RenderableType]:
             )
     if ranges.row_count:
         parts.append(ranges)
+
+    downloads = Table(title="Download objects (throughput probe)", title_justify="left")
+    for column in ("group", "domain", "path"):
+        downloads.add_column(column)
+    sources = [(name, group["downloads"]) for name, group in info["groups"].items()]
+    for group_name, paths in [*sources, ("control", info["controls"]["downloads"])]:
+        for domain, path in paths.items():
+            downloads.add_row(escape(group_name), escape(domain), escape(path))
+    if downloads.row_count:
+        parts.append(downloads)
     parts += _sampled_parts(info)
 
     expected = Table(title="Expected ranges", title_justify="left")
@@ -141,6 +153,8 @@ def targets_renderables(info: dict[str, Any]) -> list[RenderableType]:
     controls.add_column("kind")
     controls.add_column("values")
     for kind, values in info["controls"].items():
+        if kind == "downloads":
+            continue  # in the download objects table above
         shown = " ".join(values) if isinstance(values, list) else values
         controls.add_row(kind, shown or "-")
     parts.append(controls)

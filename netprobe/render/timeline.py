@@ -24,7 +24,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from netprobe.model.vocabulary import BLOCKED, OK, UNKNOWN
+from netprobe.model.vocabulary import BLOCKED, OK, THROTTLED, UNKNOWN
 from netprobe.timeline.fleet import empty_reason
 from netprobe.timeline.series import STRIP_BLOCKED, STRIP_GAP, STRIP_MIXED, STRIP_OK
 
@@ -34,7 +34,7 @@ STRIP_STYLE = {
     STRIP_BLOCKED: ("█", "red"),
     STRIP_MIXED: ("▄", "yellow"),
 }
-STATE_STYLE = {OK: "green", BLOCKED: "bold red", UNKNOWN: "dim"}
+STATE_STYLE = {OK: "green", BLOCKED: "bold red", UNKNOWN: "dim", THROTTLED: "bold magenta"}
 CSV_FIELDS = [
     "probe_asn", "vantage", "target_id", "state", "layer", "from", "to", "initial",
     "last_before", "first_after", "interval_hours", "spans_gap", "alarm_at", "method",

@@ -68,6 +68,8 @@ code { font-size: 0.95em; overflow-wrap: anywhere; }
 .why { color: #6d4c00; }
 @media (max-width: 900px) { .axis .tick:nth-of-type(even) b { display: none; }
   .rows { grid-template-columns: minmax(8em, 30%) minmax(0, 1fr); } body { margin: 0.8em; } }
+.throttled { color: #8e24aa; font-weight: 600; }
+code { font-size: 0.95em; }
 """
 
 

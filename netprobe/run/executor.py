@@ -34,6 +34,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -164,6 +165,8 @@ class Runner:
             control_sni=control_sni(target_lists),
             residual_pause=options.residual_pause,
             http=self.probes.http is not None,  # issue 13: a Probes without http plans none
+            throughput_bytes=options.throughput_bytes,
+            throughput_seconds=options.throughput_seconds,
         )
         ssl_context = make_ssl_context(options.ca_bundle)
         self.settings = ProbeSettings(
@@ -172,6 +175,7 @@ class Runner:
             ssl_context=ssl_context,
             doh_clients=DohClients(ssl_context),  # one pooled client per DoH resolver per run
             http_body_limit=options.http_body_limit if options.bodies else 0,
+            downloads=asyncio.Lock(),  # throughput downloads one at a time (plan_throughput)
         )
         self.summary = RunTally()
         self._semaphore: asyncio.Semaphore | None = None
@@ -318,6 +322,12 @@ class Runner:
             await asyncio.sleep(chain.pause)
             records.append(await self._probe(ctx, chain.if_failed, labels, confirm=False))
             steps.append(chain.if_failed)
+        elif chain.then and records[-1]["failure"] is None:
+            # The throughput downloads after a working handshake: one chain's at a time.
+            async with self.settings.downloads or contextlib.nullcontext():
+                for step in chain.then:
+                    records.append(await self._probe(ctx, step, labels, confirm=False))
+                    steps.append(step)
         for step, record in zip(steps, records, strict=True):
             await self._confirm_later(ctx, step, record)
         return records

@@ -88,6 +88,9 @@ def build_header(
             "residual_pause": options.residual_pause,
             # issue 13: bytes of HTTP body kept per record (0: --no-bodies)
             "http_body_limit": options.http_body_limit if options.bodies else 0,
+            # issue 13: the caps of the throughput downloads (absent in older files)
+            "throughput_bytes": options.throughput_bytes,
+            "throughput_seconds": options.throughput_seconds,
         },
         expected_ranges=expected,
         groups=groups,

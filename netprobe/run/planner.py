@@ -32,6 +32,8 @@ Rules:
 - A step is the data of one probe call; `step.call(probes, ctx, settings)` is its only mapping
   onto the `netprobe.probes.Probes` interface, so the executor never names a probe kind.
   `step.record_fields()` are the plan's labels for its record (`sequence`, `pause`).
+- Throughput (issue 13, `plan_throughput`): a domain whose list names a download object gets
+  downloads on one address per family, run after that ip:port's TLS chain (`Chain.then`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from netprobe.model.records import (
     SEQUENCE_AFTER,
     SEQUENCE_BEFORE,
     SEQUENCE_TARGET,
+    THROUGHPUT,
     TLS,
     answer_addresses,
 )
@@ -67,6 +70,7 @@ from netprobe.model.vocabulary import (
 from netprobe.options import default
 from netprobe.run.plan_http import HttpGet, http_gets
 from netprobe.run.plan_mtproto import MtprotoAttempt, mtproto_attempts
+from netprobe.run.plan_throughput import ThroughputFetch, throughput_fetches
 from netprobe.targets.lists import CONTROL_ROUNDS, Domain, Endpoint, TargetList
 
 if TYPE_CHECKING:
@@ -158,16 +162,18 @@ class TlsHandshake:
         return ((SEQUENCE, self.sequence), (PAUSE, self.pause))
 
 
-Step = DnsQuery | TcpConnect | TlsHandshake | MtprotoAttempt | HttpGet
+Step = DnsQuery | TcpConnect | TlsHandshake | MtprotoAttempt | HttpGet | ThroughputFetch
 
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """Steps run one after another; `if_failed` too, `pause` s later, when the last one failed."""
+    """Steps run one after another; `if_failed` too, `pause` s later, when the last one failed;
+    `then` after them, one after another, when the last one worked."""
 
     steps: tuple[Step, ...]
     if_failed: Step | None = None
     pause: float = 0.0
+    then: tuple[Step, ...] = ()
 
 
 Task = Step | Chain
@@ -214,6 +220,8 @@ class RunPlan:
     control_sni: str | None
     residual_pause: float = default("residual_pause")
     http: bool = False  # issue 13: plan the HTTP steps of run/plan_http.py
+    throughput_bytes: int = default("throughput_bytes")
+    throughput_seconds: float = default("throughput_seconds")
 
     def target_jobs(self) -> Iterator[Job]:
         """Lazily, every (target, attempt) job: per round, per list, domains then endpoints."""
@@ -277,9 +285,19 @@ class RunPlan:
     ) -> list[Task]:
         """A TLS chain to each selected address x the domain's ports."""
         looked_up = [r for r in dns_records if r.get("resolver_role") != RESOLVER_SILENT]
+        selected = select_addresses(looked_up, self.max_addresses_per_domain)
+        fetches = throughput_fetches(
+            domain,
+            [ip for ip, _ in selected],
+            self.control_sni,
+            self.throughput_bytes,
+            self.throughput_seconds,
+        )
         return [
-            self.tls_chain(ip, port, domain.name, domain.name, tuple(sources))
-            for ip, sources in select_addresses(looked_up, self.max_addresses_per_domain)
+            self.tls_chain(
+                ip, port, domain.name, domain.name, tuple(sources), fetches.get((ip, port), ())
+            )
+            for ip, sources in selected
             for port in domain.ports
         ]
 
@@ -299,19 +317,21 @@ class RunPlan:
         target_sni: str,
         hostname: str | None,
         sources: tuple[str, ...],
+        then: tuple[Step, ...] = (),
     ) -> Task:
         """The handshakes with one ip:port: control SNI before, target SNI, control SNI after a
-        target failure (see the module rules); the target SNI alone without a control SNI."""
+        target failure (see the module rules); the target SNI alone without a control SNI.
+        `then`: steps run after a working target SNI (the throughput downloads)."""
         target = TlsHandshake(ip, port, target_sni, ROLE_TARGET, hostname, sources)
         pairs = sni_pairs(target_sni, self.control_sni)
         if len(pairs) == 1:
-            return target
+            return Chain((target,), then=then) if then else target
         control_name = pairs[1][0]
         before = TlsHandshake(
             ip, port, control_name, ROLE_CONTROL, hostname, sources, SEQUENCE_BEFORE
         )
         if self.residual_pause <= 0:
-            return Chain((before, target))
+            return Chain((before, target), then=then)
         after = TlsHandshake(
             ip,
             port,
@@ -322,7 +342,7 @@ class RunPlan:
             SEQUENCE_AFTER,
             self.residual_pause,
         )
-        return Chain((before, target), after, self.residual_pause)
+        return Chain((before, target), after, self.residual_pause, then)
 
 
 def silent_resolvers(target_list: TargetList) -> tuple[ResolverSpec, ...]:
@@ -340,14 +360,14 @@ def needs_confirmation(record: Mapping[str, Any]) -> bool:
     themselves; a name's missing IPv6 (AAAA `dns_no_answer` is normal); the injection probe
     (a timeout is its expected outcome); control-SNI handshakes (the `before`/`after` of a TLS
     chain: re-sending the control name right after a forbidden one would measure the censor's
-    residual block, not the control).
+    residual block, not the control); throughput downloads (judged by their rates, not by votes).
     """
     failure = record.get("failure")
     if failure is None or record.get("role") != ROLE_TARGET or record.get(CONFIRMATION):
         return False
     if failure == DNS_NO_ANSWER and record.get("query_type") == QUERY_AAAA:
         return False
-    if record.get("resolver_role") == RESOLVER_SILENT or record.get("type") == HTTP:
+    if record.get("resolver_role") == RESOLVER_SILENT or record.get("type") in (HTTP, THROUGHPUT):
         return False
     return not (record.get("type") == TLS and record.get("sni_role") == ROLE_CONTROL)
 

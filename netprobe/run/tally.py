@@ -7,7 +7,9 @@ Rules:
   A control domain's `dns` layer also counts its control-resolver queries (a control domain is
   only `ok` when the lookups the verdicts lean on worked); a target domain's does not (the
   control resolvers are the reference, not the user's path: their failures are warnings).
-  Control-SNI handshakes only feed the control counts.
+  Control-SNI handshakes only feed the control counts. `throughput` (issue 13) counts the
+  target SNI's downloads (did one work?); the control SNI's downloads count nowhere: a rate is
+  judged by `netprobe report`, not here.
 - A layer is `ok` when every attempt succeeded, `ok 2/3` when some did, otherwise it carries the
   most common failure (`fail: <failure>`, `fail: <failure> (confirmed 3/3)` when re-probes of
   the failing steps failed too). Confirmation re-probes (`confirmation >= 1`) and control rounds
@@ -33,7 +35,15 @@ from typing import Any
 from netprobe.analysis.common import connect_failed, is_silent
 from netprobe.analysis.health import VantageHealth
 from netprobe.model.failures import CERTIFICATE_FAILURES, DNS_NO_ADDRESS, DNS_NO_ANSWER
-from netprobe.model.records import CONFIRMATION, DNS, SEQUENCE, SEQUENCE_AFTER, TCP, TLS
+from netprobe.model.records import (
+    CONFIRMATION,
+    DNS,
+    SEQUENCE,
+    SEQUENCE_AFTER,
+    TCP,
+    THROUGHPUT,
+    TLS,
+)
 from netprobe.model.vocabulary import LAYERS, OK, QUERY_AAAA, ROLE_CONTROL
 
 # A layer's state in the end-of-run table: "-", "ok", "ok 2/3", "fail: <failure>", "injected".
@@ -138,6 +148,8 @@ class RunTally:
             return
         self.health.add(record)
         failure = record.get("failure")
+        if kind == THROUGHPUT and record.get("sni_role") == ROLE_CONTROL:
+            return
         control_lookup = kind == DNS and record.get("resolver_role") == ROLE_CONTROL
         if control_lookup:
             self._control(self.resolver_controls, record.get("resolver_address")).add(

@@ -94,6 +94,7 @@ class Domain:
     group: str
     role: str  # "target" | "control"
     expected: str | None
+    download: str | None = None  # the URL path the throughput probe fetches (targets.downloads)
 
 
 @lru_cache(maxsize=256)
@@ -341,7 +342,15 @@ def parse_targets(text: str, filename: str) -> TargetList:
     for raw in parsed.groups:
         group = Group(name=raw.name, label=raw.label, expected=raw.expected)
         group.domains = [
-            Domain(name, raw.ports, domain_id(name), raw.name, "target", raw.expected)
+            Domain(
+                name,
+                raw.ports,
+                domain_id(name),
+                raw.name,
+                "target",
+                raw.expected,
+                raw.downloads.get(name),
+            )  # fmt: skip
             for name in raw.domains
         ]
         group.endpoints = [
@@ -354,7 +363,15 @@ def parse_targets(text: str, filename: str) -> TargetList:
         groups[raw.name] = group
     controls = Controls(
         domains=[
-            Domain(name, parsed.default_ports, domain_id(name), "control", "control", None)
+            Domain(
+                name,
+                parsed.default_ports,
+                domain_id(name),
+                "control",
+                "control",
+                None,
+                parsed.control_downloads.get(name),
+            )  # fmt: skip
             for name in parsed.control_domains
         ],
         endpoints=[

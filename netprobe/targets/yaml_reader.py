@@ -23,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from netprobe.model.fingerprints import Fingerprint
 from netprobe.options import LIST, LIST_ONLY_SETTINGS, OptionError, Origin, check, names
+from netprobe.targets.downloads import parse_download
 from netprobe.targets.fingerprints import parse_fingerprint_list
 from netprobe.yamlfile import NodeReader, YamlFileError, shown
 from netprobe.yamlfile import line_of as _line
@@ -34,10 +35,10 @@ class TargetError(YamlFileError):
 
 TOP_KEYS: tuple[str, ...] = ("name", "description", "settings", "expected_ranges", "groups")
 TOP_KEYS += ("controls", "fingerprints")  # fingerprints: issue 13, targets/fingerprints.py
-GROUP_KEYS = ("label", "domains", "ports", "endpoints", "ranges", "expected")
+GROUP_KEYS = ("label", "domains", "ports", "endpoints", "ranges", "expected", "download")
 RANGE_KEYS = ("cidr", "ports", "sample", "sni")
 ENDPOINT_KEYS = ("address", "sni")
-CONTROL_KEYS = ("domains", "endpoints", "sni", "resolvers", "silent_addresses")
+CONTROL_KEYS = ("domains", "endpoints", "sni", "resolvers", "silent_addresses", "download")
 # Run options a list may set (rules from `netprobe.options`), plus the list's default ports.
 SETTING_KEYS = names(LIST) + LIST_ONLY_SETTINGS
 RESOLVER_SCHEMES = ("udp://", "tcp://", "tls://", "https://")
@@ -56,6 +57,7 @@ class RawGroup:
     domains: list[str] = field(default_factory=list)
     endpoints: list[tuple[str, int, str | None]] = field(default_factory=list)
     ranges: list[tuple[str, tuple[int, ...], int | None, str | None]] = field(default_factory=list)
+    downloads: dict[str, str] = field(default_factory=dict)  # domain -> path (targets.downloads)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class ParsedDocument:
     control_resolvers: list[str] = field(default_factory=list)
     silent_addresses: list[str] = field(default_factory=list)
     fingerprints: list[Fingerprint] = field(default_factory=list)
+    control_downloads: dict[str, str] = field(default_factory=dict)  # domain -> path
 
 
 def _is_int(value: Any) -> bool:
@@ -310,6 +313,10 @@ def _groups(reader: _Reader, node: Node, doc: ParsedDocument) -> None:
             )
             for item in items:
                 group.ranges.append(_range(reader, item, f"{path}.ranges", ports))
+        if "download" in fields:
+            group.downloads = parse_download(
+                reader, fields["download"], f"{path}.download", group.domains
+            )
         doc.groups.append(group)
 
 
@@ -383,6 +390,10 @@ def _controls(reader: _Reader, node: Node, doc: ParsedDocument) -> None:
             doc.control_resolvers.append(spec)
     if "silent_addresses" in fields:
         _silent_addresses(reader, fields["silent_addresses"], doc)
+    if "download" in fields:
+        doc.control_downloads = parse_download(
+            reader, fields["download"], "controls.download", doc.control_domains
+        )
 
 
 def _silent_addresses(reader: _Reader, node: Node, doc: ParsedDocument) -> None:

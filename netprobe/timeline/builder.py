@@ -23,6 +23,9 @@ Rules:
   `group_labels` and a `summary` (`netprobe.timeline.fleet`: one sentence, which groups are
   blocked by what since when). With `TimelineOptions.cells` (the HTML page) each target also
   carries `cells`: the strip's columns with their evidence (`series.strip_cells`).
+- The `throughput` layer (issue 13) scores the rate ratio (`analysis.throughput.ratio_score`):
+  its high state is written `throttled` (`vocabulary.LAYER_BAD_STATUS`), and a target whose only
+  high layer is throughput is `throttled`, not blocked; its method defaults to `sni`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 
-from netprobe.model.vocabulary import BLOCKED, LAYER_METHOD, LAYERS, OK, UNKNOWN
+from netprobe.model.vocabulary import (
+    BLOCKED,
+    LAYER_BAD_STATUS,
+    LAYER_METHOD,
+    LAYERS,
+    OK,
+    THROTTLED,
+    UNKNOWN,
+)
 from netprobe.timeline.fleet import network_summary
 from netprobe.timeline.onset import (
     Change,
@@ -198,6 +209,11 @@ def _method_for(network: _Network, target_id: str, layer: str, change: Change) -
     return seen.most_common(1)[0][0] if seen else LAYER_METHOD.get(layer, layer)
 
 
+def _word(layer: str, state: str) -> str:
+    """A series state in the layer's words: the throughput layer's high state is `throttled`."""
+    return LAYER_BAD_STATUS.get(layer, BLOCKED) if state == BLOCKED else state
+
+
 def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOptions) -> dict:
     _sorted_network(network)
     params, window_s = opts.params, opts.window_hours * 3600.0
@@ -243,7 +259,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         if opts.target is not None and target_id != opts.target:
             continue
         entry = targets.setdefault(target_id, {"target_id": target_id})
-        entry.setdefault("layers", {})[layer] = detection.state
+        entry.setdefault("layers", {})[layer] = _word(layer, detection.state)
         for change in detection.changes:
             others = [
                 f"{other[0]}/{other[1]}"
@@ -264,8 +280,8 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
             entry.setdefault("changes", []).append(
                 {
                     "layer": layer,
-                    "from": change.from_state,
-                    "to": change.to_state,
+                    "from": _word(layer, change.from_state),
+                    "to": _word(layer, change.to_state),
                     "initial": initial,
                     "last_before": iso(change.last_before),
                     "first_after": iso(change.first_after),
@@ -291,18 +307,22 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         blocked_layers = [layer for layer in LAYERS if layer_states.get(layer) == BLOCKED]
         if blocked_layers:
             state = BLOCKED
+        elif any(s == THROTTLED for s in layer_states.values()):
+            state = THROTTLED  # issue 13: reachable, but the throughput layer says throttled
         elif any(s == OK for s in layer_states.values()):
             state = OK
         else:
             state = UNKNOWN
-        last_block = next((c for c in reversed(changes) if c["to"] == BLOCKED), None)
+        last_block = next((c for c in reversed(changes) if c["to"] == state), None)
         target_list.append(
             {
                 "target_id": target_id,
                 "group": network.groups.get(target_id),
                 "state": state,
                 "blocked_layers": blocked_layers,
-                "method": last_block["method"] if state == BLOCKED and last_block else None,
+                "method": last_block["method"]
+                if state in (BLOCKED, THROTTLED) and last_block
+                else None,
                 "layers": layer_states,
                 "first_seen": iso(first_time),
                 "last_seen": iso(last_time),

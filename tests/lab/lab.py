@@ -332,6 +332,8 @@ class Lab:
             for interface in (topo.ISP_CLIENT_IF, topo.ISP_WORLD_IF):
                 _run(["tc", "-n", isp, "qdisc", "add", "dev", interface, "root", "tbf",
                       *sc.TBF_ARGS])  # fmt: skip
+        for args in scenario.tc:  # the root qdiscs were deleted above, so these never stack
+            _run(["tc", "-n", isp, *args])
         # xt_recent lists (residual blocking) outlive a flush and re-add of their rules: empty
         # them, so that every application of a scenario starts without marks.
         clear = 'for f in /proc/net/xt_recent/*; do [ -e "$f" ] && echo / > "$f"; done; true'

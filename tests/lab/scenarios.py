@@ -3,8 +3,9 @@
 Rules:
 - A scenario is data: a DNS policy for the ISP resolver, iptables/ip6tables rules for the ISP's
   FORWARD chain, rules for other tables and namespaces (`table_rules`: the link's loss and delay
-  in the ISP's mangle table, a DNAT in the world), on-path stages (processes, `stages`) and
-  whether to throttle. `lab.Lab.apply()` turns it into commands; applying one first removes the
+  in the ISP's mangle table, a DNAT in the world), on-path stages (processes, `stages`),
+  whether to throttle, and `tc` commands run in the ISP (queueing disciplines of its own, issue
+  13). `lab.Lab.apply()` turns it into commands; applying one first removes the
   previous one (stops its stages, flushes every chain a scenario may use), so scenarios never
   stack.
 - `targets` names the target list (next to this file) the scenario's ground truth is written for:
@@ -76,6 +77,7 @@ class Scenario:
     table_rules: tuple[TableRule, ...] = field(default_factory=tuple)
     stages: tuple[Stage, ...] = field(default_factory=tuple)
     targets: str = "lab.yaml"
+    tc: tuple[tuple[str, ...], ...] = field(default_factory=tuple)  # `tc -n <isp> ARGS`
 
     @property
     def field(self) -> bool:
@@ -236,6 +238,88 @@ def _http_inject_rules() -> tuple[TableRule, ...]:
     return tuple(rules)
 
 
+# SNI throttling (issue 13), as Russia throttled Twitter in 2021: a flow whose ClientHello names a
+# Telegram site is marked (CONNMARK, so every packet of the flow carries it) and its packets
+# toward the client are shaped to SNI_THROTTLE_RATE; everything else passes at link speed. This
+# kernel has htb and tbf but no sch_netem and no `fw` classifier, so the mark picks the htb
+# class through CLASSIFY (skb->priority, which htb reads before any filter). The shaped class
+# queues at most SNI_THROTTLE_QUEUE packets (about 1.3 s at that rate) and drops the rest, as a
+# policing throttler does; a deep queue would keep delivering a finished download's backlog for
+# a minute and starve the next flow.
+SNI_THROTTLE_RATE = "150kbit"
+SNI_THROTTLE_MARK = "0x13"
+SNI_THROTTLE_CLASS = "1:13"
+SNI_THROTTLE_QUEUE = 16
+_FAST_CLASS = "1:20"
+
+
+def _sni_throttle_rules() -> tuple[TableRule, ...]:
+    rules: list[TableRule] = []
+    for version in (4, 6):
+        for keyword in ("telegram.org", "t.me"):
+            match = ("-i", topo.ISP_CLIENT_IF, "-p", "tcp", "--dport", "443",
+                     "-m", "string", "--algo", "bm", "--string", keyword)  # fmt: skip
+            rules.append(
+                TableRule(
+                    "isp",
+                    version,
+                    "mangle",
+                    "PREROUTING",
+                    (*match, "-j", "CONNMARK", "--set-mark", SNI_THROTTLE_MARK),
+                )  # fmt: skip
+            )
+        marked = ("-o", topo.ISP_CLIENT_IF, "-m", "connmark", "--mark", SNI_THROTTLE_MARK)
+        rules.append(
+            TableRule(
+                "isp",
+                version,
+                "mangle",
+                "POSTROUTING",
+                (*marked, "-j", "CLASSIFY", "--set-class", SNI_THROTTLE_CLASS),
+            )  # fmt: skip
+        )
+    return tuple(rules)
+
+
+_SNI_SHAPER = (
+    ("qdisc", "add", "dev", topo.ISP_CLIENT_IF, "root", "handle", "1:", "htb",
+     "default", _FAST_CLASS.split(":")[1]),
+    ("class", "add", "dev", topo.ISP_CLIENT_IF, "parent", "1:", "classid", SNI_THROTTLE_CLASS,
+     "htb", "rate", SNI_THROTTLE_RATE, "ceil", SNI_THROTTLE_RATE),
+    ("qdisc", "add", "dev", topo.ISP_CLIENT_IF, "parent", SNI_THROTTLE_CLASS, "handle", "13:",
+     "pfifo", "limit", str(SNI_THROTTLE_QUEUE)),
+    ("class", "add", "dev", topo.ISP_CLIENT_IF, "parent", "1:", "classid", _FAST_CLASS,
+     "htb", "rate", "1gbit", "quantum", "60000"),
+)  # fmt: skip
+
+
+def _ip_throttle_rules() -> tuple[TableRule, ...]:
+    """Everything from the Telegram web stand-ins' addresses into the shaped class (any SNI)."""
+    rules: list[TableRule] = []
+    for version in (4, 6):
+        sources = ",".join(topo.WEB_ADDRESSES[name][version == 6] for name in topo.TELEGRAM_NAMES)
+        where = ("-o", topo.ISP_CLIENT_IF, "-s", sources)
+        rules.append(
+            TableRule(
+                "isp",
+                version,
+                "mangle",
+                "POSTROUTING",
+                (*where, "-j", "CLASSIFY", "--set-class", SNI_THROTTLE_CLASS),
+            )  # fmt: skip
+        )
+    return tuple(rules)
+
+
+# A slow link (issue 13): everything toward the client shaped to SLOW_LINK_RATE, whatever the
+# name: slow-but-equal, which must stay `ok`.
+SLOW_LINK_RATE = "1mbit"
+_SLOW_LINK = (
+    ("qdisc", "add", "dev", topo.ISP_CLIENT_IF, "root", "tbf", "rate", SLOW_LINK_RATE,
+     "burst", "32kb", "latency", "400ms"),
+)  # fmt: skip
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -371,6 +455,30 @@ SCENARIOS: dict[str, Scenario] = {
             "addresses itself with its blockpage (port 80 DNAT to the blockpage server).",
             table_rules=_http_inject_rules(),
             targets="http.yaml",
+        ),
+        # --- throughput scenarios (issue 13; tests/test_lab_throughput.py) ---
+        Scenario(
+            "sni-throttle",
+            "ISP shapes flows whose ClientHello names telegram.org or t.me to "
+            f"{SNI_THROTTLE_RATE} toward the client; other names on the same addresses are fast.",
+            table_rules=_sni_throttle_rules(),
+            tc=_SNI_SHAPER,
+            targets="throughput.yaml",
+        ),
+        Scenario(
+            "ip-throttle",
+            f"ISP shapes everything from the Telegram web addresses to {SNI_THROTTLE_RATE} toward "
+            "the client, whatever the SNI; the control site is fast.",
+            table_rules=_ip_throttle_rules(),
+            tc=_SNI_SHAPER,
+            targets="throughput.yaml",
+        ),
+        Scenario(
+            "slow-link",
+            f"The client link is {SLOW_LINK_RATE} toward the client for everything (a slow "
+            "line, not a throttle): nothing is blocked or throttled.",
+            tc=_SLOW_LINK,
+            targets="throughput.yaml",
         ),
     )
 }

@@ -11,6 +11,8 @@ Rules:
   anything else to the DC stand-in (`_mtproto_session`: `netprobe.probes.mtproto_wire`'s
   `ServerSession` answers req_pq_multi with a well-formed resPQ over intermediate, abridged or
   obfuscated2); bytes that are no MTProto are drained as before.
+  Every web stand-in serves a `DOWNLOAD_SIZE` object at `DOWNLOAD_PATH` for any Host and SNI
+  (the throughput probe's download, issue 13).
 - isp: the ISP's resolver, which forwards to the world unless `STATE_DIR/dns-policy.json` says to
   rewrite a censored name, and the blockpage server (TLS cert valid for the blockpage name only)
   on the blockpage address and on the public-looking one; the closed blockpage address has no
@@ -137,6 +139,9 @@ def page(title: str) -> bytes:
     return f"<!doctype html><title>{title}</title><h1>{title}</h1>\n".encode()
 
 
+_DOWNLOAD = bytes(range(256)) * (topo.DOWNLOAD_SIZE // 256)
+
+
 async def world_http(method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
     path = urlsplit(target)
     if path.path == "/dns-query":
@@ -150,6 +155,8 @@ async def world_http(method: str, target: str, headers: dict[str, str], body: by
         except dns.exception.DNSException:
             return _response("400 Bad Request", "text/plain", b"bad dns message\n")
         return _response("200 OK", "application/dns-message", answer)
+    if path.path == topo.DOWNLOAD_PATH:
+        return _response("200 OK", "application/octet-stream", _DOWNLOAD)
     if method == "POST":
         # Telegram's DCs answer a plain HTTP POST with 501 (REFERENCE.md section 1).
         return _response("501 Not Implemented", "text/plain", b"")

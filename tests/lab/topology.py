@@ -67,6 +67,9 @@ WEB_ADDRESSES: dict[str, tuple[str, str]] = {
     "t.me": ("203.0.113.12", "2001:db8:113::12"),
     CONTROL_SITE: (CONTROL_V4, CONTROL_V6),
 }
+# The web stand-ins' download object (issue 13, throughput): served for any name and SNI.
+DOWNLOAD_PATH = "/lab/1mib.bin"
+DOWNLOAD_SIZE = 1 << 20
 DC_V4 = ("198.51.100.50", "198.51.100.51")
 DC_V6 = ("2001:db8:100::50",)
 DC_PORTS = (80, 443, 5222)
