@@ -239,4 +239,4 @@ def test_a_run_without_http_records_has_no_http_layer() -> None:
     records = [*rf.domain_lookups(NAME, [GENUINE], [GENUINE]), *genuine_tls()]
     found = analyse(header(LAB_PAGE), [*rf.healthy_controls(), *records]).verdicts
     assert "http" not in found[f"domain:{NAME}"].layers
-    assert set(found[f"domain:{NAME}"].layers) == {"dns", "tcp", "tls", "mtproto"}  # mtproto: n/a
+    assert set(found[f"domain:{NAME}"].layers) == {"dns", "tcp", "tls"}

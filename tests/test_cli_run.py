@@ -573,4 +573,4 @@ def test_closing_table_at_80_columns_cuts_no_failure_mid_word(
     assert "…" not in done.stdout
     text = done.stdout
     assert text.index("Controls and vantage health") < text.index("domain:loop.test")
-    assert text.index(f"endpoint:127.0.0.1:{loopback.control_port}") < text.index("dc")
+    assert text.index(f"endpoint:127.0.0.1:{loopback.control_port}") < text.index("hosts")

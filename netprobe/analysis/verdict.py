@@ -190,10 +190,11 @@ def judge_target(
         TLS_LAYER: aggregate_layer(
             TLS_LAYER, tls_signs(tls, ctx, group), combine_reachability, ctx, detail
         ),
-        MTPROTO_LAYER: aggregate_layer(  # issue 13: analysis/mtproto.py
-            MTPROTO_LAYER, mtproto_signs(split[MTPROTO_LAYER], ctx), combine_mtproto, ctx, detail
-        ),
     }
+    if split[MTPROTO_LAYER]:  # issue 13 (analysis/mtproto.py): only DC endpoints with attempts
+        layers[MTPROTO_LAYER] = aggregate_layer(
+            MTPROTO_LAYER, mtproto_signs(split[MTPROTO_LAYER], ctx), combine_mtproto, ctx, detail
+        )
     if ctx.has_silent:
         _apply_silent(layers[DNS_LAYER], silent_signs(dns, ctx, group), detail)
     if split[HTTP_LAYER]:  # issue 13: evidence only, present only with http records
