@@ -8,15 +8,16 @@ files the most severe wins, in the order COMPLETE < PARTIAL < UNSIGNED < unreada
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
 from netprobe.cli.app import app
-from netprobe.cli.common import EXIT_USAGE, OutputFormat, fail, out, print_json
-from netprobe.evidence.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
-from netprobe.evidence.reader import ResultFileError, Verification, verify_file
-from netprobe.render.keys import UNREADABLE, verify_dict, verify_status, verify_table
+from netprobe.cli.common import EXIT_USAGE, OutputFormat, escape, fail, out, print_json
+from netprobe.evidence.format import DEFAULT_PRINCIPAL, UNREADABLE
+
+if TYPE_CHECKING:  # imported by the commands themselves: `--help` stays fast
+    from netprobe.evidence.reader import Verification
 
 EXIT_PARTIAL = 3
 EXIT_UNSIGNED = 4
@@ -44,6 +45,8 @@ def keygen(
 
     Example: netprobe keygen --out /var/lib/netprobe/id_ed25519 --principal hanoi-vnpt-1
     """
+    from netprobe.evidence.keys import KeyFileError, default_key_path, generate_key
+
     path = out_path or default_key_path()
     try:
         signer = generate_key(path, principal)
@@ -78,6 +81,9 @@ def verify(
 
     Example: netprobe verify results/*.jsonl --allowed-signers ~/allowed_signers
     """
+    from netprobe.evidence.reader import ResultFileError, verify_file
+    from netprobe.render.keys import verify_dict, verify_status, verify_table
+
     if allowed_signers is not None and not allowed_signers.is_file():
         fail(f"--allowed-signers: {allowed_signers} is not a readable file")
     results: list[Verification | tuple[Path, str]] = []

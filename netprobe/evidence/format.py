@@ -98,6 +98,7 @@ CHECKPOINT_REASONS = (START, INTERVAL, SIGNAL, END)
 FINAL_REASONS = (END, SIGNAL)  # after the summary: these close the file
 
 NAMESPACE = "netprobe-result@v1"  # the SSHSIG namespace of every signature
+DEFAULT_PRINCIPAL = "netprobe"  # a key's principal when none is given (`keygen --principal`)
 HASH_ALG = "sha512"
 
 # --- statuses of a file -------------------------------------------------------------------------
@@ -106,6 +107,7 @@ PARTIAL = "PARTIAL"
 UNSIGNED = "UNSIGNED"
 INVALID = "INVALID"
 STATUSES = (COMPLETE, PARTIAL, UNSIGNED, INVALID)
+UNREADABLE = "UNREADABLE"  # `verify`'s status for a file it could not read at all (not a STATUS)
 
 
 def allowed_reasons(seq: int, after_summary: bool) -> tuple[str, ...]:

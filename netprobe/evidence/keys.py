@@ -28,9 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from netprobe.evidence import sshsig
-from netprobe.evidence.format import NAMESPACE
-
-DEFAULT_PRINCIPAL = "netprobe"
+from netprobe.evidence.format import DEFAULT_PRINCIPAL, NAMESPACE
 KEY_FILE_NAME = "id_ed25519"
 
 
