@@ -189,7 +189,9 @@ def main() -> None:
         for i in range(args.repeat):
             wall, cpu, stdout = sweep.timed(nmap_cmd(args))
             nm.append(wall)
-            print(f"  open    nmap     {wall:6.2f} s  cpu {cpu:5.2f} s  open ports {nmap_open_ports(stdout)}")
+            print(
+                f"  open    nmap     {wall:6.2f} s  cpu {cpu:5.2f} s  open ports {nmap_open_ports(stdout)}"
+            )
             wall, cpu, stdout = sweep.timed(netprobe_cmd(args, tl, Path(tmp) / f"o{i}", 0))
             np_.append(wall)
             print(f"  open    netprobe {wall:6.2f} s  cpu {cpu:5.2f} s  {netprobe_figures(stdout)}")
@@ -205,7 +207,9 @@ def main() -> None:
         for i in range(args.repeat):
             wall, cpu, stdout = sweep.timed(netprobe_cmd(args, tl, Path(tmp) / f"d{i}", 0))
             walls.append(wall)
-            print(f"  dropped netprobe --confirm 0 {wall:6.2f} s  cpu {cpu:5.2f} s  {netprobe_figures(stdout)}")
+            print(
+                f"  dropped netprobe --confirm 0 {wall:6.2f} s  cpu {cpu:5.2f} s  {netprobe_figures(stdout)}"
+            )
         med = statistics.median(walls)
         print(
             f"DROPPED median netprobe --confirm 0 {med:.2f} s; bound N/C x T = {n_dropped}/"

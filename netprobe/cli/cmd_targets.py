@@ -77,7 +77,12 @@ def check(
 
     Example: netprobe targets check targets/*.yaml
     """
-    from netprobe.targets.lists import LARGE_RUN_PROBES, TargetError, large_run_message, load_targets
+    from netprobe.targets.lists import (
+        LARGE_RUN_PROBES,
+        TargetError,
+        large_run_message,
+        load_targets,
+    )
 
     bad = 0
     for path in files:

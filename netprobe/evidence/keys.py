@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from netprobe.evidence import sshsig
 from netprobe.evidence.format import DEFAULT_PRINCIPAL, NAMESPACE
+
 KEY_FILE_NAME = "id_ed25519"
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from netprobe.evidence.format import UNREADABLE
 from netprobe.evidence.reader import Verification
+
 STATUS_STYLE = {"COMPLETE": "green", "PARTIAL": "yellow", "UNSIGNED": "yellow"}
 
 VerifyItem = Verification | tuple[Path, str]

@@ -47,6 +47,7 @@ from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, real_probes
 from netprobe.probes.doh import DohClients
 from netprobe.probes.tls import make_ssl_context
+from netprobe.run import loop
 from netprobe.run.header import (
     DEFAULT_CONTROL_RESOLVERS,
     build_header,
@@ -293,12 +294,12 @@ class Runner:
         )
         labels = job.record_fields()
         first = self.plan.first_steps(job)
-        results = await asyncio.gather(*[self._task(ctx, task, labels) for task in first])
+        results = await _together([self._task(ctx, task, labels) for task in first])
         if any(isinstance(task, Chain) for task in first):
             results = [r for result in results for r in _records(result)]
         follow_ups = self.plan.follow_up_steps(job, cast(list[dict[str, Any]], results))
         if follow_ups:
-            await asyncio.gather(*[self._task(ctx, task, labels) for task in follow_ups])
+            await _together([self._task(ctx, task, labels) for task in follow_ups])
 
     def _task(
         self, ctx: ProbeContext, task: Task, labels: Labels
@@ -364,6 +365,13 @@ class Runner:
             await self._probe(ctx, step, ((CONFIRMATION, k),), confirm=False)
 
 
+async def _together(awaitables: list[Awaitable[Any]]) -> list[Any]:
+    """`asyncio.gather`, without its task and future for the common job of one step (a sweep)."""
+    if len(awaitables) == 1:
+        return [await awaitables[0]]
+    return await asyncio.gather(*awaitables)
+
+
 def _records(result: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A task's records: a step's one, a chain's list."""
     return result if isinstance(result, list) else [result]
@@ -405,7 +413,7 @@ def run_targets(
     else:
         sink = sink_factory(options.out_dir, stem)
     began = time.monotonic()
-    interrupted = asyncio.run(runner.run(sink, cast(dict[str, Any], header), stop))
+    interrupted = loop.run(runner.run(sink, cast(dict[str, Any], header), stop))
     summary_record = new_record(
         SUMMARY,
         finished_at=format_utc(datetime.now(UTC)),
