@@ -17,6 +17,10 @@ Rules:
   SNI cannot fall inside the chain's residual pause. At most `CONFIRM_BACKLOG` x `concurrency`
   steps wait for confirmation at once: beyond that, a job waits before taking the next target.
   A stopped run does not wait for them.
+- Confirmation stays proportionate on a silent range: once `SILENT_QUORUM` failed TCP connects of
+  a group in a row are confirmed or being confirmed, with no connect of the group (planned or
+  re-probe) working since, the group's further failed connects are not re-probed (their planned
+  failure stands, unconfirmed); the next working connect in the group resumes confirmation.
 - The plan's labels (`sequence`, `pause`, `control_round`, `confirmation`) are appended to a
   probe's record by the executor, after the probe's own fields; the probes know nothing of them.
 - Probes are reached only through the `netprobe.probes.Probes` interface (`real_probes()` by
@@ -42,7 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from netprobe.model.records import CONFIRMATION, SUMMARY, format_utc, new_record
+from netprobe.model.records import CONFIRMATION, SUMMARY, TCP, format_utc, new_record
+from netprobe.model.vocabulary import ROLE_TARGET
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, real_probes
 from netprobe.probes.doh import DohClients
@@ -74,6 +79,9 @@ DEADLINE = "deadline"
 DEFAULT_PROBES = real_probes()
 # Steps waiting for their confirmations, at most, per unit of concurrency (see the rules).
 CONFIRM_BACKLOG = 4
+# A group's failed TCP connects are confirmed until this many in a row, with no working connect
+# in the group since, are confirmed or being confirmed; then no more until one works (rules).
+SILENT_QUORUM = 16
 
 Labels = tuple[tuple[str, Any], ...]
 
@@ -178,6 +186,8 @@ class Runner:
         self._run_start = 0.0
         self._done = 0
         self._confirming: set[asyncio.Task[None]] = set()
+        # Per group: TCP steps confirmed (or being confirmed) since its last connect that worked.
+        self._silent_streak: dict[str, int] = {}
         self._confirm_slots: asyncio.Semaphore | None = None
         self._rounds = 0  # control rounds started so far
         self._last_round_start = 0.0
@@ -335,7 +345,10 @@ class Runner:
             plain[key] = value
         self._sink.write(plain)
         self.summary.add(plain)
-        if confirm and plain["failure"] is not None:
+        if plain["failure"] is None:
+            if plain["type"] == TCP and plain["role"] == ROLE_TARGET:
+                self._silent_streak[plain["group"]] = 0  # the group answers: confirm again
+        elif confirm:
             await self._confirm_later(ctx, step, plain)
         return plain
 
@@ -347,6 +360,12 @@ class Runner:
             or not self.summary.health.healthy
         ):
             return
+        if record["type"] == TCP:
+            group = record["group"]
+            streak = self._silent_streak.get(group, 0)
+            if streak >= SILENT_QUORUM:
+                return  # the group looks wholly silent: enough of it is being confirmed
+            self._silent_streak[group] = streak + 1
         assert self._confirm_slots is not None
         await self._confirm_slots.acquire()  # back-pressure: a bounded backlog
         task = asyncio.ensure_future(self._confirm(ctx, step))
