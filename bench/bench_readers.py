@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -81,7 +80,9 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         a, b, signers = write_runs(out, args.ranges)
         lines = sum(1 for _ in a.open("rb"))
-        print(f"run files: {a.name} {b.name}: {lines:,} lines, {a.stat().st_size / 1e6:.1f} MB each")
+        print(
+            f"run files: {a.name} {b.name}: {lines:,} lines, {a.stat().st_size / 1e6:.1f} MB each"
+        )
         np_ = str(NETPROBE)
         cases = {
             "report": ([np_, "report", str(a), "--allowed-signers", str(signers)], 2.0, 100),

@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from netprobe import __version__
+from netprobe.cli import lazy_rich
+
+lazy_rich.install()  # `--help` without markdown-it and pygments (see lazy_rich)
 
 app = typer.Typer(
     name="netprobe",
