@@ -48,7 +48,7 @@ RUN_FIELDS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     target_id: str
     group: str
