@@ -55,7 +55,9 @@ def heavy_imports() -> list[str]:
         "import sys; sys.argv = ['netprobe', '--version']\n"
         "from netprobe.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+        "real = {m.split('.')[0] for m, mod in sys.modules.items()\n"
+        "        if type(mod).__name__ != '_StandInModule'}  # cli/lazy_rich's stand-ins\n"
+        f"print(sorted(real & set({HEAVY!r})))"
     )
     done = subprocess.run([str(VENV / "python"), "-c", code], capture_output=True, text=True)
     return done.stdout.strip().splitlines()[-1:]
