@@ -324,7 +324,7 @@ class Runner:
         steps: list[Step] = list(chain.steps)
         records = [await self._probe(ctx, step, labels, confirm=False) for step in steps]
         if chain.if_failed is not None and records[-1]["failure"] is not None:
-            await asyncio.sleep(chain.pause)
+            await _sleep_at_least(chain.pause)
             records.append(await self._probe(ctx, chain.if_failed, labels, confirm=False))
             steps.append(chain.if_failed)
         for step, record in zip(steps, records, strict=True):
@@ -380,8 +380,18 @@ class Runner:
     async def _confirm(self, ctx: ProbeContext, step: Step) -> None:
         """Re-probe `step` `confirm` times, each `confirm_spacing` s after the previous one."""
         for k in range(1, self.options.confirm + 1):
-            await asyncio.sleep(self.options.confirm_spacing)
+            await _sleep_at_least(self.options.confirm_spacing)
             await self._probe(ctx, step, ((CONFIRMATION, k),), confirm=False)
+
+
+async def _sleep_at_least(seconds: float) -> None:
+    """Sleep `seconds` by the monotonic clock: uvloop's timers run on a millisecond clock cached
+    per loop iteration, so a plain `asyncio.sleep` there can end a fraction of a millisecond
+    early, and a pause or spacing is a promise about the wire."""
+    until = time.monotonic() + seconds
+    await asyncio.sleep(seconds)
+    while (left := until - time.monotonic()) > 0:
+        await asyncio.sleep(left + 0.0005)
 
 
 async def _together(awaitables: list[Awaitable[Any]]) -> list[Any]:
