@@ -153,7 +153,7 @@ def nmap_cmd(args: argparse.Namespace) -> list[str]:
 def netprobe_cmd(args: argparse.Namespace, tl: Path, out: Path, confirm: int | None) -> list[str]:
     cmd = [str(NETPROBE), "run", str(tl), "--out", str(out), "--vantage", "sweep", "--no-sign",
            "--concurrency", str(args.concurrency), "--timeout", f"{args.timeout:g}",
-           "--format", "json"]  # fmt: skip
+           "--quiet"]  # fmt: skip
     if confirm is not None:
         cmd += ["--confirm", str(confirm)]
     return cmd
@@ -165,13 +165,12 @@ def nmap_open_ports(stdout: str) -> int:
 
 def netprobe_figures(stdout: str, out: Path) -> dict[str, object]:
     """Probes, failures, re-probes and the run's own duration (its summary: start-up excluded)."""
-    doc = json.loads(stdout)
-    figures: dict[str, object] = {
-        "probes": doc.get("measurements"),
-        "failures": doc.get("failures"),
-    }
+    figures: dict[str, object] = {}
     for path in out.glob("*.jsonl"):
         lines = [json.loads(line) for line in path.read_text().splitlines()]
+        summary = next((r for r in reversed(lines) if r.get("type") == "summary"), {})
+        figures["probes"] = summary.get("measurements")
+        figures["failures"] = summary.get("failures")
         figures["re-probes"] = sum(1 for r in lines if r.get("confirmation"))
         figures["run_duration_s"] = next(
             (r.get("duration") for r in reversed(lines) if r.get("type") == "summary"), None
