@@ -48,7 +48,7 @@ RUN_FIELDS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     target_id: str
     group: str
@@ -152,7 +152,7 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
         target_records = by_target[target_id]
         group = str(target_records[0].get("group") or "")
         role = str(target_records[0].get("role") or ROLE_TARGET)
-        judged = judgements[target_id]
+        judged = judgements.pop(target_id)  # freed as its verdict is made: a big run's peak
         verdicts[target_id] = Verdict(
             target_id=target_id,
             group=group,

@@ -17,7 +17,7 @@ from netprobe.model.vocabulary import BLOCKED, DOWN, INCONCLUSIVE, OK, THROTTLED
 MAX_NAMES = 3
 
 
-@dataclass
+@dataclass(slots=True)
 class GroupItem:
     target_id: str
     name: str  # hostname or ip:port, for sentences

@@ -167,7 +167,7 @@ def _apply_silent(layer: LayerResult, signs: list[Sign], detail: bool) -> None:
     layer.notes += sorted({f"{layer.name}: {s.detail}" for s in signs if s.kind != BLOCKED})
 
 
-@dataclass
+@dataclass(slots=True)
 class TargetJudgement:
     status: str
     method: str | None

@@ -15,6 +15,9 @@ import typer
 from typer.core import TyperGroup
 
 from netprobe import __version__
+from netprobe.cli import lazy_rich
+
+lazy_rich.install()  # `--help` without markdown-it and pygments (see lazy_rich)
 
 COMMAND_ORDER = (
     "run",

@@ -12,10 +12,9 @@ files the most severe wins, in the order COMPLETE < PARTIAL < UNSIGNED < unreada
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
 
 from netprobe.cli.app import app
 from netprobe.cli.common import (
@@ -24,13 +23,15 @@ from netprobe.cli.common import (
     OutputFormat,
     default,
     err,
+    escape,
     fail,
     out,
     print_json,
 )
-from netprobe.evidence.keys import DEFAULT_PRINCIPAL, KeyFileError, default_key_path, generate_key
-from netprobe.evidence.reader import ResultFileError, Verification, verify_file
-from netprobe.render.keys import UNREADABLE, verify_dict, verify_status, verify_table
+from netprobe.evidence.format import DEFAULT_PRINCIPAL, UNREADABLE
+
+if TYPE_CHECKING:  # imported by the commands themselves: `--help` stays fast
+    from netprobe.evidence.reader import Verification
 
 EXIT_PARTIAL = 3
 EXIT_UNSIGNED = 4
@@ -60,6 +61,8 @@ def keygen(
 
     Example: netprobe keygen --out /var/lib/netprobe/id_ed25519 --principal hanoi-vnpt-1
     """
+    from netprobe.evidence.keys import KeyFileError, default_key_path, generate_key
+
     path = out_path or default_key_path()
     try:
         signer = generate_key(path, principal)
@@ -127,7 +130,10 @@ def verify(
 
     Example: netprobe verify --write-sig results/20250526T010000Z_hanoi-vnpt-1.jsonl
     """
+    from netprobe.evidence.keys import KeyFileError
+    from netprobe.evidence.reader import ResultFileError, verify_file
     from netprobe.evidence.trust import default_trust_store_path, signers_for
+    from netprobe.render.keys import verify_dict, verify_status, verify_table
 
     try:  # a bad signers file is a usage error, never a property of the result files
         signers = signers_for(allowed_signers)
@@ -169,7 +175,7 @@ def verify(
 
 
 def _sig_signer(key: Path | None) -> Any:
-    from netprobe.evidence.keys import load_signer
+    from netprobe.evidence.keys import KeyFileError, default_key_path, load_signer
 
     try:
         return load_signer(key or default_key_path())

@@ -42,23 +42,32 @@ NO_VERIFY_HELP = "Read files without checking signatures (needed for unsigned fi
 
 def _load(path: Path, no_verify: bool, signers: Any) -> tuple[Any, Any]:
     """(loaded result, analysis) or exit 2 with a message naming the file."""
-    from netprobe.analysis import analyse
-    from netprobe.analysis.load import RunRefused, load_run
-    from netprobe.evidence.reader import ResultFileError, load_result
+    from netprobe.reports import load_analysed
 
     try:
-        loaded = load_result(path, verify=not no_verify, signers=signers)
-    except ResultFileError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{path}: {exc.strerror or exc}")
+        side: Any = load_analysed(path, verify=not no_verify, signers=signers)
+    except Exception as exc:  # noqa: BLE001 - _checked names it, or re-raises a bug
+        side = exc
+    return _checked(path, side)
+
+
+def _checked(path: Path, side: Any) -> tuple[Any, Any]:
+    """A side from `netprobe.reports`: its pair (after its notice), or exit 2 naming the file."""
+    from netprobe.analysis.load import RunRefused
+    from netprobe.evidence.reader import ResultFileError
+
+    if isinstance(side, ResultFileError):
+        fail(str(side))
+    if isinstance(side, RunRefused):
+        fail(f"{path}: {side}")
+    if isinstance(side, OSError):
+        fail(f"{path}: {side.strerror or side}")
+    if isinstance(side, BaseException):
+        raise side
+    loaded, analysis = side
     if loaded.notice:
         warn(loaded.notice)
-    try:
-        run = load_run(loaded.header, loaded.records)
-    except RunRefused as exc:
-        fail(f"{path}: {exc}")
-    return loaded, analyse(run.header, run.records)
+    return loaded, analysis
 
 
 def _file_info(loaded: Any) -> dict[str, Any]:
@@ -141,10 +150,14 @@ def diff(
     """
     from netprobe.diff import diff_runs, unjudged_message
     from netprobe.render import report as render
+    from netprobe.reports import load_analysed_pair
 
     signers = trusted_signers(allowed_signers, no_verify)
-    old_loaded, old_analysis = _load(old_path, no_verify, signers)
-    new_loaded, new_analysis = _load(new_path, no_verify, signers)
+    old_side, new_side = load_analysed_pair(
+        old_path, new_path, verify=not no_verify, signers=signers
+    )
+    old_loaded, old_analysis = _checked(old_path, old_side)
+    new_loaded, new_analysis = _checked(new_path, new_side)
     skipped = [
         f"skipped {loaded.path}: {problem}; {TRUST_HINT}"
         for loaded in (old_loaded, new_loaded)

@@ -8,21 +8,25 @@ with `file:line: field: message`, never a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
 from netprobe.cli.app import app
-from netprobe.cli.common import EXIT_USAGE, OutputFormat, default, err, fail, out, print_json, warn
-from netprobe.render.targets import describe_targets, targets_renderables
-from netprobe.targets.lists import (
-    LARGE_RUN_PROBES,
-    TargetError,
-    TargetList,
-    bundled_targets_path,
-    large_run_message,
-    load_targets,
+from netprobe.cli.common import (
+    EXIT_USAGE,
+    OutputFormat,
+    default,
+    err,
+    escape,
+    fail,
+    out,
+    print_json,
+    warn,
 )
+
+if TYPE_CHECKING:  # imported by the commands themselves: `--help` stays fast
+    from netprobe.targets.lists import TargetList
 
 targets_app = typer.Typer(
     help="Inspect and validate target lists (YAML).\n\nExample: netprobe targets show\n\n"
@@ -33,6 +37,8 @@ app.add_typer(targets_app, name="targets")
 
 
 def _load_or_fail(path: Path | None) -> TargetList:
+    from netprobe.targets.lists import TargetError, bundled_targets_path, load_targets
+
     try:
         return load_targets(path if path is not None else bundled_targets_path())
     except TargetError as exc:
@@ -64,6 +70,8 @@ def show(
 
     Example: netprobe targets show targets/example.yaml --format json
     """
+    from netprobe.render.targets import describe_targets, targets_renderables
+
     info = describe_targets(_load_or_fail(file), addresses=addresses)
     if output_format == OutputFormat.json:
         print_json(info)
@@ -85,6 +93,13 @@ def check(
 
     Example: netprobe targets check targets/*.yaml
     """
+    from netprobe.targets.lists import (
+        LARGE_RUN_PROBES,
+        TargetError,
+        large_run_message,
+        load_targets,
+    )
+
     bad = 0
     for path in files:
         try:

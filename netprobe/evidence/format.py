@@ -101,6 +101,7 @@ FINAL_REASONS = (END, SIGNAL)  # after the summary: these close the file
 
 NAMESPACE = "netprobe-result@v1"  # the SSHSIG namespace of every result-file signature
 BUNDLE_NAMESPACE = "netprobe-bundle@v1"  # the namespace of an evidence bundle's manifest signature
+DEFAULT_PRINCIPAL = "netprobe"  # a key's principal when none is given (`keygen --principal`)
 HASH_ALG = "sha512"
 
 # --- statuses of a file -------------------------------------------------------------------------
@@ -109,6 +110,7 @@ PARTIAL = "PARTIAL"
 UNSIGNED = "UNSIGNED"
 INVALID = "INVALID"
 STATUSES = (COMPLETE, PARTIAL, UNSIGNED, INVALID)
+UNREADABLE = "UNREADABLE"  # `verify`'s status for a file it could not read at all (not a STATUS)
 
 
 def allowed_reasons(seq: int, after_summary: bool) -> tuple[str, ...]:

@@ -29,9 +29,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from netprobe.evidence import sshsig
-from netprobe.evidence.format import NAMESPACE
+from netprobe.evidence.format import DEFAULT_PRINCIPAL, NAMESPACE
 
-DEFAULT_PRINCIPAL = "netprobe"
 KEY_FILE_NAME = "id_ed25519"
 
 

@@ -333,10 +333,14 @@ def answer_addresses(record: Mapping[str, Any]) -> list[str]:
     return addresses
 
 
+# json.dumps with these options builds a new encoder per call; one shared encoder writes the
+# same text (it keeps no state between calls).
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_line(record: dict[str, Any]) -> bytes:
     """One record as the exact bytes written to a result file (compact JSON + LF)."""
-    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8") + b"\n"
+    return _LINE_ENCODER.encode(record).encode("utf-8") + b"\n"
 
 
 def utc_now_iso() -> str:

@@ -44,8 +44,12 @@ def domain_id(name: str) -> str:
 
 def endpoint_id(ip: str, port: int) -> str:
     """`endpoint:1.2.3.4:443`, `endpoint:[2001:db8::1]:443` (address in compressed form)."""
-    address = ipaddress.ip_address(ip)
-    host = f"[{address.compressed}]" if address.version == 6 else address.compressed
+    return compressed_endpoint_id(ipaddress.ip_address(ip).compressed, port)
+
+
+def compressed_endpoint_id(compressed: str, port: int) -> str:
+    """`endpoint_id` of an address already in compressed form (a range sample): no parsing."""
+    host = f"[{compressed}]" if ":" in compressed else compressed
     return f"{ENDPOINT_PREFIX}{host}:{port}"
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from netprobe.evidence.format import UNREADABLE
 from netprobe.evidence.reader import Verification
 
-UNREADABLE = "UNREADABLE"
 STATUS_STYLE = {"COMPLETE": "green", "PARTIAL": "yellow", "UNSIGNED": "yellow"}
 
 VerifyItem = Verification | tuple[Path, str]

@@ -6,6 +6,8 @@ facts. Pure: returns renderables or strings; the CLI prints them. Deterministic 
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -52,6 +54,9 @@ KIND_STYLE = {
     UNTHROTTLED: "green",
 }
 MAX_EVIDENCE_LINES = 4
+# A big sweep has thousands of like verdicts: the table shows this many per (group, status), then
+# one row counting the rest (a rich table of 17,000 rows takes ~10 s to lay out; JSON has them all).
+MAX_ROWS_PER_GROUP_STATUS = 200
 
 
 def _status_text(status: str | None, method: str | None = None) -> Text:
@@ -147,7 +152,12 @@ def report_renderable(report: dict) -> RenderableType:
     shown = _shown_layers(report)
     table.add_column("/".join(shown))
     table.add_column("evidence", overflow="fold")
+    rows: Counter[tuple[str, str]] = Counter()  # rows per (group, status)
     for verdict in report.get("verdicts", []):
+        key = (verdict.get("group", ""), verdict["status"])
+        rows[key] += 1
+        if rows[key] > MAX_ROWS_PER_GROUP_STATUS:
+            continue
         layers = verdict.get("layers", {})
         table.add_row(
             escape(verdict["target_id"])
@@ -157,6 +167,16 @@ def report_renderable(report: dict) -> RenderableType:
             _layers_cell(layers, shown),
             escape(_evidence_cell(verdict.get("evidence", []), verdict.get("notes", []))),
         )
+    for (group, status), n in rows.items():
+        if n > MAX_ROWS_PER_GROUP_STATUS:
+            more = n - MAX_ROWS_PER_GROUP_STATUS
+            table.add_row(
+                f"... {more:,} more",
+                escape(group),
+                _status_text(status),
+                "",
+                f"{more:,} more {status} targets of group {escape(group)} (--format json lists all)",
+            )
     parts.append(table)
     counts = report.get("counts", {})
     parts.append(Text(", ".join(f"{n} {status}" for status, n in counts.items())))
@@ -218,7 +238,12 @@ def diff_renderable(diff: dict) -> RenderableType:
         table = Table(title="Changed targets", show_lines=True)
         for column in ("target", "change", "before", "after", "evidence (after)"):
             table.add_column(column, overflow="fold")
+        kinds: Counter[tuple[str, str]] = Counter()  # rows per (group, kind)
         for change in diff["changes"]:
+            key = (change.get("group", ""), change["kind"])
+            kinds[key] += 1
+            if kinds[key] > MAX_ROWS_PER_GROUP_STATUS:
+                continue
             evidence = change.get("evidence", {})
             table.add_row(
                 escape(change["target"]),
@@ -227,6 +252,17 @@ def diff_renderable(diff: dict) -> RenderableType:
                 _state(change.get("after")),
                 escape(_evidence_cell(evidence.get("after") or evidence.get("before") or [], [])),
             )
+        for (group, kind), n in kinds.items():
+            if n > MAX_ROWS_PER_GROUP_STATUS:
+                more = n - MAX_ROWS_PER_GROUP_STATUS
+                where = f" of group {escape(group)}" if group else ""
+                table.add_row(
+                    f"... {more:,} more",
+                    Text(kind, style=KIND_STYLE.get(kind, "")),
+                    "",
+                    "",
+                    f"{more:,} more {kind} targets{where} (--format json lists all)",
+                )
         parts.append(table)
     if diff.get("notable"):
         table = Table(title="Other changes")

@@ -17,6 +17,7 @@ The progress bar draws only when enabled (a terminal, no --quiet).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich import box
@@ -282,7 +283,16 @@ class progress_bar:
         )
         self._bar.start()
         task = self._bar.add_task("probing", total=self.total)
-        return lambda done: self._bar.update(task, completed=done)
+        shown = [0.0]  # when the bar was last updated
+
+        def on_progress(done: int) -> None:
+            # Called once per job: at most 10 redraws a second (rich's refresh rate), and the last.
+            now = time.monotonic()
+            if now - shown[0] >= 0.1 or done >= self.total:
+                shown[0] = now
+                self._bar.update(task, completed=done)
+
+        return on_progress
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

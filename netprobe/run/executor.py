@@ -17,6 +17,10 @@ Rules:
   SNI cannot fall inside the chain's residual pause. At most `CONFIRM_BACKLOG` x `concurrency`
   steps wait for confirmation at once: beyond that, a job waits before taking the next target.
   A stopped run does not wait for them.
+- Confirmation stays proportionate on a silent range: once `SILENT_QUORUM` failed TCP connects of
+  a group in a row are confirmed or being confirmed, with no connect of the group (planned or
+  re-probe) working since, the group's further failed connects are not re-probed (their planned
+  failure stands, unconfirmed); the next working connect in the group resumes confirmation.
 - The plan's labels (`sequence`, `pause`, `control_round`, `confirmation`) are appended to a
   probe's record by the executor, after the probe's own fields; the probes know nothing of them.
 - Probes are reached only through the `netprobe.probes.Probes` interface (`real_probes()` by
@@ -43,11 +47,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from netprobe.model.records import CONFIRMATION, SUMMARY, format_utc, new_record
+from netprobe.model.records import CONFIRMATION, SUMMARY, TCP, format_utc, new_record
+from netprobe.model.vocabulary import ROLE_TARGET
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, real_probes
 from netprobe.probes.doh import DohClients
 from netprobe.probes.tls import make_ssl_context
+from netprobe.run import loop
 from netprobe.run.header import (
     DEFAULT_CONTROL_RESOLVERS,
     build_header,
@@ -74,6 +80,9 @@ DEADLINE = "deadline"
 DEFAULT_PROBES = real_probes()
 # Steps waiting for their confirmations, at most, per unit of concurrency (see the rules).
 CONFIRM_BACKLOG = 4
+# A group's failed TCP connects are confirmed until this many in a row, with no working connect
+# in the group since, are confirmed or being confirmed; then no more until one works (rules).
+SILENT_QUORUM = 16
 
 Labels = tuple[tuple[str, Any], ...]
 
@@ -183,6 +192,8 @@ class Runner:
         self._run_start = 0.0
         self._done = 0
         self._confirming: set[asyncio.Task[None]] = set()
+        # Per group: TCP steps confirmed (or being confirmed) since its last connect that worked.
+        self._silent_streak: dict[str, int] = {}
         self._confirm_slots: asyncio.Semaphore | None = None
         self._rounds = 0  # control rounds started so far
         self._last_round_start = 0.0
@@ -299,12 +310,12 @@ class Runner:
         )
         labels = job.record_fields()
         first = self.plan.first_steps(job)
-        results = await asyncio.gather(*[self._task(ctx, task, labels) for task in first])
+        results = await _together([self._task(ctx, task, labels) for task in first])
         if any(isinstance(task, Chain) for task in first):
             results = [r for result in results for r in _records(result)]
         follow_ups = self.plan.follow_up_steps(job, cast(list[dict[str, Any]], results))
         if follow_ups:
-            await asyncio.gather(*[self._task(ctx, task, labels) for task in follow_ups])
+            await _together([self._task(ctx, task, labels) for task in follow_ups])
 
     def _task(
         self, ctx: ProbeContext, task: Task, labels: Labels
@@ -319,7 +330,7 @@ class Runner:
         steps: list[Step] = list(chain.steps)
         records = [await self._probe(ctx, step, labels, confirm=False) for step in steps]
         if chain.if_failed is not None and records[-1]["failure"] is not None:
-            await asyncio.sleep(chain.pause)
+            await _sleep_at_least(chain.pause)
             records.append(await self._probe(ctx, chain.if_failed, labels, confirm=False))
             steps.append(chain.if_failed)
         elif chain.then and records[-1]["failure"] is None:
@@ -346,7 +357,10 @@ class Runner:
             plain[key] = value
         self._sink.write(plain)
         self.summary.add(plain)
-        if confirm and plain["failure"] is not None:
+        if plain["failure"] is None:
+            if plain["type"] == TCP and plain["role"] == ROLE_TARGET:
+                self._silent_streak[plain["group"]] = 0  # the group answers: confirm again
+        elif confirm:
             await self._confirm_later(ctx, step, plain)
         return plain
 
@@ -358,6 +372,12 @@ class Runner:
             or not self.summary.health.healthy
         ):
             return
+        if record["type"] == TCP:
+            group = record["group"]
+            streak = self._silent_streak.get(group, 0)
+            if streak >= SILENT_QUORUM:
+                return  # the group looks wholly silent: enough of it is being confirmed
+            self._silent_streak[group] = streak + 1
         assert self._confirm_slots is not None
         await self._confirm_slots.acquire()  # back-pressure: a bounded backlog
         task = asyncio.ensure_future(self._confirm(ctx, step))
@@ -372,8 +392,25 @@ class Runner:
     async def _confirm(self, ctx: ProbeContext, step: Step) -> None:
         """Re-probe `step` `confirm` times, each `confirm_spacing` s after the previous one."""
         for k in range(1, self.options.confirm + 1):
-            await asyncio.sleep(self.options.confirm_spacing)
+            await _sleep_at_least(self.options.confirm_spacing)
             await self._probe(ctx, step, ((CONFIRMATION, k),), confirm=False)
+
+
+async def _sleep_at_least(seconds: float) -> None:
+    """Sleep `seconds` by the monotonic clock: uvloop's timers run on a millisecond clock cached
+    per loop iteration, so a plain `asyncio.sleep` there can end a fraction of a millisecond
+    early, and a pause or spacing is a promise about the wire."""
+    until = time.monotonic() + seconds
+    await asyncio.sleep(seconds)
+    while (left := until - time.monotonic()) > 0:
+        await asyncio.sleep(left + 0.0005)
+
+
+async def _together(awaitables: list[Awaitable[Any]]) -> list[Any]:
+    """`asyncio.gather`, without its task and future for the common job of one step (a sweep)."""
+    if len(awaitables) == 1:
+        return [await awaitables[0]]
+    return await asyncio.gather(*awaitables)
 
 
 def _records(result: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -417,7 +454,7 @@ def run_targets(
     else:
         sink = sink_factory(options.out_dir, stem)
     began = time.monotonic()
-    interrupted = asyncio.run(runner.run(sink, cast(dict[str, Any], header), stop))
+    interrupted = loop.run(runner.run(sink, cast(dict[str, Any], header), stop))
     summary_record = new_record(
         SUMMARY,
         finished_at=format_utc(datetime.now(UTC)),

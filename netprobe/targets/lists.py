@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from netprobe.model.fingerprints import Fingerprint
-from netprobe.model.target_ids import domain_id, endpoint_id, target_label
+from netprobe.model.target_ids import (
+    compressed_endpoint_id,
+    domain_id,
+    endpoint_id,
+    target_label,
+)
 from netprobe.model.vocabulary import QUERY_TYPES
 from netprobe.options import OPTIONS
 from netprobe.targets import yaml_reader as ty
@@ -249,9 +254,9 @@ class TargetList:
         seen = {endpoint.target_id for endpoint in explicit}
         yield from explicit
         for spec in self._ranges():
-            for ip in spec.addresses():
+            for ip in spec.addresses():  # compressed already
                 for port in spec.ports:
-                    target_id = endpoint_id(ip, port)
+                    target_id = compressed_endpoint_id(ip, port)
                     if target_id not in seen:
                         yield Endpoint(ip, port, spec.sni, target_id, spec.group, "target")
 

@@ -198,6 +198,8 @@ class SummaryCache:
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self._db = sqlite3.connect(self.path, timeout=10)
                 self._db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                # A cache: a commit lost to a power cut is only recomputed, so no fsync per batch.
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS summaries "
                     "(key TEXT PRIMARY KEY, summary BLOB NOT NULL, used INTEGER NOT NULL)"
