@@ -19,6 +19,8 @@ Rules:
   `close_matches` (difflib) among the target ids the runs did measure.
 - A blocked change takes the method most verdicts named between its onset and its alarm, else the
   layer's default (`vocabulary.LAYER_METHOD`: dns -> dns, tcp -> ip, tls -> tls).
+- A store that computes the hourly samples itself (`netprobe.store.timeline`: SQL) feeds a whole
+  network at once with `add_aggregated`; what follows (CUSUM, gaps, corroboration) is the same code.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from difflib import get_close_matches
 from netprobe.model.vocabulary import BLOCKED, LAYER_METHOD, LAYERS, OK, UNKNOWN
 from netprobe.timeline.onset import (
     Change,
+    Sample,
     CusumParams,
     Detection,
     confidence,
@@ -55,12 +58,14 @@ class _Series:
 
 
 class _Network:
-    __slots__ = ("run_times", "run_healthy", "series", "methods")
+    __slots__ = ("run_times", "run_healthy", "series", "methods", "hourly")
 
     def __init__(self) -> None:
         self.run_times = array("d")
         self.run_healthy = array("b")
         self.series: dict[tuple[str, str], _Series] = {}
+        # (target, layer) -> hourly samples computed elsewhere (add_aggregated); None: from series.
+        self.hourly: dict[tuple[str, str], list[Sample]] | None = None
         # target -> Counter of (hour, method) is too big; keep (time, method) only for blocked runs.
         self.methods: dict[str, list[tuple[float, str]]] = {}
 
@@ -109,6 +114,30 @@ class TimelineBuilder:
             series.scores.append(min(1.0, max(0.0, score)))
         for target_id, method in run.methods.items():
             network.methods.setdefault(target_id, []).append((run.started_at, method))
+
+    def add_aggregated(
+        self,
+        key: tuple[str, str],
+        runs: list[tuple[float, bool]],
+        hourly: dict[tuple[str, str], list[Sample]],
+        methods: dict[str, list[tuple[float, str]]],
+        target_ids: set[str],
+    ) -> None:
+        """One network whose hourly samples were computed elsewhere (a store's SQL), all at once.
+
+        `runs` are (started_at, healthy) of every run in range; `hourly` the samples of healthy
+        runs (`series.hourly_samples` semantics: median of the hour, first and last run time);
+        `methods` the (started_at, method) of healthy runs' verdicts in time order.
+        """
+        network = self._networks.setdefault(key, _Network())
+        for started_at, healthy in runs:
+            network.run_times.append(started_at)
+            network.run_healthy.append(1 if healthy else 0)
+        self.runs_seen += len(runs)
+        network.hourly = {**(network.hourly or {}), **hourly}
+        for target_id, seen in methods.items():
+            network.methods.setdefault(target_id, []).extend(seen)
+        self._target_ids.update(target_ids)
 
     def build(self) -> dict:
         networks = [
@@ -188,8 +217,13 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     detections: dict[tuple[str, str], Detection] = {}
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
-    for series_key, series in sorted(network.series.items()):
-        samples = hourly_samples(series.times, series.scores)
+    prepared = network.hourly
+    for series_key in sorted(prepared if prepared is not None else network.series):
+        if prepared is not None:
+            samples = prepared[series_key]
+        else:
+            series = network.series[series_key]
+            samples = hourly_samples(series.times, series.scores)
         detections[series_key] = detect(samples, params)
         target_id = series_key[0]
         if opts.target is not None and target_id != opts.target:
