@@ -34,9 +34,9 @@ from difflib import get_close_matches
 from netprobe.model.vocabulary import BLOCKED, LAYER_METHOD, LAYERS, OK, UNKNOWN
 from netprobe.timeline.onset import (
     Change,
-    Sample,
     CusumParams,
     Detection,
+    Sample,
     confidence,
     confidence_label,
     detect,
