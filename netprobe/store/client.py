@@ -168,7 +168,14 @@ class ClickHouse:
             return False
 
 
-def insert_body(client: ClickHouse, table: str, body: bytes) -> None:
-    """INSERT pre-encoded JSONEachRow lines (what `ingest`'s workers produce)."""
+def insert_body(
+    client: ClickHouse,
+    table: str,
+    body: bytes,
+    fmt: str = "JSONEachRow",
+    columns: tuple[str, ...] | None = None,
+) -> None:
+    """INSERT pre-encoded rows (what `ingest`'s workers produce) in one request."""
     if body:
-        client._post(f"INSERT INTO {client.database}.{table} FORMAT JSONEachRow", body)
+        names = f" ({', '.join(columns)})" if columns else ""
+        client._post(f"INSERT INTO {client.database}.{table}{names} FORMAT {fmt}", body)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 
+from netprobe.evidence.format import _TYPE_FIELD
 from netprobe.store import schema
 from netprobe.store.client import ClickHouse, insert_body
 
@@ -99,7 +100,7 @@ def prepare_file(path: Path, trust: Path | None) -> Prepared:
         run = load_run(header, (r for r in rest if r.get("type") != SUMMARY))
         records = [r for r in run.records if r.get("type") in MEASUREMENT_TYPES]
         analysis = analyse(header, records, detail=False)
-        rows = schema.run_rows(
+        rows, measurements = schema.run_rows(
             file_sha256=digest,
             header=header,
             records=records,
@@ -116,13 +117,35 @@ def prepare_file(path: Path, trust: Path | None) -> Prepared:
                 "records_uncovered": verification.records_uncovered,
             },
             ingested_at=datetime.now(UTC),
+            lines=_measurement_lines(data, records),
         )
     except (RunRefused, ResultFileError) as exc:
         return Prepared(name, digest, reason=str(exc))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Prepared(name, digest, reason=f"not a valid result ({type(exc).__name__}: {exc})")
     bodies = {table: _encode(table_rows) for table, table_rows in rows.items()}
+    bodies[schema.MEASUREMENTS] = measurements
     return Prepared(name, digest, len(records), bodies, status=verification.status)
+
+
+def _measurement_lines(data: bytes, records: list[dict]) -> list[bytes] | None:
+    """Each measurement record's own bytes in the file, or None when they cannot be paired
+    one to one (a partial file's uncovered tail, an unusual spelling): then they are re-encoded."""
+    from netprobe.evidence.format import MEASUREMENT_TYPES
+
+    kinds = {kind.encode() for kind in MEASUREMENT_TYPES}
+    match = _TYPE_FIELD.match
+    lines = []
+    for line in data.split(b"\n"):
+        found = match(line)
+        if found is not None and found.group(1) in kinds:
+            lines.append(line)
+    if len(lines) != len(records):
+        return None
+    for line, record in zip(lines, records, strict=True):
+        if match(line).group(1) != record["type"].encode():  # type: ignore[union-attr]
+            return None
+    return lines
 
 
 def _prepare_job(job: tuple[str, str | None]) -> Prepared:
@@ -172,7 +195,10 @@ def store_batch(client: ClickHouse, batch: list[Prepared], report: IngestReport)
     # The runs rows go last: a file counts as stored only once its runs row is in.
     for table in (schema.MEASUREMENTS, schema.VERDICTS, schema.RUNS):
         body = b"".join(item.bodies.get(table, b"") for item in fresh)
-        insert_body(client, table, body)
+        if table == schema.MEASUREMENTS:
+            insert_body(client, table, body, "TabSeparated", schema.MEASUREMENT_COLUMNS)
+        else:
+            insert_body(client, table, body)
     for item in fresh:
         report.ingested.append({"path": item.path, "sha256": item.sha256, "records": item.records})
     return fresh
