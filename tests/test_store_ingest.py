@@ -70,6 +70,13 @@ def test_ingest_stores_every_run_record_and_verdict_once(clickhouse, history):
     assert statuses[-1]["method"] == "sni" and statuses[-1]["rules_version"] == 1
     signer = clickhouse.query(f"SELECT DISTINCT signer_fingerprint FROM {database}.runs").strip()
     assert signer.startswith("SHA256:")
+    # The record column holds each record's line exactly as it was signed.
+    first = next(line for line in paths[0].read_text().splitlines() if '"type":"dns"' in line[:40])
+    stored = clickhouse.query(
+        f"SELECT record FROM {database}.measurements WHERE line = 1 AND started_us = "
+        f"(SELECT min(started_us) FROM {database}.runs) FORMAT TSVRaw"
+    )
+    assert stored.rstrip("\n") == first
 
     again = ingest(str(folder), "--clickhouse", url, "--allowed-signers", trust, "-f", "json")
     assert again.exit_code == 0, again.output

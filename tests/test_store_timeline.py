@@ -103,3 +103,37 @@ def test_an_unknown_target_in_the_store_lists_close_matches(fleet):
     )
     assert result.exit_code == 2
     assert "domain:telegram.org" in result.output
+
+
+def readme_sql() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Running a fleet", 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n```", 1)[0] for block in section.split("```sql\n")[1:]]
+
+
+def test_readme_shows_the_schema_netprobe_creates_and_its_example_sql_runs(fleet, clickhouse):
+    from netprobe.store.schema import create_statements
+
+    _root, _trust, url = fleet
+    schema_block, *queries = readme_sql()
+    assert schema_block.strip() == ";\n\n".join(create_statements("netprobe")) + ";"
+    database = url.rsplit("/", 1)[1]
+    assert len(queries) == 4
+    results = [
+        [json.loads(line) for line in clickhouse.query(
+            query.replace("netprobe.", f"{database}.") + "\nFORMAT JSONEachRow"
+        ).splitlines()]
+        for query in queries
+    ]  # fmt: skip
+    first_blocked = {(r["probe_asn"], r["target_id"]): r for r in results[0]}
+    # Viettel's block starts at hour 20 (2025-01-01 20:07 UTC), VNPT's first vantage at hour 30.
+    assert first_blocked[("AS7552", "domain:telegram.org")]["first_blocked"].startswith(
+        "2025-01-01 20:"
+    )
+    assert first_blocked[("AS7552", "domain:telegram.org")]["method"] == "sni"
+    assert first_blocked[("AS45899", "endpoint:149.154.175.50:443")]["first_blocked"].startswith(
+        "2025-01-02 06:"
+    )
+    assert {r["method"] for r in results[1]} == {"sni", "ip"}
+    assert results[2] and all(0 <= float(r["blocked_share"]) <= 1 for r in results[2])
+    assert {r["failure"] for r in results[3]} == {"generic_timeout_error"}

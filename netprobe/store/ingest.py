@@ -64,6 +64,11 @@ class IngestReport:
 
 
 def ensure_schema(client: ClickHouse) -> None:
+    """Create what is missing. A collector's INSERT-only user never runs DDL: once an admin has
+    created the tables (README "Running a fleet"), this only lists them."""
+    rows = client.tsv(f"SELECT name FROM system.tables WHERE database = '{client.database}'")
+    if set(schema.TABLES) <= {row[0] for row in rows}:
+        return
     for statement in schema.create_statements(client.database):
         client.execute(statement)
 
