@@ -34,8 +34,8 @@ def export(
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
-        help="Trust store to verify against. [default: ~/.config/netprobe/allowed_signers or "
-        "$NETPROBE_ALLOWED_SIGNERS]",
+        help="Trust store (OpenSSH allowed_signers) to verify against.",
+        show_default="~/.config/netprobe/allowed_signers or $NETPROBE_ALLOWED_SIGNERS",
     ),
     output_format: ExportFormat = typer.Option(ExportFormat.table, "--format", "-f"),
 ) -> None:

@@ -50,8 +50,8 @@ def ingest(
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
-        help="Trust store to verify against. [default: ~/.config/netprobe/allowed_signers or "
-        "$NETPROBE_ALLOWED_SIGNERS]",
+        help="Trust store (OpenSSH allowed_signers) to verify against.",
+        show_default="~/.config/netprobe/allowed_signers or $NETPROBE_ALLOWED_SIGNERS",
     ),
     watch_dir: Path = typer.Option(
         None, "--watch", help="Drop folder to watch: ingest files as they finish arriving."
@@ -59,17 +59,22 @@ def ingest(
     quarantine: Path = typer.Option(
         None,
         "--quarantine",
-        help="With --watch: where rejected files go. [default: DIR/quarantine]",
+        help="With --watch: where rejected files go, each with NAME.reason.",
+        show_default="DIR/quarantine",
     ),
     done: Path = typer.Option(
-        None, "--done", help="With --watch: where stored files go. [default: DIR/ingested]"
+        None, "--done", help="With --watch: where stored files go.", show_default="DIR/ingested"
     ),
     interval: float = typer.Option(2.0, "--interval", help="With --watch: seconds between scans."),
     settle: float = typer.Option(
         5.0, "--settle", help="With --watch: seconds a file must stay unchanged before it is read."
     ),
     jobs: int = typer.Option(
-        None, "--jobs", "-j", help="Worker processes for verifying files. [default: CPU count]"
+        None,
+        "--jobs",
+        "-j",
+        help="Worker processes for verifying files.",
+        show_default="CPU count",
     ),
     output_format: IngestFormat = typer.Option(IngestFormat.table, "--format", "-f"),
 ) -> None:
