@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -107,6 +108,7 @@ def prepare_file(path: Path, trust: Path | None) -> Prepared:
         analysis = analyse(header, records, detail=False)
         rows, measurements = schema.run_rows(
             file_sha256=digest,
+            ingest_id=uuid.uuid4().hex,
             header=header,
             records=records,
             summary=summary,

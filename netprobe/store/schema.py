@@ -11,8 +11,11 @@ Rules:
   type or window functions.
 - Idempotence: a file is identified by the SHA-256 of its bytes. `ingest` inserts a file's
   measurements and verdicts first and its `runs` row last, and skips files whose `runs` row
-  exists; the engines are ReplacingMergeTree keyed to include the file hash, and readers use
-  FINAL, so a retry after a crash between two inserts never counts anything twice.
+  exists. Every row carries the `ingest_id` of the attempt that wrote it (new for every
+  attempt): rows of an attempt cut short before its `runs` row have an id no `runs` row names,
+  so readers that join on (file_sha256, ingest_id) with `runs FINAL` (netprobe's timeline) never
+  see them; the engines are ReplacingMergeTree keyed to include the file hash, so merges drop
+  them too (keeping the last insert), and `FINAL` shows each row once at any time.
 - Scores are stored as analysis rounds them (4 decimals), which ClickHouse parses exactly.
 """
 
@@ -33,6 +36,7 @@ _MICRO = timedelta(microseconds=1)
 
 _RUNS_COLUMNS = """
     file_sha256 String,
+    ingest_id String,
     run_id String,
     probe_asn String,
     probe_cc String,
@@ -57,6 +61,7 @@ _RUNS_COLUMNS = """
 
 _MEASUREMENT_COLUMNS = """
     file_sha256 String,
+    ingest_id String,
     run_id String,
     line UInt32,
     probe_asn String,
@@ -91,6 +96,7 @@ _MEASUREMENT_COLUMNS = """
 _VERDICT_COLUMNS = (
     """
     file_sha256 String,
+    ingest_id String,
     run_id String,
     probe_asn String,
     vantage String,
@@ -163,6 +169,7 @@ def _json(value: Any) -> str:
 def run_rows(
     *,
     file_sha256: str,
+    ingest_id: str,
     header: dict,
     records: list[dict],
     summary: dict | None,
@@ -178,6 +185,7 @@ def run_rows(
     micros = started_micros(started_at)
     common = {
         "file_sha256": file_sha256,
+        "ingest_id": ingest_id,
         "run_id": _text(header.get("run_id")),
         "probe_asn": _text(header.get("probe_asn") or "AS0"),
         "vantage": _text(header.get("vantage") or "unknown"),
@@ -257,7 +265,8 @@ def measurement_tsv(common: dict, number: int, record: dict, line: bytes | None)
     rcode, version, control_round = get("rcode"), get("tls_version"), get("control_round")
     nulls = (failure is None) + (operation is None) + (rcode is None) + (version is None)
     row = (
-        f"{common['file_sha256']}\t{common['run_id']}\t{number}\t{common['probe_asn']}\t"
+        f"{common['file_sha256']}\t{common['ingest_id']}\t{common['run_id']}\t{number}\t"
+        f"{common['probe_asn']}\t"
         f"{common['vantage']}\t{common['start_time']}\t{common['started_us']}\t"
         f"{get('type')}\t{get('target_id')}\t{get('group') or ''}\t{get('role') or ''}\t"
         f"{int(get('attempt') or 0)}\t{int(get('confirmation') or 0)}\t"
@@ -278,7 +287,8 @@ def _measurement_tsv_escaped(common: dict, number: int, record: dict, raw: bytes
     get = record.get
     control_round = get("control_round")
     fields = [
-        common["file_sha256"], _tsv(common["run_id"]), str(number), _tsv(common["probe_asn"]),
+        common["file_sha256"], common["ingest_id"], _tsv(common["run_id"]), str(number),
+        _tsv(common["probe_asn"]),
         _tsv(common["vantage"]), common["start_time"], str(common["started_us"]),
         _tsv(get("type")), _tsv(get("target_id")), _tsv(get("group") or ""), _tsv(get("role") or ""),
         str(int(get("attempt") or 0)), str(int(get("confirmation") or 0)),

@@ -8,14 +8,18 @@ Rules:
   identical to `timeline FILES --format json`.
 - Times travel as integer microseconds (`schema.started_micros`), so `us / 1e6` is the float the
   file-based timeline computes; scores have 4 decimals, which ClickHouse parses exactly.
-- Reads use FINAL and only verdicts of files whose `runs` row exists (see `schema`), so a batch
-  cut short never shows.
+- Only rows of stored files are read, each as written by the attempt that stored it:
+  `(file_sha256, ingest_id) IN (SELECT ... FROM runs FINAL)` (see `schema`), so a batch cut short
+  never shows, without the cost of FINAL over the large tables.
+- Series come back as one row each, with arrays (parsed as JSON): a fleet's millions of hourly
+  samples cost one `json.loads` per array, not one row each.
 - `asns`/`vantages` restrict the networks (empty = all); `files` in the report counts the stored
   files of those networks whatever their time, as the file-based report counts the files given.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 from netprobe.model.vocabulary import ROLE_CONTROL
@@ -72,7 +76,11 @@ def store_timeline(
     db = client.database
     asns, vantages = list(asns or []), list(vantages or [])
     where = _filters(options, asns, vantages, timed=True)
-    stored = f"file_sha256 IN (SELECT file_sha256 FROM {db}.{schema.RUNS} WHERE {where})"
+    # Rows of stored files only, each written by the attempt that stored it (see schema).
+    stored = (
+        f"(file_sha256, ingest_id) IN "
+        f"(SELECT file_sha256, ingest_id FROM {db}.{schema.RUNS} FINAL WHERE {where})"
+    )
     runs: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
     for asn, vantage, micros, healthy in client.tsv(
         f"SELECT probe_asn, vantage, started_us, healthy FROM {db}.{schema.RUNS} FINAL "
@@ -80,25 +88,36 @@ def store_timeline(
     ):
         runs[(asn, vantage)].append((int(micros) / 1e6, healthy == "1"))
     hourly: dict[tuple[str, str], dict[tuple[str, str], list[Sample]]] = defaultdict(dict)
-    for asn, vantage, target_id, layer, hour, y, first, last in client.tsv(
+    loads = json.loads
+    for asn, vantage, target_id, layer, hours, ys, firsts, lasts in client.tsv(
         _hourly_sql(db, where, stored)
     ):
-        hourly[(asn, vantage)].setdefault((target_id, layer), []).append(
-            Sample(int(hour) * 3600.0, float(y), int(first) / 1e6, int(last) / 1e6)
+        hourly[(asn, vantage)][(target_id, layer)] = list(
+            map(
+                Sample,
+                [hour * 3600.0 for hour in loads(hours)],
+                [float(y) for y in loads(ys)],
+                [first / 1e6 for first in loads(firsts)],
+                [last / 1e6 for last in loads(lasts)],
+            )
         )
     methods: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = defaultdict(dict)
-    for asn, vantage, target_id, micros, method in client.tsv(
-        f"SELECT probe_asn, vantage, target_id, started_us, method FROM {db}.{schema.VERDICTS} "
-        f"FINAL WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND method != '' "
-        f"AND {where} AND {stored} ORDER BY probe_asn, vantage, target_id, started_us"
+    for asn, vantage, target_id, method, times in client.tsv(
+        f"SELECT probe_asn, vantage, target_id, method, arraySort(groupArray(started_us)) "
+        f"FROM {db}.{schema.VERDICTS} WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} "
+        f"AND method != '' AND {where} AND {stored} GROUP BY probe_asn, vantage, target_id, method"
     ):
-        methods[(asn, vantage)].setdefault(target_id, []).append((int(micros) / 1e6, method))
+        seen = methods[(asn, vantage)].setdefault(target_id, [])
+        seen.extend((micros / 1e6, method) for micros in loads(times))
+    for by_target in methods.values():
+        for seen in by_target.values():
+            seen.sort()  # time order, as the file timeline adds them (ties: method name)
     target_ids: set[str] = set()
     if options.target is not None:
         target_ids = {
             row[0]
             for row in client.tsv(
-                f"SELECT DISTINCT target_id FROM {db}.{schema.VERDICTS} FINAL "
+                f"SELECT DISTINCT target_id FROM {db}.{schema.VERDICTS} "
                 f"WHERE role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}"
             )
         }
@@ -116,21 +135,29 @@ def store_timeline(
 
 
 def _hourly_sql(db: str, where: str, stored: str) -> str:
-    """Per (network, target, layer, hour): median clamped score, first and last run (us)."""
-    return f"""SELECT probe_asn, vantage, target_id, layer, hour,
-       if(n % 2 = 1, ys[intDiv(n, 2) + 1], (ys[intDiv(n, 2)] + ys[intDiv(n, 2) + 1]) / 2) AS y,
-       first_us, last_us
+    """One row per (network, target, layer): arrays of hour, median clamped score of the hour's
+    runs, first and last run (us), in hour order."""
+    return f"""SELECT probe_asn, vantage, target_id, layer,
+       groupArray(hour) AS hours, groupArray(y) AS ys,
+       groupArray(first_us) AS firsts, groupArray(last_us) AS lasts
 FROM (
     SELECT probe_asn, vantage, target_id, layer, hour,
-           arraySort(groupArray(score)) AS ys, length(ys) AS n,
-           min(started_us) AS first_us, max(started_us) AS last_us
+           if(n % 2 = 1, ys[intDiv(n, 2) + 1], (ys[intDiv(n, 2)] + ys[intDiv(n, 2) + 1]) / 2) AS y,
+           first_us, last_us
     FROM (
-        SELECT probe_asn, vantage, target_id, started_us, intDiv(started_us, {HOUR_US}) AS hour,
-               layer, least(1., greatest(0., raw_score)) AS score
-        FROM {db}.{schema.VERDICTS} FINAL
-        ARRAY JOIN score_layers AS layer, score_values AS raw_score
-        WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
+        SELECT probe_asn, vantage, target_id, layer, hour,
+               arraySort(groupArray(score)) AS ys, length(ys) AS n,
+               min(started_us) AS first_us, max(started_us) AS last_us
+        FROM (
+            SELECT probe_asn, vantage, target_id, started_us,
+                   intDiv(started_us, {HOUR_US}) AS hour, layer,
+                   least(1., greatest(0., raw_score)) AS score
+            FROM {db}.{schema.VERDICTS}
+            ARRAY JOIN score_layers AS layer, score_values AS raw_score
+            WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
+        )
+        GROUP BY probe_asn, vantage, target_id, layer, hour
     )
-    GROUP BY probe_asn, vantage, target_id, layer, hour
+    ORDER BY probe_asn, vantage, target_id, layer, hour
 )
-ORDER BY probe_asn, vantage, target_id, layer, hour"""
+GROUP BY probe_asn, vantage, target_id, layer"""

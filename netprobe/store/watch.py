@@ -139,6 +139,10 @@ def watch(
                 fresh = {entry["path"] for entry in report.ingested[before:]}
             except StoreError as exc:
                 on_event("unavailable", str(options.folder), str(exc))
+                # Prepared again next time: a new ingest_id, so rows this attempt may have
+                # written without its runs row stay invisible (see schema).
+                batch_paths = {path for path, _item in batch}
+                prepared = {k: v for k, v in prepared.items() if k[0] not in batch_paths}
                 if client is not None:
                     client.close()
                 client, schema_ready = None, False
