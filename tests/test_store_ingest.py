@@ -128,3 +128,41 @@ def test_no_trust_store_means_nothing_is_stored(history, tmp_path, monkeypatch):
     result = ingest(str(folder), "--clickhouse", "http://127.0.0.1:1/netprobe")
     assert result.exit_code == 2
     assert "no trust store" in result.output
+
+
+def test_a_batch_cut_short_is_done_again_and_counts_once(clickhouse, history):
+    """A crash after a batch's measurements and verdicts went in, before its runs rows: the
+    retry stores everything, and nothing of the first attempt shows in counts or timelines."""
+    from netprobe.store.client import ClickHouse, insert_body
+    from netprobe.store.ingest import ensure_schema, prepare_file
+    from netprobe.store.schema import MEASUREMENT_COLUMNS
+
+    folder, paths = history
+    url = fresh_url(clickhouse)
+    trust = folder / "allowed_signers"
+    with ClickHouse(url) as client:
+        ensure_schema(client)
+        for path in paths[:2]:
+            item = prepare_file(path, trust)
+            insert_body(client, "measurements", item.bodies["measurements"], "TabSeparated",
+                        MEASUREMENT_COLUMNS)  # fmt: skip
+            insert_body(client, "verdicts", item.bodies["verdicts"])
+    assert count(clickhouse, url, "runs") == 0
+    result = ingest(str(folder), "--clickhouse", url, "--allowed-signers", str(trust))
+    assert result.exit_code == 0, result.output
+    assert count(clickhouse, url, "runs") == HOURS
+    assert count(clickhouse, url, "measurements", final=True) == records_in(paths)
+    assert count(clickhouse, url, "verdicts", final=True) == HOURS * 25
+    database = url.rsplit("/", 1)[1]
+    visible = clickhouse.query(
+        f"SELECT count() FROM {database}.verdicts WHERE (file_sha256, ingest_id) IN "
+        f"(SELECT file_sha256, ingest_id FROM {database}.runs FINAL)"
+    )
+    assert int(visible) == HOURS * 25  # what netprobe's timeline reads: the first try is not
+    store = runner.invoke(app, ["timeline", "--clickhouse", url, "--format", "json"])
+    files = runner.invoke(
+        app, ["timeline", str(folder), "--allowed-signers", str(trust), "--jobs", "1",
+              "--no-cache", "--format", "json"],
+    )  # fmt: skip
+    assert store.exit_code == 0 and files.exit_code == 0, store.output + files.output
+    assert json.loads(store.stdout) == json.loads(files.stdout)
