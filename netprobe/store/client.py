@@ -161,6 +161,10 @@ class ClickHouse:
         text = self._post(query + "\nFORMAT TabSeparated").text
         return [line.split("\t") for line in text.splitlines() if line]
 
+    def raw(self, query: str, fmt: str = "RowBinary") -> bytes:
+        """A SELECT's result in a binary format (see `store.rowbinary`)."""
+        return self._post(f"{query}\nFORMAT {fmt}").content
+
     def ping(self) -> bool:
         try:
             return self._http.get("/ping").status_code == 200

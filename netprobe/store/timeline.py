@@ -11,8 +11,8 @@ Rules:
 - Only rows of stored files are read, each as written by the attempt that stored it:
   `(file_sha256, ingest_id) IN (SELECT ... FROM runs FINAL)` (see `schema`), so a batch cut short
   never shows, without the cost of FINAL over the large tables.
-- Series come back as one row each, with arrays (parsed as JSON): a fleet's millions of hourly
-  samples cost one `json.loads` per array, not one row each.
+- Series come back as one row each, with arrays, in RowBinary (`store.rowbinary`): a fleet's
+  millions of hourly samples cost no text formatting or parsing.
 - `asns`/`vantages` restrict the networks (empty = all); `files` in the report counts the stored
   files of those networks whatever their time, as the file-based report counts the files given.
 """
@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import partial
 
 from netprobe.model.vocabulary import ROLE_CONTROL
-from netprobe.store import schema
+from netprobe.store import rowbinary, schema
 from netprobe.store.client import ClickHouse
+from netprobe.store.rowbinary import FLOAT64S, INT64S, STRING
 from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
 from netprobe.timeline.onset import Sample
 
 HOUR_US = 3_600_000_000
+# Sample((time, y, first, last)) without the named tuple's Python-level __new__: a fleet
+# timeline builds millions of them.
+_sample = partial(tuple.__new__, Sample)
 
 
 def _quote(text: str) -> str:
@@ -88,19 +93,25 @@ def store_timeline(
     ):
         runs[(asn, vantage)].append((int(micros) / 1e6, healthy == "1"))
     hourly: dict[tuple[str, str], dict[tuple[str, str], list[Sample]]] = defaultdict(dict)
-    loads = json.loads
-    for asn, vantage, target_id, layer, hours, ys, firsts, lasts in client.tsv(
-        _hourly_sql(db, where, stored)
+    columns = (STRING, STRING, STRING, STRING, INT64S, FLOAT64S, INT64S, INT64S)
+    for asn, vantage, target_id, layer, hours, ys, firsts, lasts in rowbinary.rows(
+        client.raw(_hourly_sql(db, where, stored)), columns
     ):
+        # groupArray keeps the four arrays in step, in no particular order: sort by hour.
+        order = sorted(range(len(hours)), key=hours.__getitem__)
         hourly[(asn, vantage)][(target_id, layer)] = list(
             map(
-                Sample,
-                [hour * 3600.0 for hour in loads(hours)],
-                [float(y) for y in loads(ys)],
-                [first / 1e6 for first in loads(firsts)],
-                [last / 1e6 for last in loads(lasts)],
+                _sample,
+                zip(
+                    [hours[i] * 3600.0 for i in order],
+                    [ys[i] for i in order],
+                    [firsts[i] / 1e6 for i in order],
+                    [lasts[i] / 1e6 for i in order],
+                    strict=True,
+                ),
             )
         )
+    loads = json.loads
     methods: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = defaultdict(dict)
     for asn, vantage, target_id, method, times in client.tsv(
         f"SELECT probe_asn, vantage, target_id, method, arraySort(groupArray(started_us)) "
@@ -135,29 +146,23 @@ def store_timeline(
 
 
 def _hourly_sql(db: str, where: str, stored: str) -> str:
-    """One row per (network, target, layer): arrays of hour, median clamped score of the hour's
-    runs, first and last run (us), in hour order."""
+    """One row per (network, target, layer): arrays, in step, of the hour, the median clamped
+    score of the hour's runs, and the first and last run of the hour (us)."""
     return f"""SELECT probe_asn, vantage, target_id, layer,
-       groupArray(hour) AS hours, groupArray(y) AS ys,
-       groupArray(first_us) AS firsts, groupArray(last_us) AS lasts
+       groupArray(hour), groupArray(y), groupArray(first_us), groupArray(last_us)
 FROM (
     SELECT probe_asn, vantage, target_id, layer, hour,
+           arraySort(groupArray(score)) AS ys, length(ys) AS n,
            if(n % 2 = 1, ys[intDiv(n, 2) + 1], (ys[intDiv(n, 2)] + ys[intDiv(n, 2) + 1]) / 2) AS y,
-           first_us, last_us
+           min(started_us) AS first_us, max(started_us) AS last_us
     FROM (
-        SELECT probe_asn, vantage, target_id, layer, hour,
-               arraySort(groupArray(score)) AS ys, length(ys) AS n,
-               min(started_us) AS first_us, max(started_us) AS last_us
-        FROM (
-            SELECT probe_asn, vantage, target_id, started_us,
-                   intDiv(started_us, {HOUR_US}) AS hour, layer,
-                   least(1., greatest(0., raw_score)) AS score
-            FROM {db}.{schema.VERDICTS}
-            ARRAY JOIN score_layers AS layer, score_values AS raw_score
-            WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
-        )
-        GROUP BY probe_asn, vantage, target_id, layer, hour
+        SELECT probe_asn, vantage, target_id, started_us,
+               intDiv(started_us, {HOUR_US}) AS hour, layer,
+               least(1., greatest(0., raw_score)) AS score
+        FROM {db}.{schema.VERDICTS}
+        ARRAY JOIN score_layers AS layer, score_values AS raw_score
+        WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
     )
-    ORDER BY probe_asn, vantage, target_id, layer, hour
+    GROUP BY probe_asn, vantage, target_id, layer, hour
 )
 GROUP BY probe_asn, vantage, target_id, layer"""
