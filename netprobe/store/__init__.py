@@ -8,5 +8,6 @@ Rules:
 - `ingest.py`: files -> verification against the trust store -> rows -> INSERT; idempotent.
 - `watch.py`: a drop folder: finished files in, rejected files to quarantine with the reason.
 - `timeline.py`: hourly per-target, per-layer scores in SQL, the CUSUM in Python
-  (`timeline.builder`): the same JSON as the file-based timeline for the same runs.
+  (`timeline.builder`): the same JSON as the file-based timeline for the same runs;
+  `rowbinary.py` (pure) decodes the arrays it reads.
 """
