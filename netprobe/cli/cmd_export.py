@@ -37,7 +37,12 @@ def export(
         help="Trust store (OpenSSH allowed_signers) to verify against.",
         show_default="~/.config/netprobe/allowed_signers or $NETPROBE_ALLOWED_SIGNERS",
     ),
-    output_format: ExportFormat = typer.Option(ExportFormat.table, "--format", "-f"),
+    output_format: ExportFormat = typer.Option(
+        ExportFormat.table,
+        "--format",
+        "-f",
+        help="table (one line) or json (every file, with why).",
+    ),
 ) -> None:
     """Export verified runs in another tool's format (today: OONI's, with --ooni).
 

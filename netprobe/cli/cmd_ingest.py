@@ -76,7 +76,12 @@ def ingest(
         help="Worker processes for verifying files.",
         show_default="CPU count",
     ),
-    output_format: IngestFormat = typer.Option(IngestFormat.table, "--format", "-f"),
+    output_format: IngestFormat = typer.Option(
+        IngestFormat.table,
+        "--format",
+        "-f",
+        help="table (one line) or json (every file, with why).",
+    ),
 ) -> None:
     """Verify result files against the trust store and store them in ClickHouse (each file once).
 
