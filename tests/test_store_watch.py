@@ -75,13 +75,18 @@ def test_watch_survives_a_server_restart_and_quarantines_bad_files(clickhouse, t
         bad.write_bytes(paths[3].read_bytes().replace(b'"port":443', b'"port":444', 1))
         arriving = drop / paths[4].name
         data = paths[4].read_bytes()
-        arriving.write_bytes(data[: len(data) // 2])
+        arriving.write_bytes(data[:100])  # not even the header line yet: nothing signed
         wait_for(lambda: names(done) >= {p.name for p in paths[:3]}, what="the first files")
         wait_for(lambda: tampered_name in names(quarantine), what="the quarantine")
         reason = (quarantine / (tampered_name + ".reason")).read_text()
         assert "INVALID" in reason
-        time.sleep(1.0)  # well past --settle: a half-written file is not taken
+        time.sleep(1.0)  # well past --settle: a file still arriving is not taken, nor refused
         assert arriving.name in names(drop) and arriving.name not in names(done)
+        with arriving.open("ab") as handle:
+            handle.write(data[100 : len(data) // 2])  # signed up to its start checkpoint
+        time.sleep(1.0)
+        assert arriving.name in names(drop) and arriving.name not in names(done)
+        assert not names(quarantine) - {tampered_name, tampered_name + ".reason"}
         with arriving.open("ab") as handle:
             handle.write(data[len(data) // 2 :])
         wait_for(lambda: arriving.name in names(done), what="the file that finished arriving")

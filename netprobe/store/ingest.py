@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 
-from netprobe.evidence.format import _TYPE_FIELD
+from netprobe.evidence.format import _TYPE_FIELD, PARTIAL
 from netprobe.store import schema
 from netprobe.store.client import ClickHouse, insert_body
 
@@ -127,7 +127,9 @@ def prepare_file(path: Path, trust: Path | None) -> Prepared:
             lines=_measurement_lines(data, records),
         )
     except (RunRefused, ResultFileError) as exc:
-        return Prepared(name, digest, reason=str(exc))
+        # Nothing signed yet (not even the start checkpoint) is PARTIAL too: maybe still arriving.
+        status = PARTIAL if f": {PARTIAL}: " in str(exc) else ""
+        return Prepared(name, digest, reason=str(exc), status=status)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Prepared(name, digest, reason=f"not a valid result ({type(exc).__name__}: {exc})")
     bodies = {table: _encode(table_rows) for table, table_rows in rows.items()}

@@ -116,14 +116,14 @@ def watch(
             item = prepared.get((path, size, mtime))
             if item is None:
                 item = prepared[(path, size, mtime)] = prepare_file(path, options.trust)
+            if item.status == PARTIAL and time.monotonic() - since < options.stale:
+                continue  # maybe still arriving (even with nothing signed yet)
             if item.reason is not None:
                 target = quarantine(path, options.quarantine_dir, item.reason)
                 report.rejected.append({"path": str(path), "reason": item.reason})
                 on_event("rejected", str(path), f"{item.reason} (moved to {target})")
                 prepared.pop((path, size, mtime), None)
                 continue
-            if item.status == PARTIAL and time.monotonic() - since < options.stale:
-                continue  # maybe still arriving
             batch.append((path, item))
             if len(batch) >= options.batch:
                 break
