@@ -45,9 +45,11 @@ def _time_option(text: str | None, flag: str) -> float | None:
 @app.command()
 def timeline(
     paths: list[Path] = typer.Argument(
-        ...,
+        None,
         metavar="FILE_OR_DIR",
-        help="Result files or folders (searched recursively for *.jsonl and .partial files).",
+        help="Result files or folders (searched recursively for *.jsonl and .partial files). "
+        "\\[default: none: required unless --clickhouse]",
+        show_default=False,
     ),
     target: str = typer.Option(
         None,
@@ -126,6 +128,18 @@ def timeline(
         metavar="N",
         help="Columns in each target's time strip." + default("48, or 240 with --format html"),
     ),
+    clickhouse: str = typer.Option(
+        None,
+        "--clickhouse",
+        help="Read the runs from this ClickHouse store (see `netprobe ingest`) instead of files, "
+        "e.g. http://127.0.0.1:8123/netprobe.",
+    ),
+    asn: list[str] = typer.Option(
+        None, "--asn", help="With --clickhouse: only this network's ASN (repeatable), e.g. AS45899."
+    ),
+    vantage: list[str] = typer.Option(
+        None, "--vantage", help="With --clickhouse: only this vantage (repeatable)."
+    ),
 ) -> None:
     """When did blocking start and end, per network and target, across many result files.
 
@@ -136,6 +150,8 @@ def timeline(
     Example: netprobe timeline results/ --since 2025-05-20 --target domain:telegram.org
 
     Example: netprobe timeline results/ --format html > timeline.html
+
+    Example: netprobe timeline --clickhouse http://127.0.0.1:8123/netprobe --asn AS45899
     """
     from netprobe.timeline.builder import TimelineOptions
     from netprobe.timeline.files import ReadOptions, Skipped, expand_paths
@@ -151,6 +167,15 @@ def timeline(
     if window <= 0 or width < 4 or (jobs is not None and jobs < 1):
         fail("--window must be positive, --width at least 4 and --jobs at least 1")
     start, end = _time_option(since, "--since"), _time_option(until, "--until")
+    if clickhouse is not None or asn or vantage:
+        options = TimelineOptions(
+            params=params, window_hours=window, since=start, until=end, target=target,
+            strip_width=width, cells=output_format is TimelineFormat.html,
+        )  # fmt: skip
+        _from_store(clickhouse, paths, options, asn or [], vantage or [], output_format)
+        return
+    if not paths:
+        fail("give result files or folders, or --clickhouse URL")
     from netprobe.cli.trust import trusted_signers
 
     trusted_signers(allowed_signers, no_verify)  # a bad trust store is a usage error, named
@@ -205,6 +230,25 @@ def timeline(
         fail(f"none of the {len(files)} files could be used")
     _check_target(target, result.report)
     _print(result.report, output_format)
+
+
+def _from_store(url, paths, options, asns, vantages, output_format) -> None:
+    from netprobe.store.client import ClickHouse, StoreError
+    from netprobe.store.timeline import store_timeline
+
+    if url is None:
+        fail("--asn and --vantage select networks of a store: add --clickhouse URL")
+    if paths:
+        fail("give either PATHS or --clickhouse URL, not both")
+    try:
+        with ClickHouse(url) as client:
+            report = store_timeline(client, options, asns=asns, vantages=vantages)
+    except StoreError as exc:
+        fail(str(exc))
+    if report["runs"] == 0:
+        fail("the store holds no run for these networks and times")
+    _check_target(options.target, report)
+    _print(report, output_format)
 
 
 def _check_target(target: str | None, report: dict) -> None:

@@ -26,6 +26,8 @@ Rules:
 - The `throughput` layer (issue 13) scores the rate ratio (`analysis.throughput.ratio_score`):
   its high state is written `throttled` (`vocabulary.LAYER_BAD_STATUS`), and a target whose only
   high layer is throughput is `throttled`, not blocked; its method defaults to `sni`.
+- A store that computes the hourly samples itself (`netprobe.store.timeline`: SQL) feeds a whole
+  network at once with `add_aggregated`; what follows (CUSUM, gaps, corroboration) is the same code.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from netprobe.timeline.onset import (
     Change,
     CusumParams,
     Detection,
+    Sample,
     confidence,
     confidence_label,
     detect,
@@ -77,12 +80,16 @@ class _Series:
 
 
 class _Network:
-    __slots__ = ("run_times", "run_healthy", "series", "methods", "groups", "labels", "latest")
+    __slots__ = (
+        "run_times", "run_healthy", "series", "methods", "groups", "labels", "latest", "hourly",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.run_times = array("d")
         self.run_healthy = array("b")
         self.series: dict[tuple[str, str], _Series] = {}
+        # (target, layer) -> hourly samples computed elsewhere (add_aggregated); None: from series.
+        self.hourly: dict[tuple[str, str], list[Sample]] | None = None
         # target -> Counter of (hour, method) is too big; keep (time, method) only for blocked runs.
         self.methods: dict[str, list[tuple[float, str]]] = {}
         self.groups: dict[str, str] = {}  # target -> group, from the latest run naming it
@@ -151,6 +158,30 @@ class TimelineBuilder:
     def _target_ids(self) -> set[str]:
         """Every target id a run in range measured."""
         return self._ids | {target_id for target_id, _layer in self._score_keys}
+
+    def add_aggregated(
+        self,
+        key: tuple[str, str],
+        runs: list[tuple[float, bool]],
+        hourly: dict[tuple[str, str], list[Sample]],
+        methods: dict[str, list[tuple[float, str]]],
+        target_ids: set[str],
+    ) -> None:
+        """One network whose hourly samples were computed elsewhere (a store's SQL), all at once.
+
+        `runs` are (started_at, healthy) of every run in range; `hourly` the samples of healthy
+        runs (`series.hourly_samples` semantics: median of the hour, first and last run time);
+        `methods` the (started_at, method) of healthy runs' verdicts in time order.
+        """
+        network = self._networks.setdefault(key, _Network())
+        for started_at, healthy in runs:
+            network.run_times.append(started_at)
+            network.run_healthy.append(1 if healthy else 0)
+        self.runs_seen += len(runs)
+        network.hourly = {**(network.hourly or {}), **hourly}
+        for target_id, seen in methods.items():
+            network.methods.setdefault(target_id, []).extend(seen)
+        self._ids.update(target_ids)
 
     def build(self) -> dict:
         networks = [
@@ -235,8 +266,13 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
     worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
-    for series_key, series in sorted(network.series.items()):
-        samples = hourly_samples(series.times, series.scores)
+    prepared = network.hourly
+    for series_key in sorted(prepared if prepared is not None else network.series):
+        if prepared is not None:
+            samples = prepared[series_key]
+        else:
+            series = network.series[series_key]
+            samples = hourly_samples(series.times, series.scores)
         detections[series_key] = detect(samples, params)
         target_id = series_key[0]
         if opts.target is not None and target_id != opts.target:

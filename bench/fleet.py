@@ -1,0 +1,201 @@
+"""A fleet benchmark: 20 vantages on 5 ASNs, 90 days hourly, ingested into ClickHouse.
+
+Prints, as one JSON object: files and records generated (and how long that took), the ingest
+rate (records/s, target >= 50,000 on the 2-core machine) and the wall time of the fleet timeline
+query over the store (`netprobe timeline --clickhouse`, target < 10 s), plus each network's
+web-name onset as a sanity check.
+
+- Files are generated directly (records from `gen_history.run_records`, checkpoints and SSHSIG
+  signatures made here exactly as `evidence.writer` makes them: header, start checkpoint,
+  records, summary, end checkpoint), each vantage with its own key; all go in one trust store.
+- Without `--clickhouse URL` a ClickHouse server is started on loopback with its data in a
+  temporary folder (`tests/clickhouse_server.py`, Debian's clickhouse-server) and stopped after.
+
+Example: python bench/fleet.py                        # the full fleet (43,200 files)
+Example: python bench/fleet.py --vantages 4 --days 7  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import gen_history  # noqa: E402
+
+from netprobe.evidence import format as fmt  # noqa: E402
+from netprobe.evidence.keys import generate_key, load_signer  # noqa: E402
+from netprobe.model.records import encode_line  # noqa: E402
+
+# (ASN, ISP, onset day of the web/DC block or None)
+NETWORKS = [
+    ("AS45899", "vnpt", 26),
+    ("AS7552", "viettel", 45),
+    ("AS18403", "fpt", 60),
+    ("AS24086", "viettel-4g", 45),
+    ("AS131429", "mobifone", None),
+]
+
+
+def _vantages(count: int) -> list[tuple[str, str, int | None]]:
+    return [
+        (asn, f"{isp}-{index // len(NETWORKS) + 1}", onset)
+        for index, (asn, isp, onset) in ((i, NETWORKS[i % len(NETWORKS)]) for i in range(count))
+    ]
+
+
+def _signed_file(head: dict, records: list[dict], signer) -> bytes:
+    """The bytes `evidence.writer` writes for these records (start and end checkpoints)."""
+    hasher = hashlib.sha512()
+    parts: list[bytes] = []
+
+    def add(line: bytes) -> None:
+        parts.append(line)
+        hasher.update(line)
+
+    def checkpoint(seq: int, reason: str, lines: int) -> None:
+        add(fmt.checkpoint_line(seq, lines, sum(map(len, parts)), reason))
+        add(fmt.signature_line(seq, signer.sign_digest(hasher.copy().digest())))
+
+    add(encode_line({**head, "signer": signer.header_info()}))
+    checkpoint(0, fmt.START, 1)
+    for record in records:
+        add(encode_line(record))
+    started = gen_history.datetime.fromisoformat(head["started_at"].replace("Z", "+00:00"))
+    add(encode_line(gen_history.summary(records, started)))
+    checkpoint(1, fmt.END, len(parts))
+    return b"".join(parts)
+
+
+def _write_vantage(job: tuple) -> tuple[int, int]:
+    out, index, asn, vantage, onset_day, days, ranges = job
+    signer = load_signer(out / "keys" / vantage)
+    rng = random.Random(index)
+    folder = out / vantage
+    folder.mkdir(parents=True, exist_ok=True)
+    outage = rng.randrange(24, days * 24 - 24) if days > 3 else None
+    files = records_total = 0
+    for hour in range(days * 24):
+        started = gen_history.START + timedelta(hours=hour, minutes=7, seconds=rng.randrange(60))
+        blocked = onset_day is not None and hour >= onset_day * 24 + index % 5
+        offline = outage is not None and outage <= hour < outage + 2
+        records = gen_history.run_records(rng, blocked=blocked, offline=offline, ranges=ranges)
+        head = gen_history.header(started, vantage, asn)
+        head["run_id"] = uuid.UUID(int=(index << 32) + hour).hex
+        name = f"{started.strftime(fmt.STEM_TIME_FORMAT)}_{vantage}.jsonl"
+        (folder / name).write_bytes(_signed_file(head, records, signer))
+        files += 1
+        records_total += len(records)
+    return files, records_total
+
+
+def generate(out: Path, vantages: int, days: int, ranges: int, jobs: int) -> tuple[int, int]:
+    (out / "keys").mkdir(parents=True, exist_ok=True)
+    lines = []
+    plan = _vantages(vantages)
+    for _asn, vantage, _onset in plan:
+        key = out / "keys" / vantage
+        signer = load_signer(key) if key.exists() else generate_key(key, vantage)
+        lines.append(signer.allowed_signers_line())
+    (out / "allowed_signers").write_text("\n".join(lines) + "\n")
+    work = [
+        (out, index, asn, vantage, onset, days, ranges)
+        for index, (asn, vantage, onset) in enumerate(plan)
+    ]
+    with get_context("fork").Pool(jobs) as pool:
+        done = pool.map(_write_vantage, work, chunksize=1)
+    return sum(f for f, _ in done), sum(r for _, r in done)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vantages", type=int, default=20)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--ranges", type=int, default=10, help="range endpoints per run")
+    parser.add_argument("--out", type=Path, help="folder for the files [default: a temp folder]")
+    parser.add_argument("--clickhouse", help="an existing server's URL [default: start one]")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args()
+
+    from netprobe.store.client import ClickHouse
+    from netprobe.store.ingest import ingest_files
+    from netprobe.store.timeline import store_timeline
+    from netprobe.timeline.builder import TimelineOptions
+    from netprobe.timeline.files import expand_paths
+
+    scratch = Path(tempfile.mkdtemp(prefix="netprobe-fleet-"))
+    out = args.out or scratch / "files"
+    server = None
+    try:
+        t0 = time.perf_counter()
+        files, records = generate(out, args.vantages, args.days, args.ranges, args.jobs)
+        generated = time.perf_counter() - t0
+        url = args.clickhouse
+        if url is None:
+            from tests.clickhouse_server import ClickHouseServer
+
+            server = ClickHouseServer(scratch / "clickhouse")
+            server.start()
+            url = server.url + "/fleet_bench"
+        paths, _missing = expand_paths([out])
+        with ClickHouse(url, timeout=600.0) as client:
+            t1 = time.perf_counter()
+            report = ingest_files(client, paths, out / "allowed_signers", jobs=args.jobs)
+            ingest_s = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            timeline = store_timeline(client, TimelineOptions())
+            timeline_s = time.perf_counter() - t2
+        onsets = {}
+        for network in timeline["networks"]:
+            web = next(
+                (t for t in network["targets"] if t["target_id"] == "domain:telegram.org"), None
+            )
+            change = next((c for c in (web or {}).get("changes", []) if not c["initial"]), None)
+            onsets[f"{network['probe_asn']} {network['vantage']}"] = (
+                f"{change['to']} by {change['method']} after {change['first_after']}"
+                if change
+                else (web or {}).get("state")
+            )
+        print(
+            json.dumps(
+                {
+                    "vantages": args.vantages,
+                    "days": args.days,
+                    "files": files,
+                    "records": records,
+                    "generate_seconds": round(generated, 1),
+                    "ingested_files": len(report.ingested),
+                    "rejected_files": len(report.rejected),
+                    "ingest_seconds": round(ingest_s, 1),
+                    "ingest_records_per_second": round(report.records / ingest_s),
+                    "timeline_query_seconds": round(timeline_s, 2),
+                    "timeline_runs": timeline["runs"],
+                    "networks": len(timeline["networks"]),
+                    "web_onsets": onsets,
+                },
+                indent=1,
+            )
+        )
+    finally:
+        if server is not None:
+            server.stop()
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""`netprobe ingest`: verified result files -> rows in the ClickHouse store, each file once.
+
+Rules:
+- Nothing unverified is stored: every file is verified against the trust store (an OpenSSH
+  allowed_signers file; `evidence.trust.default_trust_store_path()` unless told otherwise) by
+  `evidence.reader.iter_records`, then checked by `analysis.load` (the one door) and analysed
+  (`analysis.analyse(detail=False)`: the same statuses, methods and scores as `report`).
+- A file that is unsigned, tampered with, signed by a key not in the trust store, or not a valid
+  result is *rejected* with a one-line reason; the other files still go in.
+- Idempotent: a file is its SHA-256. Files whose `runs` row exists are *duplicates* and not
+  inserted again; a batch inserts measurements, then verdicts, then runs (the commit marker), so
+  a batch cut short by a server restart is simply done again (see `schema`).
+- Verification and analysis are CPU-bound and run in a process pool; the main process only
+  inserts, in batches of `batch` files per INSERT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+from netprobe.evidence.format import _TYPE_FIELD, PARTIAL
+from netprobe.store import schema
+from netprobe.store.client import ClickHouse, insert_body
+
+BATCH_FILES = 200
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One file, verified and turned into encoded rows (or the reason it was refused)."""
+
+    path: str
+    sha256: str | None = None
+    records: int = 0
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    reason: str | None = None  # set when rejected
+    status: str = ""  # the verification status (COMPLETE, PARTIAL)
+
+
+@dataclass
+class IngestReport:
+    ingested: list[dict] = field(default_factory=list)  # {path, sha256, records}
+    duplicates: list[dict] = field(default_factory=list)  # {path, sha256}
+    rejected: list[dict] = field(default_factory=list)  # {path, reason}
+
+    @property
+    def records(self) -> int:
+        return sum(item["records"] for item in self.ingested)
+
+    def to_dict(self) -> dict:
+        return {
+            "ingested": self.ingested,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "records": self.records,
+        }
+
+
+def ensure_schema(client: ClickHouse) -> None:
+    """Create what is missing. A collector's INSERT-only user never runs DDL: once an admin has
+    created the tables (README "Running a fleet"), this only lists them."""
+    rows = client.tsv(f"SELECT name FROM system.tables WHERE database = '{client.database}'")
+    if set(schema.TABLES) <= {row[0] for row in rows}:
+        return
+    for statement in schema.create_statements(client.database):
+        client.execute(statement)
+
+
+def _encode(rows: list[dict]) -> bytes:
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    return "".join(dumps(row) + "\n" for row in rows).encode()
+
+
+def prepare_file(path: Path, trust: Path | None) -> Prepared:
+    """Verify, check, analyse and encode one file. Never raises for a bad file."""
+    from netprobe.analysis import analyse
+    from netprobe.analysis.load import RunRefused, check_header, load_run
+    from netprobe.evidence.format import HEADER, MEASUREMENT_TYPES, SUMMARY
+    from netprobe.evidence.reader import ResultFileError, iter_records
+
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return Prepared(name, reason=f"cannot read: {exc.strerror or exc}")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        verification, stream = iter_records(Path(path), verify=True, allowed_signers=trust)
+        assert verification is not None
+        if trust is not None and verification.trusted is False:
+            return Prepared(name, digest, reason="signed by a key not in the trust store")
+        header = next(stream, None)
+        problem = check_header(header)
+        if problem or header is None or header.get("type") != HEADER:
+            return Prepared(name, digest, reason=problem or "no header")
+        rest = list(stream)
+        summary = next((r for r in rest if r.get("type") == SUMMARY), None)
+        run = load_run(header, (r for r in rest if r.get("type") != SUMMARY))
+        records = [r for r in run.records if r.get("type") in MEASUREMENT_TYPES]
+        analysis = analyse(header, records, detail=False)
+        rows, measurements = schema.run_rows(
+            file_sha256=digest,
+            ingest_id=uuid.uuid4().hex,
+            header=header,
+            records=records,
+            summary=summary,
+            analysis=analysis,
+            verification={
+                "status": verification.status,
+                "message": verification.message,
+                "signer_fingerprint": verification.signer_fingerprint,
+                "principal": verification.principal,
+                "trusted": verification.trusted,
+                "checkpoints": verification.checkpoints,
+                "records_covered": verification.records_covered,
+                "records_uncovered": verification.records_uncovered,
+            },
+            ingested_at=datetime.now(UTC),
+            lines=_measurement_lines(data, records),
+        )
+    except (RunRefused, ResultFileError) as exc:
+        # Nothing signed yet (not even the start checkpoint) is PARTIAL too: maybe still arriving.
+        status = PARTIAL if f": {PARTIAL}: " in str(exc) else ""
+        return Prepared(name, digest, reason=str(exc), status=status)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return Prepared(name, digest, reason=f"not a valid result ({type(exc).__name__}: {exc})")
+    bodies = {table: _encode(table_rows) for table, table_rows in rows.items()}
+    bodies[schema.MEASUREMENTS] = measurements
+    return Prepared(name, digest, len(records), bodies, status=verification.status)
+
+
+def _measurement_lines(data: bytes, records: list[dict]) -> list[bytes] | None:
+    """Each measurement record's own bytes in the file, or None when they cannot be paired
+    one to one (a partial file's uncovered tail, an unusual spelling): then they are re-encoded."""
+    from netprobe.evidence.format import MEASUREMENT_TYPES
+
+    kinds = {kind.encode() for kind in MEASUREMENT_TYPES}
+    match = _TYPE_FIELD.match
+    lines = []
+    for line in data.split(b"\n"):
+        found = match(line)
+        if found is not None and found.group(1) in kinds:
+            lines.append(line)
+    if len(lines) != len(records):
+        return None
+    for line, record in zip(lines, records, strict=True):
+        if match(line).group(1) != record["type"].encode():  # type: ignore[union-attr]
+            return None
+    return lines
+
+
+def _prepare_job(job: tuple[str, str | None]) -> Prepared:
+    path, trust = job
+    return prepare_file(Path(path), Path(trust) if trust else None)
+
+
+def prepare_files(
+    files: list[Path], trust: Path | None, jobs: int | None = None
+) -> Iterator[Prepared]:
+    """`prepare_file` over `files`, in a process pool when there are many (order kept)."""
+    work = [(str(path), str(trust) if trust else None) for path in files]
+    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    if jobs <= 1 or len(work) < 16:
+        yield from map(_prepare_job, work)
+        return
+    with get_context("fork").Pool(jobs) as pool:
+        yield from pool.imap(_prepare_job, work, chunksize=16)
+
+
+def stored_hashes(client: ClickHouse, hashes: Iterable[str]) -> set[str]:
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return set()
+    listed = ",".join(
+        f"'{digest}'" for digest in wanted if all(c in "0123456789abcdef" for c in digest)
+    )
+    rows = client.tsv(
+        f"SELECT DISTINCT file_sha256 FROM {client.database}.{schema.RUNS} "
+        f"WHERE file_sha256 IN ({listed})"
+    )
+    return {row[0] for row in rows}
+
+
+def store_batch(client: ClickHouse, batch: list[Prepared], report: IngestReport) -> list[Prepared]:
+    """Insert the not-yet-stored files of `batch`; returns the ones inserted now."""
+    present = stored_hashes(client, (p.sha256 for p in batch if p.sha256))
+    fresh: list[Prepared] = []
+    seen: set[str] = set()
+    for item in batch:
+        assert item.sha256 is not None
+        if item.sha256 in present or item.sha256 in seen:
+            report.duplicates.append({"path": item.path, "sha256": item.sha256})
+        else:
+            seen.add(item.sha256)
+            fresh.append(item)
+    # The runs rows go last: a file counts as stored only once its runs row is in.
+    for table in (schema.MEASUREMENTS, schema.VERDICTS, schema.RUNS):
+        body = b"".join(item.bodies.get(table, b"") for item in fresh)
+        if table == schema.MEASUREMENTS:
+            insert_body(client, table, body, "TabSeparated", schema.MEASUREMENT_COLUMNS)
+        else:
+            insert_body(client, table, body)
+    for item in fresh:
+        report.ingested.append({"path": item.path, "sha256": item.sha256, "records": item.records})
+    return fresh
+
+
+def ingest_files(
+    client: ClickHouse,
+    files: list[Path],
+    trust: Path | None,
+    *,
+    jobs: int | None = None,
+    batch: int = BATCH_FILES,
+    on_rejected: Callable[[dict], None] | None = None,
+) -> IngestReport:
+    """Verify and store `files`; StoreError (server trouble) propagates to the caller."""
+    ensure_schema(client)
+    report = IngestReport()
+    pending: list[Prepared] = []
+    for item in prepare_files(files, trust, jobs):
+        if item.reason is not None:
+            rejected = {"path": item.path, "reason": item.reason}
+            report.rejected.append(rejected)
+            if on_rejected is not None:
+                on_rejected(rejected)
+            continue
+        pending.append(item)
+        if len(pending) >= batch:
+            store_batch(client, pending, report)
+            pending = []
+    if pending:
+        store_batch(client, pending, report)
+    return report

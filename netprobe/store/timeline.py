@@ -1,0 +1,168 @@
+"""`netprobe timeline --clickhouse`: the file-based timeline's report, computed over the store.
+
+Rules:
+- SQL does the per-series arithmetic: for every (network, target, layer, UTC hour) of healthy
+  runs, the median of the clamped scores and the first and last run of the hour
+  (`timeline.series.hourly_samples`' semantics, exactly). Python runs the CUSUM and everything
+  after it through the same `TimelineBuilder` (`add_aggregated`), so for the same runs the JSON is
+  identical to `timeline FILES --format json`.
+- Times travel as integer microseconds (`schema.started_micros`), so `us / 1e6` is the float the
+  file-based timeline computes; scores have 4 decimals, which ClickHouse parses exactly.
+- Only rows of stored files are read, each as written by the attempt that stored it:
+  `(file_sha256, ingest_id) IN (SELECT ... FROM runs FINAL)` (see `schema`), so a batch cut short
+  never shows, without the cost of FINAL over the large tables.
+- Series come back as one row each, with arrays, in RowBinary (`store.rowbinary`): a fleet's
+  millions of hourly samples cost no text formatting or parsing.
+- `asns`/`vantages` restrict the networks (empty = all); `files` in the report counts the stored
+  files of those networks whatever their time, as the file-based report counts the files given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from functools import partial
+
+from netprobe.model.vocabulary import ROLE_CONTROL
+from netprobe.store import rowbinary, schema
+from netprobe.store.client import ClickHouse
+from netprobe.store.rowbinary import FLOAT64S, INT64S, STRING
+from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
+from netprobe.timeline.onset import Sample
+
+HOUR_US = 3_600_000_000
+# Sample((time, y, first, last)) without the named tuple's Python-level __new__: a fleet
+# timeline builds millions of them.
+_sample = partial(tuple.__new__, Sample)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _micros_at_or_after(seconds: float) -> int:
+    """The smallest integer `us` with `us / 1e6 >= seconds` (what `parse_time` comparisons mean)."""
+    us = round(seconds * 1e6)
+    while us / 1e6 >= seconds:
+        us -= 1
+    while us / 1e6 < seconds:
+        us += 1
+    return us
+
+
+def _filters(options: TimelineOptions, asns: list[str], vantages: list[str], timed: bool) -> str:
+    parts = ["1"]
+    if asns:
+        parts.append(f"probe_asn IN ({', '.join(_quote(a) for a in asns)})")
+    if vantages:
+        parts.append(f"vantage IN ({', '.join(_quote(v) for v in vantages)})")
+    if timed and options.since is not None:
+        parts.append(f"started_us >= {_micros_at_or_after(options.since)}")
+    if timed and options.until is not None:
+        # started > until is excluded: keep us with us/1e6 <= until.
+        parts.append(f"started_us < {_micros_at_or_after(options.until) + _after(options.until)}")
+    return " AND ".join(parts)
+
+
+def _after(until: float) -> int:
+    """1 when the boundary microsecond itself equals `until` (it is kept), else 0."""
+    us = _micros_at_or_after(until)
+    return 1 if us / 1e6 == until else 0
+
+
+def store_timeline(
+    client: ClickHouse,
+    options: TimelineOptions,
+    *,
+    asns: list[str] | None = None,
+    vantages: list[str] | None = None,
+) -> dict:
+    """The `timeline --format json` document over the store's runs of the chosen networks."""
+    db = client.database
+    asns, vantages = list(asns or []), list(vantages or [])
+    where = _filters(options, asns, vantages, timed=True)
+    # Rows of stored files only, each written by the attempt that stored it (see schema).
+    stored = (
+        f"(file_sha256, ingest_id) IN "
+        f"(SELECT file_sha256, ingest_id FROM {db}.{schema.RUNS} FINAL WHERE {where})"
+    )
+    runs: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
+    for asn, vantage, micros, healthy in client.tsv(
+        f"SELECT probe_asn, vantage, started_us, healthy FROM {db}.{schema.RUNS} FINAL "
+        f"WHERE {where} ORDER BY probe_asn, vantage, started_us"
+    ):
+        runs[(asn, vantage)].append((int(micros) / 1e6, healthy == "1"))
+    hourly: dict[tuple[str, str], dict[tuple[str, str], list[Sample]]] = defaultdict(dict)
+    columns = (STRING, STRING, STRING, STRING, INT64S, FLOAT64S, INT64S, INT64S)
+    for asn, vantage, target_id, layer, hours, ys, firsts, lasts in rowbinary.rows(
+        client.raw(_hourly_sql(db, where, stored)), columns
+    ):
+        # groupArray keeps the four arrays in step, in no particular order: sort by hour.
+        order = sorted(range(len(hours)), key=hours.__getitem__)
+        hourly[(asn, vantage)][(target_id, layer)] = list(
+            map(
+                _sample,
+                zip(
+                    [hours[i] * 3600.0 for i in order],
+                    [ys[i] for i in order],
+                    [firsts[i] / 1e6 for i in order],
+                    [lasts[i] / 1e6 for i in order],
+                    strict=True,
+                ),
+            )
+        )
+    loads = json.loads
+    methods: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = defaultdict(dict)
+    for asn, vantage, target_id, method, times in client.tsv(
+        f"SELECT probe_asn, vantage, target_id, method, arraySort(groupArray(started_us)) "
+        f"FROM {db}.{schema.VERDICTS} WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} "
+        f"AND method != '' AND {where} AND {stored} GROUP BY probe_asn, vantage, target_id, method"
+    ):
+        seen = methods[(asn, vantage)].setdefault(target_id, [])
+        seen.extend((micros / 1e6, method) for micros in loads(times))
+    for by_target in methods.values():
+        for seen in by_target.values():
+            seen.sort()  # time order, as the file timeline adds them (ties: method name)
+    target_ids: set[str] = set()
+    if options.target is not None:
+        target_ids = {
+            row[0]
+            for row in client.tsv(
+                f"SELECT DISTINCT target_id FROM {db}.{schema.VERDICTS} "
+                f"WHERE role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}"
+            )
+        }
+    builder = TimelineBuilder(options)
+    for key in sorted(runs):
+        builder.add_aggregated(
+            key, runs[key], hourly.get(key, {}), methods.get(key, {}), target_ids
+        )
+    report = builder.build()
+    untimed = _filters(options, asns, vantages, timed=False)
+    files = client.tsv(f"SELECT count() FROM {db}.{schema.RUNS} FINAL WHERE {untimed}")
+    report["files"] = int(files[0][0]) if files else 0
+    report["skipped"] = []
+    return report
+
+
+def _hourly_sql(db: str, where: str, stored: str) -> str:
+    """One row per (network, target, layer): arrays, in step, of the hour, the median clamped
+    score of the hour's runs, and the first and last run of the hour (us)."""
+    return f"""SELECT probe_asn, vantage, target_id, layer,
+       groupArray(hour), groupArray(y), groupArray(first_us), groupArray(last_us)
+FROM (
+    SELECT probe_asn, vantage, target_id, layer, hour,
+           arraySort(groupArray(score)) AS ys, length(ys) AS n,
+           if(n % 2 = 1, ys[intDiv(n, 2) + 1], (ys[intDiv(n, 2)] + ys[intDiv(n, 2) + 1]) / 2) AS y,
+           min(started_us) AS first_us, max(started_us) AS last_us
+    FROM (
+        SELECT probe_asn, vantage, target_id, started_us,
+               intDiv(started_us, {HOUR_US}) AS hour, layer,
+               least(1., greatest(0., raw_score)) AS score
+        FROM {db}.{schema.VERDICTS}
+        ARRAY JOIN score_layers AS layer, score_values AS raw_score
+        WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
+    )
+    GROUP BY probe_asn, vantage, target_id, layer, hour
+)
+GROUP BY probe_asn, vantage, target_id, layer"""
