@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from netprobe.cli.app import app
-from netprobe.cli.common import fail, out, print_json, warn
+from netprobe.cli.common import default, fail, out, print_json, warn
 
 
 class ExportFormat(enum.StrEnum):
@@ -23,24 +23,31 @@ class ExportFormat(enum.StrEnum):
 
 @app.command()
 def export(
-    paths: list[Path] = typer.Argument(..., help="Result files or folders (searched recursively)."),
+    paths: list[Path] = typer.Argument(
+        ..., metavar="FILE_OR_DIR...", help="Result files or folders (searched recursively)."
+    ),
     ooni: bool = typer.Option(
         False,
         "--ooni",
         help="Write OONI data-format measurements (df-000-base 0.2.0): a `telegram` measurement "
         "per run of a Telegram list, an `urlgetter` measurement per target otherwise.",
     ),
-    out_dir: Path = typer.Option(..., "--out", help="Folder for the <stem>.ooni.jsonl files."),
+    out_dir: Path = typer.Option(
+        ..., "--out", metavar="DIR", help="Folder for the <stem>.ooni.jsonl files."
+    ),
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
-        help="Trust store (OpenSSH allowed_signers) to verify against.",
+        metavar="FILE",
+        help="Trust store (OpenSSH allowed_signers) to verify against."
+        + default("the trust store, see `netprobe keys list`"),
         show_default="~/.config/netprobe/allowed_signers or $NETPROBE_ALLOWED_SIGNERS",
     ),
     output_format: ExportFormat = typer.Option(
         ExportFormat.table,
         "--format",
         "-f",
+        metavar="table|json",
         help="table (one line) or json (every file, with why).",
     ),
 ) -> None:

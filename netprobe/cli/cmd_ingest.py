@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from netprobe.cli.app import app
-from netprobe.cli.common import err, fail, out, print_json, warn
+from netprobe.cli.common import default, err, fail, out, print_json, warn
 
 
 class IngestFormat(enum.StrEnum):
@@ -38,11 +38,16 @@ def _trust_store(allowed_signers: Path | None) -> Path:
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(
-        None, help="Result files or folders (searched recursively for *.jsonl)."
+        None,
+        metavar="FILE_OR_DIR...",
+        help="Result files or folders (searched recursively for *.jsonl)."
+        + default("none: give paths or --watch"),
+        show_default=False,
     ),
     clickhouse: str = typer.Option(
         ...,
         "--clickhouse",
+        metavar="URL",
         help="ClickHouse HTTP URL, e.g. http://127.0.0.1:8123/netprobe (the path is the "
         "database; default netprobe). Credentials: $NETPROBE_CLICKHOUSE_USER and "
         "$NETPROBE_CLICKHOUSE_PASSWORD, or ~/.config/netprobe/clickhouse.conf.",
@@ -50,29 +55,46 @@ def ingest(
     allowed_signers: Path = typer.Option(
         None,
         "--allowed-signers",
-        help="Trust store (OpenSSH allowed_signers) to verify against.",
+        metavar="FILE",
+        help="Trust store (OpenSSH allowed_signers) to verify against."
+        + default("the trust store, see `netprobe keys list`"),
         show_default="~/.config/netprobe/allowed_signers or $NETPROBE_ALLOWED_SIGNERS",
     ),
     watch_dir: Path = typer.Option(
-        None, "--watch", help="Drop folder to watch: ingest files as they finish arriving."
+        None,
+        "--watch",
+        metavar="DIR",
+        help="Drop folder to watch: ingest files as they finish arriving."
+        + default("no watching: ingest the paths once"),
     ),
     quarantine: Path = typer.Option(
         None,
         "--quarantine",
+        metavar="DIR",
         help="With --watch: where rejected files go, each with NAME.reason.",
         show_default="DIR/quarantine",
     ),
     done: Path = typer.Option(
-        None, "--done", help="With --watch: where stored files go.", show_default="DIR/ingested"
+        None,
+        "--done",
+        metavar="DIR",
+        help="With --watch: where stored files go.",
+        show_default="DIR/ingested",
     ),
-    interval: float = typer.Option(2.0, "--interval", help="With --watch: seconds between scans."),
+    interval: float = typer.Option(
+        2.0, "--interval", metavar="SECONDS", help="With --watch: seconds between scans."
+    ),
     settle: float = typer.Option(
-        5.0, "--settle", help="With --watch: seconds a file must stay unchanged before it is read."
+        5.0,
+        "--settle",
+        metavar="SECONDS",
+        help="With --watch: seconds a file must stay unchanged before it is read.",
     ),
     jobs: int = typer.Option(
         None,
         "--jobs",
         "-j",
+        metavar="N",
         help="Worker processes for verifying files.",
         show_default="CPU count",
     ),
@@ -80,6 +102,7 @@ def ingest(
         IngestFormat.table,
         "--format",
         "-f",
+        metavar="table|json",
         help="table (one line) or json (every file, with why).",
     ),
 ) -> None:

@@ -186,6 +186,7 @@ def _sig_signer(key: Path | None) -> Any:
 def _rewrite_sig(item: Verification | tuple[Path, str], signer: Any) -> None:
     """Re-create the `.sig` of a COMPLETE file signed by `signer`; exit 2 naming the problem."""
     from netprobe.evidence.format import RESULT_SUFFIX
+    from netprobe.evidence.reader import Verification
     from netprobe.evidence.writer import (
         SignatureFileError,
         detached_signature_digest,

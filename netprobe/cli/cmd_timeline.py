@@ -131,14 +131,22 @@ def timeline(
     clickhouse: str = typer.Option(
         None,
         "--clickhouse",
+        metavar="URL",
         help="Read the runs from this ClickHouse store (see `netprobe ingest`) instead of files, "
-        "e.g. http://127.0.0.1:8123/netprobe.",
+        "e.g. http://127.0.0.1:8123/netprobe." + default("read FILE_OR_DIR"),
     ),
     asn: list[str] = typer.Option(
-        None, "--asn", help="With --clickhouse: only this network's ASN (repeatable), e.g. AS45899."
+        None,
+        "--asn",
+        metavar="ASN",
+        help="With --clickhouse: only this network's ASN (repeatable), e.g. AS45899."
+        + default("every network"),
     ),
     vantage: list[str] = typer.Option(
-        None, "--vantage", help="With --clickhouse: only this vantage (repeatable)."
+        None,
+        "--vantage",
+        metavar="NAME",
+        help="With --clickhouse: only this vantage (repeatable)." + default("every vantage"),
     ),
 ) -> None:
     """When did blocking start and end, per network and target, across many result files.

@@ -110,8 +110,10 @@ def _generate(path: Path, principal: str, *, exist_ok: bool) -> Signer | None:
     """
     check_principal(principal)
     pub_path = _pub_path(path)
+    # With exist_ok (a first run) only the link below decides: a racing run may link both files
+    # between two checks here, and its key is then the one to load.
     for existing in (path, pub_path):
-        if existing.exists() and not (exist_ok and existing == path):
+        if existing.exists() and not exist_ok:
             raise KeyFileError(f"{existing} already exists; refusing to overwrite a key")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
