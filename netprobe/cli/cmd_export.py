@@ -41,7 +41,6 @@ def export(
         metavar="FILE",
         help="Trust store (OpenSSH allowed_signers) to verify against."
         + default("the trust store, see `netprobe keys list`"),
-        show_default="~/.config/netprobe/allowed_signers or $NETPROBE_ALLOWED_SIGNERS",
     ),
     output_format: ExportFormat = typer.Option(
         ExportFormat.table,

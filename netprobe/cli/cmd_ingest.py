@@ -58,7 +58,6 @@ def ingest(
         metavar="FILE",
         help="Trust store (OpenSSH allowed_signers) to verify against."
         + default("the trust store, see `netprobe keys list`"),
-        show_default="~/.config/netprobe/allowed_signers or $NETPROBE_ALLOWED_SIGNERS",
     ),
     watch_dir: Path = typer.Option(
         None,
@@ -71,15 +70,14 @@ def ingest(
         None,
         "--quarantine",
         metavar="DIR",
-        help="With --watch: where rejected files go, each with NAME.reason.",
-        show_default="DIR/quarantine",
+        help="With --watch: where rejected files go, each with NAME.reason."
+        + default("DIR/quarantine"),
     ),
     done: Path = typer.Option(
         None,
         "--done",
         metavar="DIR",
-        help="With --watch: where stored files go.",
-        show_default="DIR/ingested",
+        help="With --watch: where stored files go." + default("DIR/ingested"),
     ),
     interval: float = typer.Option(
         2.0, "--interval", metavar="SECONDS", help="With --watch: seconds between scans."
@@ -95,8 +93,7 @@ def ingest(
         "--jobs",
         "-j",
         metavar="N",
-        help="Worker processes for verifying files.",
-        show_default="CPU count",
+        help="Worker processes for verifying files." + default("CPU count"),
     ),
     output_format: IngestFormat = typer.Option(
         IngestFormat.table,
