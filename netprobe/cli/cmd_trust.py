@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from netprobe.cli.app import app
-from netprobe.cli.common import OutputFormat, fail, out, print_json
+from netprobe.cli.common import OutputFormat, escape, fail, out, print_json
 
 keys_app = typer.Typer(
     help="The signers whose result files report, diff and timeline trust (the trust store).\n\n"

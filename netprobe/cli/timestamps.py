@@ -8,12 +8,13 @@ cannot be read is a warning here, not an error: verifying needs no config); the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.markup import escape
-
-from netprobe.cli.common import out, warn
+from netprobe.cli.common import escape, out, warn
 from netprobe.evidence import format as fmt
-from netprobe.evidence.timestamp import TimestampCheck
+
+if TYPE_CHECKING:  # asn1crypto and cryptography load when a timestamp is checked, not for --help
+    from netprobe.evidence.timestamp import TimestampCheck
 
 
 def tsa_ca_path(given: Path | None) -> Path | None:
