@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -58,10 +59,26 @@ def timeline_json(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
+def by_hash(path: str) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def from_files(paths: list[Path], trust: Path, *args: str) -> dict:
-    return timeline_json(
+    """The file timeline's JSON, its `duplicates` named as the store names them.
+
+    The store has no file paths (one row per file SHA-256, wherever it was read from), so its
+    `duplicates` name both files by hash (`sha256:<hex>`): the same entries, with each path
+    replaced by its file's hash, is what can be compared. (A byte-identical copy is one stored
+    file, so only copies with different bytes can be listed by both; the fleet's are.)
+    """
+    report = timeline_json(
         *map(str, paths), "--allowed-signers", str(trust), "--jobs", "1", "--no-cache", *args
     )
+    report["duplicates"] = [
+        {**item, "path": by_hash(item["path"]), "copy_of": by_hash(item["copy_of"])}
+        for item in report["duplicates"]
+    ]
+    return report
 
 
 def test_store_timeline_equals_the_file_timeline(fleet):
@@ -69,15 +86,41 @@ def test_store_timeline_equals_the_file_timeline(fleet):
     store = timeline_json("--clickhouse", url)
     files = from_files([root], trust)
     assert store == files
+    # VNPT's two vantages started a few runs in the same second: the same run id, counted once.
+    assert store["duplicates"]
     networks = {(n["probe_asn"], n["vantage"]): n for n in store["networks"]}
     assert set(networks) == {("AS45899", "bench-vnpt"), ("AS7552", "bench-viettel")}
-    assert networks[("AS45899", "bench-vnpt")]["runs"] == 2 * HOURS
+    assert networks[("AS45899", "bench-vnpt")]["runs"] == 2 * HOURS - len(store["duplicates"])
     web = next(
         t
         for t in networks[("AS7552", "bench-viettel")]["targets"]
         if t["target_id"] == "domain:telegram.org"
     )
     assert web["state"] == "blocked" and web["method"] == "sni"
+    assert web["group"] == "web"
+    viettel = networks[("AS7552", "bench-viettel")]
+    assert viettel["group_labels"]["web"] == "Telegram web names"
+    assert "Telegram web names blocked by sni" in viettel["summary"]["line"]
+
+
+def test_the_html_cells_of_the_store_equal_the_files_cells(fleet):
+    """The HTML page's tooltips (`cells`) come from the same hourly samples and methods."""
+    from netprobe.store.client import ClickHouse
+    from netprobe.store.timeline import store_timeline
+    from netprobe.timeline.builder import TimelineOptions
+    from netprobe.timeline.files import ReadOptions, expand_paths
+    from netprobe.timeline.report import timeline_report
+
+    root, trust, url = fleet
+    options = TimelineOptions(strip_width=240, cells=True)
+    with ClickHouse(url) as client:
+        store = store_timeline(client, options, vantages=["bench-viettel"])
+    files, _missing = expand_paths([root / "viettel"])
+    read = ReadOptions(verify=True, allowed_signers=str(trust))
+    result = timeline_report(files, read, options, jobs=1, use_cache=False)
+    assert store["networks"] == result.report["networks"]
+    cells = store["networks"][0]["targets"][0]["cells"]
+    assert cells and any(cell.get("method") for cell in cells)
 
 
 def test_network_and_time_filters_match_the_same_files(fleet):

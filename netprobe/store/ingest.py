@@ -10,6 +10,9 @@ Rules:
 - Idempotent: a file is its SHA-256. Files whose `runs` row exists are *duplicates* and not
   inserted again; a batch inserts measurements, then verdicts, then runs (the commit marker), so
   a batch cut short by a server restart is simply done again (see `schema`).
+- Every attempt's `ingest_id` is 32 hex digits that sort in storing order: the attempt's start
+  (ns, for a whole `ingest` call), the file's place in it, then random digits. The timeline
+  counts the first stored of two files with the same run id (`store.timeline`).
 - Verification and analysis are CPU-bound and run in a process pool; the main process only
   inserts, in batches of `batch` files per INSERT.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -79,7 +83,13 @@ def _encode(rows: list[dict]) -> bytes:
     return "".join(dumps(row) + "\n" for row in rows).encode()
 
 
-def prepare_file(path: Path, trust: Path | None) -> Prepared:
+def new_ingest_id(started_ns: int | None = None, index: int = 0) -> str:
+    """An attempt's id, sorting in storing order (see the module rules): 32 hex digits."""
+    started = time.time_ns() if started_ns is None else started_ns
+    return f"{started:016x}{index:08x}{uuid.uuid4().hex[:8]}"
+
+
+def prepare_file(path: Path, trust: Path | None, ingest_id: str | None = None) -> Prepared:
     """Verify, check, analyse and encode one file. Never raises for a bad file."""
     from netprobe.analysis import analyse
     from netprobe.analysis.load import RunRefused, check_header, load_run
@@ -108,7 +118,7 @@ def prepare_file(path: Path, trust: Path | None) -> Prepared:
         analysis = analyse(header, records, detail=False)
         rows, measurements = schema.run_rows(
             file_sha256=digest,
-            ingest_id=uuid.uuid4().hex,
+            ingest_id=ingest_id or new_ingest_id(),
             header=header,
             records=records,
             summary=summary,
@@ -157,16 +167,20 @@ def _measurement_lines(data: bytes, records: list[dict]) -> list[bytes] | None:
     return lines
 
 
-def _prepare_job(job: tuple[str, str | None]) -> Prepared:
-    path, trust = job
-    return prepare_file(Path(path), Path(trust) if trust else None)
+def _prepare_job(job: tuple[str, str | None, str]) -> Prepared:
+    path, trust, ingest_id = job
+    return prepare_file(Path(path), Path(trust) if trust else None, ingest_id)
 
 
 def prepare_files(
     files: list[Path], trust: Path | None, jobs: int | None = None
 ) -> Iterator[Prepared]:
     """`prepare_file` over `files`, in a process pool when there are many (order kept)."""
-    work = [(str(path), str(trust) if trust else None) for path in files]
+    started = time.time_ns()
+    work = [
+        (str(path), str(trust) if trust else None, new_ingest_id(started, index))
+        for index, path in enumerate(files)
+    ]
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     if jobs <= 1 or len(work) < 16:
         yield from map(_prepare_job, work)

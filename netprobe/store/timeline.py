@@ -15,6 +15,16 @@ Rules:
   millions of hourly samples cost no text formatting or parsing.
 - `asns`/`vantages` restrict the networks (empty = all); `files` in the report counts the stored
   files of those networks whatever their time, as the file-based report counts the files given.
+- Groups and labels as the file timeline has them: a target's group is the `target_group` of the
+  latest run in range naming one; the labels are the header's `groups` (the `runs.header`
+  column), each from the latest run in range declaring it, in the order they first appear in
+  time (the file timeline's order when its files are in time order, as a run folder's are).
+- Two stored files (different bytes: the store keeps one row per SHA-256) with the same run id
+  in range are one run, as in the file timeline: the first stored counts (the smallest
+  `ingest_id`, which sorts in storing order: `store.ingest`; the order `ingest` was given the
+  files in stands for the file timeline's file order), each other is listed in
+  `duplicates` and not counted. The store has no file paths, so `path` and `copy_of` name the
+  files by hash (`sha256:<hex>`); byte-identical copies were stored once and are not listed.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from netprobe.store.client import ClickHouse
 from netprobe.store.rowbinary import FLOAT64S, INT64S, STRING
 from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
 from netprobe.timeline.onset import Sample
+from netprobe.timeline.runs import _group_labels as group_labels
 
 HOUR_US = 3_600_000_000
 # Sample((time, y, first, last)) without the named tuple's Python-level __new__: a fleet
@@ -64,6 +75,70 @@ def _filters(options: TimelineOptions, asns: list[str], vantages: list[str], tim
     return " AND ".join(parts)
 
 
+def _not_in(hashes: list[str]) -> str:
+    """SQL: the file is none of `hashes` (the copies of runs stored twice)."""
+    if not hashes:
+        return "1"
+    return f"file_sha256 NOT IN ({', '.join(_quote(h) for h in sorted(hashes))})"
+
+
+def _file_name(sha256: str) -> str:
+    return f"sha256:{sha256}"
+
+
+def _duplicates(client: ClickHouse, db: str, where: str) -> tuple[list[dict], list[str]]:
+    """The `duplicates` list and the hashes of the copies not counted (see the module rules)."""
+    rows = client.rows(
+        f"SELECT run_id, file_sha256, ingest_id FROM {db}.{schema.RUNS} FINAL "
+        f"WHERE {where} AND run_id != '' AND run_id IN (SELECT run_id FROM {db}.{schema.RUNS} "
+        f"FINAL WHERE {where} AND run_id != '' GROUP BY run_id HAVING count() > 1) "
+        "ORDER BY run_id, ingest_id, file_sha256"
+    )
+    first: dict[str, str] = {}
+    copies: list[tuple[str, str, str, str]] = []  # (ingest_id, sha256, run_id, first sha256)
+    for row in rows:
+        run_id, sha256 = row["run_id"], row["file_sha256"]
+        if run_id in first:
+            copies.append((row["ingest_id"], sha256, run_id, first[run_id]))
+        else:
+            first[run_id] = sha256
+    copies.sort()  # in the order they were stored, as the file timeline lists them in file order
+    listed = [
+        {"path": _file_name(sha256), "copy_of": _file_name(kept), "run_id": run_id}
+        for _at, sha256, run_id, kept in copies
+    ]
+    return listed, [sha256 for _at, sha256, _run, _kept in copies]
+
+
+def _labels(client: ClickHouse, db: str, where: str) -> dict[tuple[str, str], dict[str, str]]:
+    """Per network, group -> label from the runs' headers (see the module rules).
+
+    The headers are grouped in SQL by their `groups` field (`visitParamExtractRaw`, which 18.16
+    has), so only one header per distinct declaration is read and parsed here, exactly as
+    `timeline.runs` parses it.
+    """
+    rows = client.rows(
+        f"SELECT probe_asn, vantage, min(started_us) AS first_us, max(started_us) AS last_us, "
+        f"any(header) AS any_header FROM {db}.{schema.RUNS} FINAL WHERE {where} "
+        "GROUP BY probe_asn, vantage, visitParamExtractRaw(header, 'groups') "
+        "ORDER BY probe_asn, vantage, first_us"
+    )
+    labels: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    latest: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        network, last = (row["probe_asn"], row["vantage"]), int(row["last_us"])
+        try:
+            header = json.loads(row["any_header"])
+        except ValueError:
+            continue
+        for name, label in group_labels(header if isinstance(header, dict) else {}).items():
+            at = latest.get((*network, name))
+            if at is None or last >= at:
+                labels[network][name] = label
+                latest[(*network, name)] = last
+    return labels
+
+
 def _after(until: float) -> int:
     """1 when the boundary microsecond itself equals `until` (it is kept), else 0."""
     us = _micros_at_or_after(until)
@@ -81,6 +156,8 @@ def store_timeline(
     db = client.database
     asns, vantages = list(asns or []), list(vantages or [])
     where = _filters(options, asns, vantages, timed=True)
+    duplicates, copies = _duplicates(client, db, where)
+    where = f"{where} AND {_not_in(copies)}"
     # Rows of stored files only, each written by the attempt that stored it (see schema).
     stored = (
         f"(file_sha256, ingest_id) IN "
@@ -132,16 +209,26 @@ def store_timeline(
                 f"WHERE role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}"
             )
         }
+    groups: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for row in client.rows(
+        f"SELECT probe_asn, vantage, target_id, argMax(target_group, started_us) AS latest_group "
+        f"FROM {db}.{schema.VERDICTS} WHERE target_group != '' AND role != {_quote(ROLE_CONTROL)} "
+        f"AND {where} AND {stored} GROUP BY probe_asn, vantage, target_id"
+    ):
+        groups[(row["probe_asn"], row["vantage"])][row["target_id"]] = row["latest_group"]
+    labels = _labels(client, db, where)
     builder = TimelineBuilder(options)
     for key in sorted(runs):
         builder.add_aggregated(
-            key, runs[key], hourly.get(key, {}), methods.get(key, {}), target_ids
-        )
+            key, runs[key], hourly.get(key, {}), methods.get(key, {}), target_ids,
+            groups=groups.get(key, {}), labels=labels.get(key, {}),
+        )  # fmt: skip
     report = builder.build()
     untimed = _filters(options, asns, vantages, timed=False)
     files = client.tsv(f"SELECT count() FROM {db}.{schema.RUNS} FINAL WHERE {untimed}")
     report["files"] = int(files[0][0]) if files else 0
     report["skipped"] = []
+    report["duplicates"] = duplicates
     return report
 
 

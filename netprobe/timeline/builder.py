@@ -166,12 +166,17 @@ class TimelineBuilder:
         hourly: dict[tuple[str, str], list[Sample]],
         methods: dict[str, list[tuple[float, str]]],
         target_ids: set[str],
+        *,
+        groups: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         """One network whose hourly samples were computed elsewhere (a store's SQL), all at once.
 
         `runs` are (started_at, healthy) of every run in range; `hourly` the samples of healthy
         runs (`series.hourly_samples` semantics: median of the hour, first and last run time);
-        `methods` the (started_at, method) of healthy runs' verdicts in time order.
+        `methods` the (started_at, method) of healthy runs' verdicts in time order; `groups`
+        (target -> group) and `labels` (group -> label) as `add` would leave them after every run
+        (each from the latest run naming it).
         """
         network = self._networks.setdefault(key, _Network())
         for started_at, healthy in runs:
@@ -182,6 +187,8 @@ class TimelineBuilder:
         for target_id, seen in methods.items():
             network.methods.setdefault(target_id, []).extend(seen)
         self._ids.update(target_ids)
+        network.groups.update(groups or {})
+        network.labels.update(labels or {})
 
     def build(self) -> dict:
         networks = [
