@@ -47,11 +47,11 @@ def load_analysed(
 
     loaded = load_result(path, verify=verify, signers=signers)
     run = load_run(loaded.header, loaded.records)
-    analysis = analyse(run.header, run.records)
-    if keep is not None:
-        kept = [record for record in analysis.records if keep(record)]
-        loaded.used = len(loaded.records)
-        loaded.records = analysis.records = kept
+    if keep is None:
+        return loaded, analyse(run.header, run.records)
+    loaded.used, loaded.records = len(loaded.records), []  # run.records: the one reference left
+    analysis = analyse(run.header, run.records, keep=keep)  # frees them as it judges
+    loaded.records = analysis.records
     return loaded, analysis
 
 

@@ -43,3 +43,65 @@ def test_unreadable_and_refused_sides_come_back_as_exceptions(tmp_path, monkeypa
     )
     assert isinstance(old_side, RunRefused) and "schema_version 99" in str(old_side)
     assert isinstance(new_side, ResultFileError) and "missing.jsonl" in str(new_side)
+
+
+def _gen_history():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "gen_history.py"
+    spec = importlib.util.spec_from_file_location("gen_history_reports", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _runs() -> list[tuple[dict, list[dict]]]:
+    """Golden runs and generated ones with range samples (ok, blocked, offline)."""
+    import json
+    import random
+    from datetime import timedelta
+
+    runs = []
+    for path in sorted(GOLDEN.glob("*/*.jsonl")):
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        runs.append((lines[0], lines[1:]))
+    gen = _gen_history()
+    rng = random.Random(3)
+    for hour, (blocked, offline) in enumerate([(False, False), (True, False), (False, True)]):
+        started = gen.START + timedelta(hours=hour)
+        records = gen.run_records(rng, blocked=blocked, offline=offline, ranges=40)
+        runs.append((gen.header(started, "v", "AS64500"), records))
+    return runs
+
+
+@pytest.mark.parametrize("case", range(13))
+def test_analysis_that_frees_its_records_is_the_same(case):
+    """`keep` (report and diff): the records are freed as targets are judged, same analysis."""
+    from netprobe.analysis import analyse
+    from netprobe.diff import diff_reads
+
+    runs = _runs()
+    header, records = runs[case % len(runs)]
+    full = analyse(header, [dict(r) for r in records])
+    given = [dict(r) for r in records]
+    freed = analyse(header, given, keep=diff_reads)
+    assert given == []
+    assert freed.to_dict() == full.to_dict()
+    assert freed.records == [r for r in full.records if diff_reads(r)]
+    assert diff_runs(full, full).to_dict() == diff_runs(freed, freed).to_dict()
+
+
+def test_diff_of_freed_runs_is_the_same():
+    from netprobe.analysis import analyse
+    from netprobe.diff import diff_reads
+
+    runs = _runs()
+    for (old_header, old), (new_header, new) in zip(runs, runs[1:], strict=False):
+        full = diff_runs(analyse(old_header, list(old)), analyse(new_header, list(new)))
+        freed = diff_runs(
+            analyse(old_header, [dict(r) for r in old], keep=diff_reads),
+            analyse(new_header, [dict(r) for r in new], keep=diff_reads),
+        )
+        assert freed.to_dict() == full.to_dict()
