@@ -71,8 +71,16 @@ def _runs() -> list[tuple[dict, list[dict]]]:
     rng = random.Random(3)
     for hour, (blocked, offline) in enumerate([(False, False), (True, False), (False, True)]):
         started = gen.START + timedelta(hours=hour)
-        records = gen.run_records(rng, blocked=blocked, offline=offline, ranges=40)
-        runs.append((gen.header(started, "v", "AS64500"), records))
+        records = gen.run_records(rng, blocked=blocked, offline=offline, ranges=300)
+        header = gen.header(started, "v", "AS64500")
+        # The range rule: samples of 91.108.56.0/24 and 91.108.57.0/24 (in a blocked run a few of
+        # the first connect, so its others are inconclusive, the second's stay blocked)
+        header["groups"]["ranges"]["ranges"] = ["91.108.56.0/24", "91.108.57.0/24"]
+        if blocked:
+            for record in records:
+                if record.get("ip") in ("91.108.56.7", "91.108.56.9"):
+                    record["failure"] = record["failed_operation"] = None
+        runs.append((header, records))
     return runs
 
 
