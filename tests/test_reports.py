@@ -113,3 +113,30 @@ def test_diff_of_freed_runs_is_the_same():
             analyse(new_header, [dict(r) for r in new], keep=diff_reads),
         )
         assert freed.to_dict() == full.to_dict()
+
+
+def test_notice_counts_the_records_used_when_none_are_kept(tmp_path):
+    """A PARTIAL file's notice names the records used, also when `keep` dropped them all."""
+    import random
+
+    from netprobe.evidence.keys import generate_key, read_allowed_signers
+    from netprobe.evidence.writer import ResultWriter
+
+    gen = _gen_history()
+    signer = generate_key(tmp_path / "key", "t")
+    records = gen.run_records(random.Random(1), blocked=False, offline=False, ranges=5)
+    stem = "20250101T000000Z_t"
+    with ResultWriter(tmp_path, stem, signer=signer, checkpoint_every=20) as writer:
+        writer.write_header(gen.header(gen.START, "t", "AS1"))
+        for record in records:
+            writer.write(record)
+        path = writer.close(gen.summary(records, gen.START))
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-3]))  # no summary, no final checkpoint: a killed run
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(signer.allowed_signers_line() + "\n")
+    signers = read_allowed_signers(allowed)
+    full, _ = reports.load_analysed(path, signers=signers)
+    slim, _ = reports.load_analysed(path, signers=signers, keep=lambda record: False)
+    assert full.notice and "PARTIAL" in full.notice and full.records
+    assert slim.notice == full.notice and slim.records == []
