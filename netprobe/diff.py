@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from netprobe.analysis import RunAnalysis, Verdict, run_metadata
 from netprobe.analysis.common import answer_ips
 from netprobe.analysis.health import unhealthy_reason, vantage_health
-from netprobe.model.records import DNS, TLS
+from netprobe.model.records import DNS, TCP, TLS
 from netprobe.model.target_ids import endpoint_label
 from netprobe.model.vocabulary import (
     ADDED,
@@ -44,6 +44,7 @@ from netprobe.model.vocabulary import (
     NEWLY_THROTTLED,
     RECOVERED,
     REMOVED,
+    ROLE_CONTROL,
     ROLE_TARGET,
     THROTTLED,
     UNBLOCKED,
@@ -126,6 +127,14 @@ def change_kind(before: Verdict | None, after: Verdict | None) -> str | None:
 
 def _state(verdict: Verdict | None) -> dict | None:
     return None if verdict is None else {"status": verdict.status, "method": verdict.method}
+
+
+def diff_reads(record: dict) -> bool:
+    """Whether `diff_runs` reads this measurement record of a run, once the run is analysed:
+    DNS answers and TLS certificates (what moved), and the control records (`vantage_health`
+    of an unjudged run). A reader that holds two big runs keeps only these."""
+    kind = record.get("type")
+    return kind == DNS or kind == TLS or (kind == TCP and record.get("role") == ROLE_CONTROL)
 
 
 def diff_runs(

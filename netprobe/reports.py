@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,22 +29,35 @@ if TYPE_CHECKING:
 PARALLEL_BYTES = 2_000_000
 
 
+Keep = Callable[[dict[str, Any]], bool]
+
+
 def load_analysed(
-    path: Path, *, verify: bool = True, signers: Any = None
+    path: Path, *, verify: bool = True, signers: Any = None, keep: Keep | None = None
 ) -> tuple[LoadedResult, RunAnalysis]:
-    """One file, loaded, checked and analysed (see the module rules)."""
+    """One file, loaded, checked and analysed (see the module rules).
+
+    `keep`: once analysed, only the measurement records it accepts stay in `loaded.records` and
+    `analysis.records` (`report` keeps none, `diff` those `diff.diff_reads` accepts), so a big
+    run's records are freed before its document is built (and not pickled back from a child).
+    """
     from netprobe.analysis import analyse
     from netprobe.analysis.load import load_run
     from netprobe.evidence.reader import load_result
 
     loaded = load_result(path, verify=verify, signers=signers)
     run = load_run(loaded.header, loaded.records)
-    return loaded, analyse(run.header, run.records)
+    if keep is None:
+        return loaded, analyse(run.header, run.records)
+    loaded.used, loaded.records = len(loaded.records), []  # run.records: the one reference left
+    analysis = analyse(run.header, run.records, keep=keep)  # frees them as it judges
+    loaded.records = analysis.records
+    return loaded, analysis
 
 
-def _side(path: Path, verify: bool, signers: Any) -> Any:
+def _side(path: Path, verify: bool, signers: Any, keep: Keep | None = None) -> Any:
     try:
-        return load_analysed(path, verify=verify, signers=signers)
+        return load_analysed(path, verify=verify, signers=signers, keep=keep)
     except Exception as exc:  # noqa: BLE001 - handed to the caller, who reports it
         return exc
 
@@ -56,16 +70,16 @@ def _size(path: Path) -> int:
 
 
 # What the forked child reads: keys do not pickle, so the child inherits them instead.
-_INHERITED: tuple[bool, Any] = (True, None)
+_INHERITED: tuple[bool, Any, Keep | None] = (True, None, None)
 
 
 def _old_side(path: Path) -> Any:
-    verify, signers = _INHERITED
-    return _side(path, verify, signers)
+    verify, signers, keep = _INHERITED
+    return _side(path, verify, signers, keep)
 
 
 def load_analysed_pair(
-    old: Path, new: Path, *, verify: bool = True, signers: Any = None
+    old: Path, new: Path, *, verify: bool = True, signers: Any = None, keep: Keep | None = None
 ) -> tuple[Any, Any]:
     """(old side, new side): each `(LoadedResult, RunAnalysis)` or the exception it raised."""
     parallel = (
@@ -74,14 +88,14 @@ def load_analysed_pair(
         and (os.cpu_count() or 1) > 1
     )
     if not parallel:
-        return _side(old, verify, signers), _side(new, verify, signers)
+        return _side(old, verify, signers, keep), _side(new, verify, signers, keep)
     global _INHERITED
-    _INHERITED = (verify, signers)  # set before the pool forks its worker at submit
+    _INHERITED = (verify, signers, keep)  # set before the pool forks its worker at submit
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
         future = pool.submit(_old_side, old)
-        new_side = _side(new, verify, signers)
+        new_side = _side(new, verify, signers, keep)
         try:
             old_side = future.result()
         except Exception:  # noqa: BLE001 - the child died or its result did not pickle
-            old_side = _side(old, verify, signers)
+            old_side = _side(old, verify, signers, keep)
     return old_side, new_side

@@ -14,21 +14,27 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.analysis.common import family, phrase, tally
+from netprobe.analysis.common import Sign, family, phrase, tally
 from netprobe.analysis.confirm import fold_confirmations
 from netprobe.analysis.context import RunContext, build_context, hostname_of
 from netprobe.analysis.health import control_rounds, vantage_notes
 from netprobe.analysis.load import check_records  # its home; importable from here too
 from netprobe.analysis.ranges import apply_range_rule
 from netprobe.analysis.summary import GroupItem, group_line, group_status
-from netprobe.analysis.verdict import judge_target
+from netprobe.analysis.verdict import LayerResult, TargetJudgement, judge_target
 from netprobe.model.records import CONFIRMATION, CONTROL_ROUND, MEASUREMENT_TYPES, TCP, TLS
 from netprobe.model.target_ids import OTHER, parse_target_id
-from netprobe.model.vocabulary import CONTROL_GROUP, METHOD_ORDER, ROLE_TARGET, VERDICT_STATUSES
+from netprobe.model.vocabulary import (
+    CONTROL_GROUP,
+    METHOD_ORDER,
+    NOT_APPLICABLE,
+    ROLE_TARGET,
+    VERDICT_STATUSES,
+)
 
 STATUSES = VERDICT_STATUSES
 METHODS = METHOD_ORDER
@@ -121,16 +127,28 @@ def run_metadata(header: dict) -> dict[str, Any]:
     return meta
 
 
-def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> RunAnalysis:
+def analyse(
+    header: dict,
+    records: Iterable[dict],
+    *,
+    detail: bool = True,
+    keep: Callable[[dict], bool] | None = None,
+) -> RunAnalysis:
     """Verdicts, group sentences and vantage health for one run. Pure.
 
     `detail=False` is for readers of many runs (the timeline): statuses, methods, layers, scores
     and vantage health are the same as with detail, but evidence, notes and group sentences stay
     empty, which makes it about a third faster.
+
+    `keep` is for a reader that holds no other reference to the records (`reports.load_analysed`):
+    a `records` list is emptied, each target's records are freed once it is judged (a big run's
+    peak memory), and the result's `records` are only those `keep` accepts. Verdicts are the same.
     """
     measurements = [
         r for r in records if isinstance(r, dict) and r.get("type") in MEASUREMENT_TYPES
     ]
+    kept = measurements if keep is None else [r for r in measurements if keep(r)]
+    tried = _tried_families(measurements) if detail else set()
     # One cheap pass finds the records of issue 15's fields: old files skip everything below.
     newer = [r for r in measurements if CONTROL_ROUND in r or CONFIRMATION in r]
     rounds = control_rounds(newer)
@@ -139,11 +157,21 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
     by_target: dict[str, list[dict]] = defaultdict(list)
     for record in steps:
         by_target[str(record.get("target_id"))].append(record)
+    if keep is not None:  # from here on each target's own list is the only reference
+        if isinstance(records, list):
+            records.clear()
+        del measurements, steps, reprobes, newer
 
-    judgements = {
-        target_id: judge_target(records, ctx, str(records[0].get("group") or ""), detail)
-        for target_id, records in by_target.items()
-    }
+    judgements = {}
+    slim = _Slimmer() if keep is not None else None
+    for target_id, target_records in by_target.items():
+        judged = judge_target(
+            target_records, ctx, str(target_records[0].get("group") or ""), detail
+        )
+        if slim is not None:  # what the range rule and the verdicts read of its first record
+            by_target[target_id] = [_first_fields(target_records[0])]
+            slim(judged)
+        judgements[target_id] = judged
     apply_range_rule(header, judgements, by_target)
 
     verdicts: dict[str, Verdict] = {}
@@ -153,7 +181,7 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
         group = str(target_records[0].get("group") or "")
         role = str(target_records[0].get("role") or ROLE_TARGET)
         judged = judgements.pop(target_id)  # freed as its verdict is made: a big run's peak
-        verdicts[target_id] = Verdict(
+        verdict = verdicts[target_id] = Verdict(
             target_id=target_id,
             group=group,
             role=role,
@@ -164,6 +192,8 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
             layers={name: layer.status for name, layer in judged.layers.items()},
             scores={name: layer.score for name, layer in judged.layers.items()},
         )
+        if slim is not None:
+            slim.verdict(verdict)
         if not detail:
             continue
         deciding = [
@@ -193,9 +223,73 @@ def analyse(header: dict, records: Iterable[dict], *, detail: bool = True) -> Ru
         header=header,
         verdicts=verdicts,
         groups=_group_summaries(header, items) if detail else [],
-        vantage=_vantage(ctx, measurements, detail),
-        records=measurements,
+        vantage=_vantage(ctx, tried, detail),
+        records=kept,
     )
+
+
+# What is read of a target's first record once it is judged: `apply_range_rule` (group, ip),
+# the verdict (group, role) and its group item's name (`hostname_of`). Five keys at most: a small
+# dict (a big run keeps one per target until its verdict is made).
+_FIRST_FIELDS = ("group", "role", "ip", "hostname", "server_name")
+
+
+def _first_fields(record: dict) -> dict:
+    return {key: record[key] for key in _FIRST_FIELDS if key in record}
+
+
+class _Slimmer:
+    """Makes a judgement hold only what the range rule and its verdict read (`keep` runs).
+
+    Until the range rule every judgement of a run is alive. Of a layer's deciding signs only the
+    kind and failure are read afterwards, so equal ones become one shared `Sign`; a layer with
+    nothing to show (not applicable, no evidence) becomes one shared instance per name: the range
+    rule changes only blocked layers, and the verdict reads a layer's status and score.
+    """
+
+    __slots__ = ("_signs", "_empty", "_dicts", "_notes")
+
+    def __init__(self) -> None:
+        self._signs: dict[tuple[str, str | None], Sign] = {}
+        self._empty: dict[str, LayerResult] = {}
+        self._dicts: dict[tuple, dict] = {}
+        self._notes: dict[str, str] = {}
+
+    def verdict(self, verdict: Verdict) -> None:
+        """Equal `layers` and `scores` mappings become one object (nothing changes them once
+        made: `to_dict` copies them), and equal notes one string (the range rule's sentences)."""
+        dicts = self._dicts
+        layers, scores = verdict.layers, verdict.scores
+        key: tuple = ("layers", *layers.items())
+        verdict.layers = dicts.setdefault(key, layers)
+        key = ("scores", *((name, repr(score)) for name, score in scores.items()))
+        verdict.scores = dicts.setdefault(key, scores)
+        if verdict.notes:
+            notes = self._notes
+            verdict.notes = [notes.setdefault(note, note) for note in verdict.notes]
+
+    def __call__(self, judged: TargetJudgement) -> None:
+        signs = self._signs
+        for name, layer in judged.layers.items():
+            if (
+                layer.status == NOT_APPLICABLE
+                and layer.method is None
+                and layer.score is None
+                and not (layer.evidence or layer.notes or layer.deciding)
+            ):
+                judged.layers[name] = self._empty.setdefault(name, layer)
+            elif layer.deciding:
+                layer.deciding = [
+                    signs.get((s.kind, s.failure))
+                    or signs.setdefault((s.kind, s.failure), Sign(s.kind, failure=s.failure))
+                    for s in layer.deciding
+                ]
+
+
+def _tried_families(records: list[dict]) -> set[str]:
+    """The address families (IPv4/IPv6) of the addresses TCP and TLS records tried."""
+    ips = {str(r["ip"]) for r in records if r.get("type") in (TCP, TLS) and r.get("ip")}
+    return {family(ip) for ip in ips}
 
 
 def _group_summaries(header: dict, items: dict[str, list[GroupItem]]) -> list[GroupSummary]:
@@ -213,12 +307,11 @@ def _group_summaries(header: dict, items: dict[str, list[GroupItem]]) -> list[Gr
     return summaries
 
 
-def _vantage(ctx: RunContext, records: list[dict], detail: bool = True) -> dict:
+def _vantage(ctx: RunContext, tried: set[str], detail: bool = True) -> dict:
     if not detail:
         notes: list[str] = []
     else:
-        ips = {str(r["ip"]) for r in records if r.get("type") in (TCP, TLS) and r.get("ip")}
-        notes = vantage_notes(ctx.health, {family(ip) for ip in ips}, ctx.families_ok)
+        notes = vantage_notes(ctx.health, tried, ctx.families_ok)
         for failed in ctx.rounds.failed_rounds():
             notes.append(
                 f"no control measurement of {failed.describe()} succeeded: the vantage looked "

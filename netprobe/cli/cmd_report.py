@@ -45,10 +45,15 @@ def _load(path: Path, no_verify: bool, signers: Any) -> tuple[Any, Any]:
     from netprobe.reports import load_analysed
 
     try:
-        side: Any = load_analysed(path, verify=not no_verify, signers=signers)
+        # Nothing reads the records once the run is analysed: free them before the document.
+        side: Any = load_analysed(path, verify=not no_verify, signers=signers, keep=_none)
     except Exception as exc:  # noqa: BLE001 - _checked names it, or re-raises a bug
         side = exc
     return _checked(path, side)
+
+
+def _none(record: dict) -> bool:
+    return False
 
 
 def _checked(path: Path, side: Any) -> tuple[Any, Any]:
@@ -148,13 +153,13 @@ def diff(
 
     Example: netprobe diff results/20250525T010000Z_hanoi.jsonl results/20250526T010000Z_hanoi.jsonl
     """
-    from netprobe.diff import diff_runs, unjudged_message
+    from netprobe.diff import diff_reads, diff_runs, unjudged_message
     from netprobe.render import report as render
     from netprobe.reports import load_analysed_pair
 
     signers = trusted_signers(allowed_signers, no_verify)
     old_side, new_side = load_analysed_pair(
-        old_path, new_path, verify=not no_verify, signers=signers
+        old_path, new_path, verify=not no_verify, signers=signers, keep=diff_reads
     )
     old_loaded, old_analysis = _checked(old_path, old_side)
     new_loaded, new_analysis = _checked(new_path, new_side)

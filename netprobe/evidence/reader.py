@@ -168,6 +168,7 @@ class LoadedResult:
     verification: Verification | None
     dropped: int
     skipped_lines: list[int] = field(default_factory=list)  # with verify=False: their numbers
+    used: int | None = None  # records used, when a reader kept fewer (`reports.load_analysed`)
 
     @property
     def notice(self) -> str | None:
@@ -176,7 +177,8 @@ class LoadedResult:
             return None
         if self.verification is not None:
             return (
-                f"{self.path}: {self.verification.status}: using {len(self.records)} signed "
+                f"{self.path}: {self.verification.status}: using "
+                f"{len(self.records) if self.used is None else self.used} signed "
                 f"records, dropped {self.dropped} not covered by a valid signature"
             )
         shown = ", ".join(str(n) for n in self.skipped_lines[:5])

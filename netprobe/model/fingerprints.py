@@ -19,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -145,11 +146,19 @@ def merged(*sets: Iterable[Fingerprint]) -> list[Fingerprint]:
 
 def match_address(fingerprints: Sequence[Fingerprint], ip: str) -> Fingerprint | None:
     """The first `dns` fingerprint that `ip` (an answer address) matches, else None."""
-    try:
-        address = str(ipaddress.ip_address(ip))
-    except ValueError:
+    address = _canonical_address(ip)
+    if address is None:
         return None
     return next((f for f in fingerprints if f.is_dns and f.pattern == address), None)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _canonical_address(ip: str) -> str | None:
+    # Cached: every DNS answer of every run is matched (a timeline: the same few addresses).
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
 
 
 def match_http(
