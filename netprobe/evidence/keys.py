@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from netprobe.evidence import sshsig
+from netprobe.evidence.durable import fsync_dir
 from netprobe.evidence.format import DEFAULT_PRINCIPAL, NAMESPACE
 
 KEY_FILE_NAME = "id_ed25519"
@@ -138,7 +139,7 @@ def _generate(path: Path, principal: str, *, exist_ok: bool) -> Signer | None:
             os.link(tmp_pub, pub_path)
         except FileExistsError:
             raise KeyFileError(f"{pub_path} already exists; refusing to overwrite a key") from None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         raise KeyFileError(f"cannot write key {exc.filename or path}: {exc.strerror}") from None
     finally:
@@ -368,19 +369,6 @@ def _create_file(path: Path, data: bytes, mode: int) -> None:
         os.fchmod(fd, mode)  # the umask must not loosen (or tighten) the mode we chose
         os.write(fd, data)
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories
     finally:
         os.close(fd)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from netprobe.evidence import sshsig
+from netprobe.evidence.durable import write_durably
 from netprobe.evidence.format import NAMESPACE
 from netprobe.evidence.keys import (
     KeyFileError,
@@ -181,23 +182,8 @@ def add_trusted(pub_path: Path, principal: str, store: Path | None = None) -> tu
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         if text and not text.endswith("\n"):
             text += "\n"
-        _replace_file(path, (text + line + "\n").encode())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_durably(path, (text + line + "\n").encode())
     except OSError as exc:
         raise KeyFileError(f"cannot write trust store {path}: {exc.strerror}") from None
     return line, True
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

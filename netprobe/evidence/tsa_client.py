@@ -14,11 +14,11 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from netprobe.evidence import format as fmt
+from netprobe.evidence.durable import write_durably
 from netprobe.evidence.timestamp import (
     TimestampCheck,
     TimestampError,
@@ -103,7 +103,7 @@ def timestamp_file(
         return Stamped(path, None, check, f"TSA {url} sent an unusable reply: {check.message}")
     target = tsr_path(path)
     try:
-        _write_durably(target, reply)
+        write_durably(target, reply)
     except OSError as exc:
         return Stamped(path, None, check, f"cannot write {target}: {exc.strerror}")
     return Stamped(path, target, check, None)
@@ -126,24 +126,3 @@ def check_file(path: Path, ca: Path | None) -> TimestampCheck:
     except OSError as exc:
         return TimestampCheck(fmt.TS_INVALID, f"{path}: cannot read: {exc.strerror}")
     return check_reply(reply, digest, ca_certs=ca_certs)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write `path` through a temporary file, fsync it, rename, fsync the folder."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)

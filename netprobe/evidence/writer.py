@@ -30,7 +30,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netprobe.evidence import format as fmt
+from netprobe.evidence.durable import fsync_dir, write_durably
 from netprobe.evidence.format import CHECKPOINT_REASONS
 from netprobe.evidence.sshsig import armor
 from netprobe.model import records
@@ -99,7 +99,7 @@ class ResultWriter:
         )
         # The folder entry of the new file must reach the disk too, or a power loss can lose
         # the file together with checkpoints its own fsyncs already made durable.
-        _fsync_dir(out_dir)
+        fsync_dir(out_dir)
         self._syncer = _Syncer(self._fd, self.partial_path)
 
     @property
@@ -188,7 +188,7 @@ class ResultWriter:
         self._fd = None
         self._closed = True
         _rename_no_clobber(self.partial_path, self.path)
-        _fsync_dir(self.out_dir)  # the rename is durable before anything else happens
+        fsync_dir(self.out_dir)  # the rename is durable before anything else happens
         if self.signer is not None:
             blob = self.signer.sign_digest(self._hasher.copy().digest())
             write_detached_signature(self.path, self.sig_path, blob)
@@ -335,7 +335,7 @@ def write_detached_signature(result: Path, sig_path: Path, blob: bytes) -> None:
     A failure (disk full, ...) leaves no temporary file behind and no partial `.sig`.
     """
     try:
-        _write_durably(sig_path, armor(blob).encode("ascii"))
+        write_durably(sig_path, armor(blob).encode("ascii"))
     except OSError as exc:
         raise SignatureFileError(
             exc.errno,
@@ -352,35 +352,3 @@ def detached_signature_digest(path: Path) -> bytes:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.digest()
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; the data itself is already synced
-    finally:
-        os.close(fd)
