@@ -157,12 +157,6 @@ class MtprotoProbe(Protocol):
     ) -> MtprotoRecord: ...
 
 
-async def _no_mtproto(
-    ctx: ProbeContext, ip: str, port: int, transport: str, *, timeout: float
-) -> MtprotoRecord:
-    raise NotImplementedError("this Probes has no mtproto probe (pass mtproto=...)")
-
-
 class HttpProbe(Protocol):
     """`GET /` with `Host: hostname` to ip:port (`netprobe.probes.http.probe_http`, issue 13)."""
 
@@ -202,8 +196,9 @@ class ThroughputProbe(Protocol):
     ) -> ThroughputRecord: ...
 
 
-async def _no_throughput_probe(*args: Any, **kwargs: Any) -> Any:
-    raise RuntimeError("this Probes has no throughput probe (pass throughput=...)")
+async def _not_given(*args: Any, **kwargs: Any) -> Any:
+    """The default of a kind added later: a plan that uses it must be given the real probe."""
+    raise NotImplementedError("this Probes lacks a probe kind its plan uses (pass it to Probes)")
 
 
 @dataclass(frozen=True)
@@ -218,9 +213,9 @@ class Probes:
     dns: DnsProbe
     tcp: TcpProbe
     tls: TlsProbe
-    mtproto: MtprotoProbe = _no_mtproto
+    mtproto: MtprotoProbe = _not_given
     http: HttpProbe | None = None
-    throughput: ThroughputProbe = _no_throughput_probe
+    throughput: ThroughputProbe = _not_given
 
 
 def real_probes() -> Probes:
