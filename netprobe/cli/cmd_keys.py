@@ -28,7 +28,14 @@ from netprobe.cli.common import (
     out,
     print_json,
 )
-from netprobe.evidence.format import DEFAULT_PRINCIPAL, UNREADABLE
+from netprobe.evidence.format import (
+    COMPLETE,
+    DEFAULT_PRINCIPAL,
+    INVALID,
+    PARTIAL,
+    UNREADABLE,
+    UNSIGNED,
+)
 
 if TYPE_CHECKING:  # imported by the commands themselves: `--help` stays fast
     from netprobe.evidence.reader import Verification
@@ -36,9 +43,9 @@ if TYPE_CHECKING:  # imported by the commands themselves: `--help` stays fast
 EXIT_PARTIAL = 3
 EXIT_UNSIGNED = 4
 EXIT_INVALID = 5
-EXIT_CODES = {"COMPLETE": 0, "PARTIAL": EXIT_PARTIAL, "UNSIGNED": EXIT_UNSIGNED}
-EXIT_CODES.update({UNREADABLE: EXIT_USAGE, "INVALID": EXIT_INVALID})
-SEVERITY = ["COMPLETE", "PARTIAL", "UNSIGNED", UNREADABLE, "INVALID"]
+EXIT_CODES = {COMPLETE: 0, PARTIAL: EXIT_PARTIAL, UNSIGNED: EXIT_UNSIGNED}
+EXIT_CODES.update({UNREADABLE: EXIT_USAGE, INVALID: EXIT_INVALID})
+SEVERITY = [COMPLETE, PARTIAL, UNSIGNED, UNREADABLE, INVALID]
 
 
 @app.command()
@@ -155,7 +162,7 @@ def verify(
         if signer is not None:
             _rewrite_sig(results[-1], signer)
     from netprobe.cli.timestamps import check_timestamps, print_timestamps
-    from netprobe.evidence.format import INVALID, TS_INVALID
+    from netprobe.evidence.format import TS_INVALID
 
     stamps = check_timestamps(files, tsa_ca)
     if output_format == OutputFormat.json:
@@ -193,7 +200,7 @@ def _rewrite_sig(item: Verification | tuple[Path, str], signer: Any) -> None:
         write_detached_signature,
     )
 
-    if not isinstance(item, Verification) or item.status != "COMPLETE":
+    if not isinstance(item, Verification) or item.status != COMPLETE:
         path = item.path if isinstance(item, Verification) else item[0]
         fail(f"--write-sig: {path} is not COMPLETE; only a finished file gets a .sig")
     path = Path(item.path)

@@ -18,10 +18,11 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from netprobe.evidence import format as fmt
 from netprobe.evidence.format import UNREADABLE
 from netprobe.evidence.reader import Verification
 
-STATUS_STYLE = {"COMPLETE": "green", "PARTIAL": "yellow", "UNSIGNED": "yellow"}
+STATUS_STYLE = {fmt.COMPLETE: "green", fmt.PARTIAL: "yellow", fmt.UNSIGNED: "yellow"}
 
 VerifyItem = Verification | tuple[Path, str]
 
