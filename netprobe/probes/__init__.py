@@ -26,7 +26,7 @@ This module stays pure (no asyncio, socket or ssl imports) so planning code may 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -131,6 +131,24 @@ class TcpProbe(Protocol):
     ) -> TcpRecord: ...
 
 
+class TcpBatchEngine(Protocol):
+    """Plain TCP connect probes started in bulk (`netprobe.probes.tcp_batch.TcpBatch`).
+
+    Each connect's record is `TcpProbe`'s for the same ip:port and outcome, handed to `done`
+    in the loop's thread once the connect is over; `close()` drops the connects in flight."""
+
+    def start(
+        self, ctx: ProbeContext, ip: str, port: int, done: Callable[[TcpRecord], None]
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
+class TcpBatchFactory(Protocol):
+    """Makes a `TcpBatchEngine` inside the running event loop, one timeout for all its connects."""
+
+    def __call__(self, *, timeout: float) -> TcpBatchEngine: ...
+
+
 class TlsProbe(Protocol):
     """One TLS handshake with ip:port sending SNI `server_name` (`netprobe.probes.tls.probe_tls`)."""
 
@@ -207,7 +225,9 @@ class Probes:
 
     Kinds added later have defaults, so fakes written for the first three kinds keep working:
     `http` None plans no HTTP step (the planner is told so); `mtproto` and `throughput` raise if
-    a plan uses them (lists with a `dc` group or a `download:` object need them).
+    a plan uses them (lists with a `dc` group or a `download:` object need them); `tcp_batch`
+    None runs every plain connect through `tcp` (with it, the runner starts the plain connects
+    of endpoint jobs in bulk there: `RunPlan.plain_connect`).
     """
 
     dns: DnsProbe
@@ -216,10 +236,12 @@ class Probes:
     mtproto: MtprotoProbe = _not_given
     http: HttpProbe | None = None
     throughput: ThroughputProbe = _not_given
+    tcp_batch: TcpBatchFactory | None = None
 
 
 def real_probes() -> Probes:
     """The probes that touch the network (imported here, lazily, to keep this module pure)."""
+    from netprobe.probes import tcp_batch
     from netprobe.probes.dns import probe_dns
     from netprobe.probes.http import probe_http
     from netprobe.probes.mtproto import probe_mtproto
@@ -234,4 +256,5 @@ def real_probes() -> Probes:
         mtproto=probe_mtproto,
         http=probe_http,
         throughput=probe_throughput,
+        tcp_batch=tcp_batch.TcpBatch if tcp_batch.available() else None,
     )

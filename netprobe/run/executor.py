@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -50,7 +51,7 @@ from typing import Any, Protocol, cast
 from netprobe.model.records import CONFIRMATION, SUMMARY, TCP, format_utc, new_record
 from netprobe.model.vocabulary import ROLE_TARGET
 from netprobe.options import RunOptions
-from netprobe.probes import ProbeContext, Probes, ProbeSettings, real_probes
+from netprobe.probes import ProbeContext, Probes, ProbeSettings, TcpBatchEngine, real_probes
 from netprobe.probes.doh import DohClients
 from netprobe.probes.tls import make_ssl_context
 from netprobe.run import loop
@@ -195,6 +196,7 @@ class Runner:
         # Per group: TCP steps confirmed (or being confirmed) since its last connect that worked.
         self._silent_streak: dict[str, int] = {}
         self._confirm_slots: asyncio.Semaphore | None = None
+        self._batch: TcpBatchEngine | None = None  # the run's plain connects (probes.tcp_batch)
         self._rounds = 0  # control rounds started so far
         self._last_round_start = 0.0
 
@@ -206,6 +208,8 @@ class Runner:
         self._semaphore = asyncio.Semaphore(max(1, self.options.concurrency))
         self._run_start = time.monotonic()
         self._confirm_slots = asyncio.Semaphore(CONFIRM_BACKLOG * max(1, self.options.concurrency))
+        if self.probes.tcp_batch is not None:
+            self._batch = self.probes.tcp_batch(timeout=self.settings.timeout)
         sink.write_header(header)
         work = asyncio.ensure_future(self._phases())
         stopped_by: list[str] = []
@@ -237,6 +241,9 @@ class Runner:
                 await work
             except asyncio.CancelledError:
                 pass
+            if self._batch is not None:
+                self._batch.close()  # a stopped run's connects in flight make no record
+                self._batch = None
             if self.settings.doh_clients is not None:
                 await self.settings.doh_clients.aclose()
         return stopped_by[0] if stopped_by else None
@@ -274,6 +281,9 @@ class Runner:
 
     async def _pool(self, jobs: Iterator[Job], *, counted: bool) -> None:
         """Run `jobs` with `concurrency` workers; `counted` jobs advance the progress."""
+        if self._batch is not None:
+            await self._feed(jobs, counted=counted)
+            return
 
         async def worker() -> None:
             for job in jobs:  # a shared generator: each job is taken by exactly one worker
@@ -283,6 +293,67 @@ class Runner:
                     self.on_progress(self._done)
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
+
+    async def _feed(self, jobs: Iterator[Job], *, counted: bool) -> None:
+        """`_pool` with the batch engine: one coroutine takes the jobs in order and keeps at most
+        `concurrency` of them open; a plain connect starts in the engine under the semaphore (its
+        record comes back to `_connected`), any other job runs as a task of its own."""
+        assert self._batch is not None and self._semaphore is not None
+        batch, semaphore, plan, run_start = self._batch, self._semaphore, self.plan, self._run_start
+        feed = _Feed(counted, max(1, self.options.concurrency))
+        try:
+            for job in jobs:
+                while feed.open >= feed.limit:
+                    await feed.wait()
+                feed.open += 1
+                step = plan.plain_connect(job)
+                if step is None:
+                    feed.track(asyncio.ensure_future(self._job(job)), self._job_over)
+                    continue
+                await semaphore.acquire()
+                target = job.target
+                ctx = ProbeContext(
+                    target.target_id, target.group, target.role, job.attempt, run_start
+                )
+                done = functools.partial(self._connected, feed, ctx, step, job.record_fields())
+                try:
+                    batch.start(ctx, step.ip, step.port, done)
+                except BaseException:
+                    semaphore.release()
+                    raise
+            while feed.open:
+                await feed.wait()
+        finally:
+            feed.cancelled = True  # connects still in flight (a stopped run) record nothing
+            if feed.tasks:
+                for task in feed.tasks:
+                    task.cancel()
+                await asyncio.gather(*feed.tasks, return_exceptions=True)
+
+    def _connected(
+        self, feed: _Feed, ctx: ProbeContext, step: Step, labels: Labels, record: Any
+    ) -> None:
+        """A plain connect's record from the batch engine: as `_probe` would handle it."""
+        assert self._semaphore is not None
+        self._semaphore.release()
+        if feed.cancelled:
+            return
+        try:
+            plain = self._recorded(step, labels, record)
+            if plain["failure"] is not None and self._wants_confirmation(plain):
+                begin = asyncio.ensure_future(self._begin_confirmation(ctx, step))
+                feed.track(begin, self._job_over)  # the job is over once its confirmations began
+                return
+            self._job_over(feed)
+        except BaseException as exc:  # the sink failed, or a bug: the feeding coroutine raises it
+            feed.fail(exc)
+
+    def _job_over(self, feed: _Feed) -> None:
+        if feed.counted:
+            self._done += 1
+            self.on_progress(self._done)
+        feed.open -= 1
+        feed.wake()
 
     async def _control_round(self, *, counted: bool) -> None:
         """One control round: every control job, numbered in the order rounds start."""
@@ -350,6 +421,14 @@ class Runner:
         assert self._semaphore is not None and self._sink is not None
         async with self._semaphore:
             record = await step.call(self.probes, ctx, self.settings)
+        plain = self._recorded(step, labels, record)
+        if plain["failure"] is not None and confirm:
+            await self._confirm_later(ctx, step, plain)
+        return plain
+
+    def _recorded(self, step: Step, labels: Labels, record: Any) -> dict[str, Any]:
+        """A probe's record with its labels, written and counted; returned as a plain dict."""
+        assert self._sink is not None
         plain = cast(dict[str, Any], record)  # the sink and the tally take plain dicts
         for key, value in step.record_fields():
             plain[key] = value
@@ -357,27 +436,33 @@ class Runner:
             plain[key] = value
         self._sink.write(plain)
         self.summary.add(plain)
-        if plain["failure"] is None:
-            if plain["type"] == TCP and plain["role"] == ROLE_TARGET:
-                self._silent_streak[plain["group"]] = 0  # the group answers: confirm again
-        elif confirm:
-            await self._confirm_later(ctx, step, plain)
+        if plain["failure"] is None and plain["type"] == TCP and plain["role"] == ROLE_TARGET:
+            self._silent_streak[plain["group"]] = 0  # the group answers: confirm again
         return plain
 
     async def _confirm_later(self, ctx: ProbeContext, step: Step, record: dict[str, Any]) -> None:
         """Start the confirmations of `record`'s step if it needs them (see the module rules)."""
+        if self._wants_confirmation(record):
+            await self._begin_confirmation(ctx, step)
+
+    def _wants_confirmation(self, record: dict[str, Any]) -> bool:
+        """Whether `record`'s step is to be confirmed now (counted in its group's silent streak)."""
         if (
             self.options.confirm <= 0
             or not needs_confirmation(record)
             or not self.summary.health.healthy
         ):
-            return
+            return False
         if record["type"] == TCP:
             group = record["group"]
             streak = self._silent_streak.get(group, 0)
             if streak >= SILENT_QUORUM:
-                return  # the group looks wholly silent: enough of it is being confirmed
+                return False  # the group looks wholly silent: enough of it is being confirmed
             self._silent_streak[group] = streak + 1
+        return True
+
+    async def _begin_confirmation(self, ctx: ProbeContext, step: Step) -> None:
+        """Start `step`'s confirmations once the backlog has room (back-pressure on the job)."""
         assert self._confirm_slots is not None
         await self._confirm_slots.acquire()  # back-pressure: a bounded backlog
         task = asyncio.ensure_future(self._confirm(ctx, step))
@@ -394,6 +479,60 @@ class Runner:
         for k in range(1, self.options.confirm + 1):
             await _sleep_at_least(self.options.confirm_spacing)
             await self._probe(ctx, step, ((CONFIRMATION, k),), confirm=False)
+
+
+class _Feed:
+    """One `Runner._feed`'s state: its open jobs, its tasks, and its one wake-up at a time."""
+
+    __slots__ = ("counted", "limit", "open", "tasks", "waiter", "error", "cancelled")
+
+    def __init__(self, counted: bool, limit: int) -> None:
+        self.counted = counted
+        self.limit = limit
+        self.open = 0  # jobs taken and not over yet
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.waiter: asyncio.Future[None] | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    async def wait(self) -> None:
+        """Until a job is over (or one failed: then its exception is raised here)."""
+        if self.error is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        if self.error is not None:
+            raise self.error
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.wake()
+
+    def track(self, task: asyncio.Future[Any], over: Callable[[_Feed], None]) -> None:
+        """`task` is an open job's: `over(self)` once it ends well, `fail` if it raised."""
+        self.tasks.add(task)
+
+        def ended(task: asyncio.Future[Any]) -> None:
+            self.tasks.discard(task)
+            if task.cancelled() or self.cancelled:
+                return
+            exc = task.exception()
+            if exc is not None:
+                self.fail(exc)
+                return
+            try:
+                over(self)
+            except BaseException as error:
+                self.fail(error)
+
+        task.add_done_callback(ended)
 
 
 async def _sleep_at_least(seconds: float) -> None:

@@ -27,6 +27,9 @@ Rules:
   when the target SNI fails and `residual_pause` > 0, the control SNI again after that pause
   (`after`, with `pause`), so a censor that blocks the whole ip:port for a while after a
   forbidden name shows as that, not as an IP block. Without a control SNI: the target SNI alone.
+- A plain connect (`plain_connect`): an endpoint job whose only step is its TCP connect, with no
+  TLS chain beside it and no follow-up ever (no SNI, not a DC endpoint); the executor may start
+  those in bulk (`netprobe.probes.tcp_batch`).
 - Confirmation (`needs_confirmation`): which failed records are worth re-probing. The executor
   re-runs their step (same `attempt`, `confirmation: k`); successes never are.
 - A step is the data of one probe call; `step.call(probes, ctx, settings)` is its only mapping
@@ -69,7 +72,7 @@ from netprobe.model.vocabulary import (
 )
 from netprobe.options import default
 from netprobe.run.plan_http import HttpGet, http_gets
-from netprobe.run.plan_mtproto import MtprotoAttempt, mtproto_attempts
+from netprobe.run.plan_mtproto import MtprotoAttempt, is_dc_endpoint, mtproto_attempts
 from netprobe.run.plan_throughput import ThroughputFetch, throughput_fetches
 from netprobe.targets.lists import CONTROL_ROUNDS, Domain, Endpoint, TargetList
 
@@ -250,6 +253,15 @@ class RunPlan:
         if isinstance(job.target, Domain):
             return self.dns_queries(job.target.name, job.silent)
         return self.endpoint_steps(job.target)
+
+    def plain_connect(self, job: Job) -> TcpConnect | None:
+        """A job's one step when it is a TCP connect with nothing ever planned beside or after
+        it (an endpoint without SNI that is no DC endpoint): the connects a runner may start in
+        bulk. None for every other job. Agrees with `first_steps` and `follow_up_steps`."""
+        target = job.target
+        if isinstance(target, Domain) or target.sni or is_dc_endpoint(target):
+            return None
+        return TcpConnect(target.ip, target.port)
 
     def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> Sequence[Task]:
         """The tasks planned from the records of `first_steps(job)`."""
