@@ -26,7 +26,7 @@ This module stays pure (no asyncio, socket or ssl imports) so planning code may 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -239,22 +239,36 @@ class Probes:
     tcp_batch: TcpBatchFactory | None = None
 
 
-def real_probes() -> Probes:
-    """The probes that touch the network (imported here, lazily, to keep this module pure)."""
-    from netprobe.probes import tcp_batch
-    from netprobe.probes.dns import probe_dns
-    from netprobe.probes.http import probe_http
-    from netprobe.probes.mtproto import probe_mtproto
-    from netprobe.probes.tcp import probe_tcp
-    from netprobe.probes.throughput import probe_throughput
-    from netprobe.probes.tls import probe_tls
+# The modules of the probe kinds (`Probes` fields), imported only when a run may use them.
+_KIND_MODULES = {
+    "dns": ("netprobe.probes.dns", "probe_dns"),
+    "tcp": ("netprobe.probes.tcp", "probe_tcp"),
+    "tls": ("netprobe.probes.tls", "probe_tls"),
+    "mtproto": ("netprobe.probes.mtproto", "probe_mtproto"),
+    "http": ("netprobe.probes.http", "probe_http"),
+    "throughput": ("netprobe.probes.throughput", "probe_throughput"),
+}
 
-    return Probes(
-        dns=probe_dns,
-        tcp=probe_tcp,
-        tls=probe_tls,
-        mtproto=probe_mtproto,
-        http=probe_http,
-        throughput=probe_throughput,
-        tcp_batch=tcp_batch.TcpBatch if tcp_batch.available() else None,
-    )
+
+def real_probes(kinds: Collection[str] | None = None) -> Probes:
+    """The probes that touch the network (imported here, lazily, to keep this module pure).
+
+    `kinds`: only these kinds are imported (a sweep needs neither dnspython nor httpx nor
+    cryptography: `RunPlan.probe_kinds`); the others raise if called, `http` is None. None: all.
+    """
+    import importlib
+
+    wanted = set(_KIND_MODULES) if kinds is None else set(kinds) & set(_KIND_MODULES)
+    found: dict[str, Any] = {}
+    for kind in wanted:
+        module, name = _KIND_MODULES[kind]
+        found[kind] = getattr(importlib.import_module(module), name)
+    if "tcp" in wanted:
+        from netprobe.probes import tcp_batch
+
+        if tcp_batch.available():
+            found["tcp_batch"] = tcp_batch.TcpBatch
+    found.setdefault("http", None)
+    for kind in ("dns", "tcp", "tls"):
+        found.setdefault(kind, _not_given)
+    return Probes(**found)

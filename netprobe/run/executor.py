@@ -52,8 +52,6 @@ from netprobe.model.records import CONFIRMATION, SUMMARY, TCP, format_utc, new_r
 from netprobe.model.vocabulary import ROLE_TARGET
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, TcpBatchEngine, real_probes
-from netprobe.probes.doh import DohClients
-from netprobe.probes.tls import make_ssl_context
 from netprobe.run import loop
 from netprobe.run.header import (
     DEFAULT_CONTROL_RESOLVERS,
@@ -76,9 +74,6 @@ from netprobe.targets.lists import TargetList
 
 # The reason a run that reached its deadline reports as `interrupted`.
 DEADLINE = "deadline"
-# The probes a run uses unless told otherwise; made at import so that importing the probe modules
-# (dnspython, httpx) is not part of any run's time.
-DEFAULT_PROBES = real_probes()
 # Steps waiting for their confirmations, at most, per unit of concurrency (see the rules).
 CONFIRM_BACKLOG = 4
 # A group's failed TCP connects are confirmed until this many in a row, with no working connect
@@ -162,7 +157,6 @@ class Runner:
         self.target_lists = target_lists
         self.options = options
         self.on_progress = on_progress or (lambda done: None)
-        self.probes = probes if probes is not None else DEFAULT_PROBES
         self.probe_resolvers, self.control_resolvers = resolve_option_resolvers(
             target_lists, options
         )
@@ -174,16 +168,28 @@ class Runner:
             max_addresses_per_domain=options.max_addresses_per_domain,
             control_sni=control_sni(target_lists),
             residual_pause=options.residual_pause,
-            http=self.probes.http is not None,  # issue 13: a Probes without http plans none
+            # issue 13: a Probes without http plans none (the real probes have it)
+            http=probes is None or probes.http is not None,
             throughput_bytes=options.throughput_bytes,
             throughput_seconds=options.throughput_seconds,
         )
-        ssl_context = make_ssl_context(options.ca_bundle)
+        kinds = self.plan.probe_kinds()
+        # Only the probe kinds the plan may use are imported, before the run starts (a probe
+        # module imported during a run would stall the probes in flight).
+        self.probes = probes if probes is not None else real_probes(kinds)
+        ssl_context: Any = None  # no probe of this plan uses it (`RunPlan.probe_kinds`)
+        doh_clients = None
+        if "ssl" in kinds:  # loading the CA store is most of a small run's set-up
+            from netprobe.probes.doh import DohClients
+            from netprobe.probes.tls import make_ssl_context
+
+            ssl_context = make_ssl_context(options.ca_bundle)
+            doh_clients = DohClients(ssl_context)  # one pooled client per DoH resolver per run
         self.settings = ProbeSettings(
             timeout=options.timeout,
             udp_wait=options.udp_wait,
             ssl_context=ssl_context,
-            doh_clients=DohClients(ssl_context),  # one pooled client per DoH resolver per run
+            doh_clients=doh_clients,
             http_body_limit=options.http_body_limit if options.bodies else 0,
             downloads=asyncio.Lock(),  # throughput downloads one at a time (plan_throughput)
         )

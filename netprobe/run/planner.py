@@ -248,6 +248,35 @@ class RunPlan:
         """How many jobs the start and end control rounds and the target jobs make."""
         return count_jobs(list(self.target_lists), self.repeat)
 
+    def probe_kinds(self) -> frozenset[str]:
+        """The `Probes` fields this plan may call (confirmations re-run the same steps), and
+        `ssl` when a probe may need the run's SSL context (a handshake, a download, or a DNS
+        query over TLS or HTTPS): a run imports and sets up only these (start-up, issue 16)."""
+        kinds: set[str] = set()
+        tls_resolvers = any(
+            r.engine in ("dot", "doh") for r in (*self.probe_resolvers, *self.control_resolvers)
+        )
+        for tl in self.target_lists:
+            domains = [*tl.target_domains(), *tl.controls.domains]
+            if domains:
+                kinds |= {"dns", "tls", "ssl"}
+                if self.http and tl.target_domains():
+                    kinds.add("http")
+                if any(domain.download for domain in domains):
+                    kinds.add("throughput")
+                if tls_resolvers:
+                    kinds.add("ssl")
+            groups = tl.groups.values()
+            explicit = [*(e for g in groups for e in g.endpoints), *tl.controls.endpoints]
+            ranges = [spec for g in groups for spec in g.ranges]
+            if explicit or ranges:
+                kinds.add("tcp")
+            if any(e.sni for e in explicit) or any(spec.sni for spec in ranges):
+                kinds |= {"tls", "ssl"}
+            if any(is_dc_endpoint(e) for e in explicit):
+                kinds.add("mtproto")
+        return frozenset(kinds)
+
     def first_steps(self, job: Job) -> Sequence[Task]:
         """The tasks a job starts with, all run together."""
         if isinstance(job.target, Domain):
