@@ -21,6 +21,15 @@ Rules:
   a group in a row are confirmed or being confirmed, with no connect of the group (planned or
   re-probe) working since, the group's further failed connects are not re-probed (their planned
   failure stands, unconfirmed); the next working connect in the group resumes confirmation.
+- Plain connects (`RunPlan.plain_connect`: an endpoint's lone TCP connect) go to the probes'
+  batch engine (`Probes.tcp_batch`, `netprobe.probes.tcp_batch`) when there is one: one feeding
+  coroutine (`_feed`, state in `netprobe.run.feed`) takes the jobs in order, keeps at most
+  `concurrency` open, starts each plain connect under the same semaphore with no coroutine of
+  its own, and runs any other job as a task. A connect's record is then handled as `_probe`
+  handles one (labels, sink, tally, silent streak, confirmation), so the file is the same; only
+  the order of records finishing together may differ. Without an engine: `concurrency` workers.
+- Only the probe kinds the plan may use are imported, before the run (`RunPlan.probe_kinds`);
+  the SSL context and DoH clients are made only when a probe may use them.
 - The plan's labels (`sequence`, `pause`, `control_round`, `confirmation`) are appended to a
   probe's record by the executor, after the probe's own fields; the probes know nothing of them.
 - Probes are reached only through the `netprobe.probes.Probes` interface (`real_probes()` by
@@ -53,6 +62,7 @@ from netprobe.model.vocabulary import ROLE_TARGET
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, TcpBatchEngine, real_probes
 from netprobe.run import loop
+from netprobe.run.feed import Feed
 from netprobe.run.header import (
     DEFAULT_CONTROL_RESOLVERS,
     build_header,
@@ -69,6 +79,7 @@ from netprobe.run.planner import (
     needs_confirmation,
     select_addresses,
 )
+from netprobe.run.stop import StopRequest
 from netprobe.run.tally import RunTally
 from netprobe.targets.lists import TargetList
 
@@ -103,44 +114,6 @@ def file_stem(started: datetime, vantage: str) -> str:
     from netprobe.evidence.format import file_stem as stem  # the one definition of file names
 
     return stem(started, vantage)
-
-
-class StopRequest:
-    """Asks a run to stop early, with a reason (a signal name such as "SIGTERM").
-
-    `stop()` may be called from a signal handler, another thread or the run's own loop, before
-    or during the run; the first reason wins and later calls do nothing. No lock is taken (a
-    signal handler could interrupt its holder): each side writes its field, then reads the other.
-    """
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._wake: Callable[[str], None] | None = None
-
-    def stop(self, reason: str) -> None:
-        """Request the stop; returns at once (the run winds down on its own event loop)."""
-        if self.reason is not None:
-            return
-        self.reason = reason
-        wake = self._wake
-        if wake is not None:
-            wake(reason)
-
-    def _attach(self, loop: asyncio.AbstractEventLoop, halt: Callable[[str], None]) -> None:
-        """Called by the executor in its loop; `halt` may then be called more than once."""
-
-        def wake(reason: str) -> None:
-            try:
-                loop.call_soon_threadsafe(halt, reason)
-            except RuntimeError:
-                pass  # the loop has closed: the run is over, there is nothing left to stop
-
-        self._wake = wake
-        if self.reason is not None:
-            halt(self.reason)  # requested before the run started: stop at once
-
-    def _detach(self) -> None:
-        self._wake = None
 
 
 class Runner:
@@ -306,7 +279,7 @@ class Runner:
         record comes back to `_connected`), any other job runs as a task of its own."""
         assert self._batch is not None and self._semaphore is not None
         batch, semaphore, plan, run_start = self._batch, self._semaphore, self.plan, self._run_start
-        feed = _Feed(counted, max(1, self.options.concurrency))
+        feed = Feed(counted, max(1, self.options.concurrency))
         try:
             for job in jobs:
                 while feed.open >= feed.limit:
@@ -337,7 +310,7 @@ class Runner:
                 await asyncio.gather(*feed.tasks, return_exceptions=True)
 
     def _connected(
-        self, feed: _Feed, ctx: ProbeContext, step: Step, labels: Labels, record: Any
+        self, feed: Feed, ctx: ProbeContext, step: Step, labels: Labels, record: Any
     ) -> None:
         """A plain connect's record from the batch engine: as `_probe` would handle it."""
         assert self._semaphore is not None
@@ -354,7 +327,7 @@ class Runner:
         except BaseException as exc:  # the sink failed, or a bug: the feeding coroutine raises it
             feed.fail(exc)
 
-    def _job_over(self, feed: _Feed) -> None:
+    def _job_over(self, feed: Feed) -> None:
         if feed.counted:
             self._done += 1
             self.on_progress(self._done)
@@ -487,60 +460,6 @@ class Runner:
             await self._probe(ctx, step, ((CONFIRMATION, k),), confirm=False)
 
 
-class _Feed:
-    """One `Runner._feed`'s state: its open jobs, its tasks, and its one wake-up at a time."""
-
-    __slots__ = ("counted", "limit", "open", "tasks", "waiter", "error", "cancelled")
-
-    def __init__(self, counted: bool, limit: int) -> None:
-        self.counted = counted
-        self.limit = limit
-        self.open = 0  # jobs taken and not over yet
-        self.tasks: set[asyncio.Future[Any]] = set()
-        self.waiter: asyncio.Future[None] | None = None
-        self.error: BaseException | None = None
-        self.cancelled = False
-
-    async def wait(self) -> None:
-        """Until a job is over (or one failed: then its exception is raised here)."""
-        if self.error is None:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        if self.error is not None:
-            raise self.error
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def fail(self, exc: BaseException) -> None:
-        if self.error is None:
-            self.error = exc
-        self.wake()
-
-    def track(self, task: asyncio.Future[Any], over: Callable[[_Feed], None]) -> None:
-        """`task` is an open job's: `over(self)` once it ends well, `fail` if it raised."""
-        self.tasks.add(task)
-
-        def ended(task: asyncio.Future[Any]) -> None:
-            self.tasks.discard(task)
-            if task.cancelled() or self.cancelled:
-                return
-            exc = task.exception()
-            if exc is not None:
-                self.fail(exc)
-                return
-            try:
-                over(self)
-            except BaseException as error:
-                self.fail(error)
-
-        task.add_done_callback(ended)
-
-
 async def _sleep_at_least(seconds: float) -> None:
     """Sleep `seconds` by the monotonic clock: uvloop's timers run on a millisecond clock cached
     per loop iteration, so a plain `asyncio.sleep` there can end a fraction of a millisecond
@@ -617,7 +536,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "Runner",
-    "StopRequest",
+    "StopRequest",  # re-exported from netprobe.run.stop
     "run_targets",
     "select_addresses",  # re-exported from netprobe.run.planner
     "file_stem",
