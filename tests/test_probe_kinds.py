@@ -29,11 +29,26 @@ controls:
   endpoints: ['203.0.113.1:443']
   resolvers: []
 """
+CONTROL_DOMAINS_ONLY = """\
+name: dc-only
+groups:
+  dc:
+    endpoints: ['192.0.2.1:443', '192.0.2.2:80']
+controls:
+  domains: [control.test]
+  endpoints: ['203.0.113.1:443']
+"""
 LISTS = {
+    "control-domains-only": CONTROL_DOMAINS_ONLY,
     "executor": TARGETS,
     "sweep": SWEEP,
-    "telegram": (REPO / "targets" / "telegram.yaml").read_text(),
-    "example": (REPO / "targets" / "example.yaml").read_text(),
+    # the bundled lists and every lab list (scenarios.yaml is the lab's own, not a target list)
+    **{
+        path.stem: path.read_text()
+        for folder in (REPO / "targets", REPO / "tests" / "lab")
+        for path in sorted(folder.glob("*.yaml"))
+        if path.name != "scenarios.yaml"
+    },
 }
 
 

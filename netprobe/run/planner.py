@@ -260,7 +260,7 @@ class RunPlan:
             domains = [*tl.target_domains(), *tl.controls.domains]
             if domains:
                 kinds |= {"dns", "tls", "ssl"}
-                if self.http and tl.target_domains():
+                if self.http:  # every domain's follow-up, a control domain's too (plan_http)
                     kinds.add("http")
                 if any(domain.download for domain in domains):
                     kinds.add("throughput")
