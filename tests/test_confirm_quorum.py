@@ -9,7 +9,7 @@ from typing import Any
 from netprobe.probes import ProbeContext
 from netprobe.run.executor import SILENT_QUORUM
 from netprobe.targets.lists import parse_targets
-from tests.test_executor import FakeNetwork, FakeSink, run
+from tests.test_executor import FakeNetwork, FakeSink, connect_path, run  # noqa: F401 (fixture)
 
 RANGES = """\
 name: ranges

@@ -5,6 +5,7 @@ No sockets, no namespaces: the fakes only sleep and build records."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections import Counter
@@ -88,8 +89,16 @@ class FakeNetwork:
         self.started: list[tuple[float, dict[str, Any]]] = []  # (monotonic time, fields)
         self.finished: list[tuple[float, dict[str, Any]]] = []  # (monotonic time, record)
 
+    # With `batched`, `probes()` also has a `tcp_batch` (`FakeBatch`, over the same fake
+    # connects): the runner then takes its plain-connect path (`Runner._feed`). The autouse
+    # fixture `connect_path` runs the tests of a module that uses it on both paths.
+    batched = False
+
     def probes(self) -> Probes:
-        return Probes(dns=self.dns, tcp=self.tcp, tls=self.tls, mtproto=self.mtproto)
+        batch = functools.partial(FakeBatch, self) if self.batched else None
+        return Probes(
+            dns=self.dns, tcp=self.tcp, tls=self.tls, mtproto=self.mtproto, tcp_batch=batch
+        )
 
     async def _probe(self, kind: str, ctx: ProbeContext, **fields: Any) -> Any:
         t0 = ctx.now()
@@ -132,6 +141,38 @@ class FakeNetwork:
 
     async def mtproto(self, ctx, ip, port, transport, *, timeout) -> Any:
         return await self._probe("mtproto", ctx, ip=ip, port=port, transport=transport)
+
+
+class FakeBatch:
+    """A fake `TcpBatchEngine`: each `start` runs the network's fake connect as a task."""
+
+    def __init__(self, network: FakeNetwork, *, timeout: float) -> None:
+        self.network, self.timeout = network, timeout
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.started = 0
+
+    def start(self, ctx: ProbeContext, ip: str, port: int, done: Callable[[Any], None]) -> None:
+        self.started += 1
+        task = asyncio.ensure_future(self.network.tcp(ctx, ip, port, timeout=self.timeout))
+        self.tasks.add(task)
+
+        def ended(task: asyncio.Task[Any]) -> None:
+            self.tasks.discard(task)
+            if not task.cancelled():
+                done(task.result())
+
+        task.add_done_callback(ended)
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+
+@pytest.fixture(autouse=True, params=["per-probe", "batched"])
+def connect_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with plain connects through `tcp`, then through a `tcp_batch`."""
+    monkeypatch.setattr(FakeNetwork, "batched", request.param == "batched")
+    return str(request.param)
 
 
 class FakeSink:

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 from netprobe.evidence import format as fmt
 from netprobe.evidence.durable import fsync_dir, write_durably
 from netprobe.evidence.format import CHECKPOINT_REASONS
-from netprobe.evidence.sshsig import armor
 from netprobe.model import records
 
 if TYPE_CHECKING:
@@ -335,6 +334,8 @@ def write_detached_signature(result: Path, sig_path: Path, blob: bytes) -> None:
     A failure (disk full, ...) leaves no temporary file behind and no partial `.sig`.
     """
     try:
+        from netprobe.evidence.sshsig import armor  # cryptography: only a signed file needs it
+
         write_durably(sig_path, armor(blob).encode("ascii"))
     except OSError as exc:
         raise SignatureFileError(

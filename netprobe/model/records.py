@@ -69,18 +69,22 @@ def measurement(
     **fields: Any,
 ) -> dict[str, Any]:
     """A measurement record with the common fields of docs/DESIGN.md, then kind-specific ones."""
-    return new_record(
-        record_type,
-        target_id=target_id,
-        group=group,
-        role=role,
-        attempt=attempt,
-        t0=round(t0, 6),
-        t=round(t, 6),
-        failure=failure,
-        failed_operation=failed_operation if failure else None,
-        **fields,
-    )
+    record: dict[
+        str, Any
+    ] = {  # `new_record`'s order, written out: a sweep makes thousands a second
+        "schema_version": SCHEMA_VERSION,
+        "type": record_type,
+        "target_id": target_id,
+        "group": group,
+        "role": role,
+        "attempt": attempt,
+        "t0": round(t0, 6),
+        "t": round(t, 6),
+        "failure": failure,
+        "failed_operation": failed_operation if failure else None,
+    }
+    record.update(fields)
+    return record
 
 
 # -- typed records -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ This module stays pure (no asyncio, socket or ssl imports) so planning code may 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -131,6 +131,24 @@ class TcpProbe(Protocol):
     ) -> TcpRecord: ...
 
 
+class TcpBatchEngine(Protocol):
+    """Plain TCP connect probes started in bulk (`netprobe.probes.tcp_batch.TcpBatch`).
+
+    Each connect's record is `TcpProbe`'s for the same ip:port and outcome, handed to `done`
+    in the loop's thread once the connect is over; `close()` drops the connects in flight."""
+
+    def start(
+        self, ctx: ProbeContext, ip: str, port: int, done: Callable[[TcpRecord], None]
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
+class TcpBatchFactory(Protocol):
+    """Makes a `TcpBatchEngine` inside the running event loop, one timeout for all its connects."""
+
+    def __call__(self, *, timeout: float) -> TcpBatchEngine: ...
+
+
 class TlsProbe(Protocol):
     """One TLS handshake with ip:port sending SNI `server_name` (`netprobe.probes.tls.probe_tls`)."""
 
@@ -207,7 +225,9 @@ class Probes:
 
     Kinds added later have defaults, so fakes written for the first three kinds keep working:
     `http` None plans no HTTP step (the planner is told so); `mtproto` and `throughput` raise if
-    a plan uses them (lists with a `dc` group or a `download:` object need them).
+    a plan uses them (lists with a `dc` group or a `download:` object need them); `tcp_batch`
+    None runs every plain connect through `tcp` (with it, the runner starts the plain connects
+    of endpoint jobs in bulk there: `RunPlan.plain_connect`).
     """
 
     dns: DnsProbe
@@ -216,22 +236,39 @@ class Probes:
     mtproto: MtprotoProbe = _not_given
     http: HttpProbe | None = None
     throughput: ThroughputProbe = _not_given
+    tcp_batch: TcpBatchFactory | None = None
 
 
-def real_probes() -> Probes:
-    """The probes that touch the network (imported here, lazily, to keep this module pure)."""
-    from netprobe.probes.dns import probe_dns
-    from netprobe.probes.http import probe_http
-    from netprobe.probes.mtproto import probe_mtproto
-    from netprobe.probes.tcp import probe_tcp
-    from netprobe.probes.throughput import probe_throughput
-    from netprobe.probes.tls import probe_tls
+# The modules of the probe kinds (`Probes` fields), imported only when a run may use them.
+_KIND_MODULES = {
+    "dns": ("netprobe.probes.dns", "probe_dns"),
+    "tcp": ("netprobe.probes.tcp", "probe_tcp"),
+    "tls": ("netprobe.probes.tls", "probe_tls"),
+    "mtproto": ("netprobe.probes.mtproto", "probe_mtproto"),
+    "http": ("netprobe.probes.http", "probe_http"),
+    "throughput": ("netprobe.probes.throughput", "probe_throughput"),
+}
 
-    return Probes(
-        dns=probe_dns,
-        tcp=probe_tcp,
-        tls=probe_tls,
-        mtproto=probe_mtproto,
-        http=probe_http,
-        throughput=probe_throughput,
-    )
+
+def real_probes(kinds: Collection[str] | None = None) -> Probes:
+    """The probes that touch the network (imported here, lazily, to keep this module pure).
+
+    `kinds`: only these kinds are imported (a sweep needs neither dnspython nor httpx nor
+    cryptography: `RunPlan.probe_kinds`); the others raise if called, `http` is None. None: all.
+    """
+    import importlib
+
+    wanted = set(_KIND_MODULES) if kinds is None else set(kinds) & set(_KIND_MODULES)
+    found: dict[str, Any] = {}
+    for kind in wanted:
+        module, name = _KIND_MODULES[kind]
+        found[kind] = getattr(importlib.import_module(module), name)
+    if "tcp" in wanted:
+        from netprobe.probes import tcp_batch
+
+        if tcp_batch.available():
+            found["tcp_batch"] = tcp_batch.TcpBatch
+    found.setdefault("http", None)
+    for kind in ("dns", "tcp", "tls"):
+        found.setdefault(kind, _not_given)
+    return Probes(**found)

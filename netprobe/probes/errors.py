@@ -8,19 +8,17 @@ Rules:
   (known) gives the ssl failure, while asyncio's TimeoutError wins over whatever it interrupted.
 - Anything unknown becomes `unknown_failure: <message>`, and every message is scrubbed so that no
   IP address (in particular the volunteer's own) ever reaches a result file.
-- No I/O. ssl and dnspython are imported for their exception classes; httpx/httpcore are
-  recognised by class name so this module does not depend on them.
+- No I/O. ssl is imported for its exception classes; dnspython's are looked up only once
+  dnspython is loaded (no dnspython exception can exist before: a sweep never loads it), and
+  httpx/httpcore are recognised by class name, so this module depends on neither.
 """
 
 from __future__ import annotations
 
 import errno
 import ssl
-
-import dns.exception
-import dns.message
-import dns.query
-import dns.resolver
+import sys
+from typing import TYPE_CHECKING
 
 from netprobe.model.failures import (
     ADDRESS_FAMILY_NOT_SUPPORTED,
@@ -47,6 +45,9 @@ from netprobe.model.failures import (
     UNKNOWN_FAILURE_PREFIX,
     scrub,
 )
+
+if TYPE_CHECKING:
+    import dns.exception
 
 _ERRNO_FAILURES: dict[int, str] = {
     errno.ECONNREFUSED: CONNECTION_REFUSED,
@@ -107,11 +108,14 @@ def _classify_one(exc: BaseException) -> str | None:
         return CONNECTION_RESET
     if isinstance(exc, ConnectionAbortedError):
         return CONNECTION_ABORTED
-    if isinstance(exc, TimeoutError | dns.exception.Timeout):
+    if isinstance(exc, TimeoutError):
         return GENERIC_TIMEOUT
     if isinstance(exc, EOFError):  # includes asyncio.IncompleteReadError
         return EOF_ERROR
-    if isinstance(exc, dns.exception.DNSException):
+    dns_exception = sys.modules.get("dns.exception")  # see the module rules
+    if dns_exception is not None and isinstance(exc, dns_exception.DNSException):
+        if isinstance(exc, dns_exception.Timeout):
+            return GENERIC_TIMEOUT
         return _classify_dns(exc)
     return _classify_http_client(exc)
 
@@ -133,22 +137,25 @@ def _classify_ssl(exc: ssl.SSLError) -> str | None:
     return SSL_FAILED_HANDSHAKE
 
 
+# dnspython's exception classes by failure, looked up in the modules already loaded (rules).
+_DNS_FAILURES = (
+    (DNS_NXDOMAIN, "dns.resolver", "NXDOMAIN"),
+    (DNS_NO_ANSWER, "dns.resolver", "NoAnswer"),
+    # every server failed; dnspython's stub reports SERVFAIL this way
+    (DNS_SERVFAIL, "dns.resolver", "NoNameservers"),
+    (DNS_SERVER_MISBEHAVING, "dns.exception", "FormError"),
+    (DNS_SERVER_MISBEHAVING, "dns.message", "ShortHeader"),
+    (DNS_SERVER_MISBEHAVING, "dns.message", "TrailingJunk"),
+    (DNS_SERVER_MISBEHAVING, "dns.query", "BadResponse"),
+    (DNS_SERVER_MISBEHAVING, "dns.exception", "SyntaxError"),
+)
+
+
 def _classify_dns(exc: dns.exception.DNSException) -> str | None:
-    if isinstance(exc, dns.resolver.NXDOMAIN):
-        return DNS_NXDOMAIN
-    if isinstance(exc, dns.resolver.NoAnswer):
-        return DNS_NO_ANSWER
-    if isinstance(exc, dns.resolver.NoNameservers):
-        return DNS_SERVFAIL  # every server failed; dnspython's stub reports SERVFAIL this way
-    if isinstance(
-        exc,
-        dns.exception.FormError
-        | dns.message.ShortHeader
-        | dns.message.TrailingJunk
-        | dns.query.BadResponse
-        | dns.exception.SyntaxError,
-    ):
-        return DNS_SERVER_MISBEHAVING
+    for failure, module_name, class_name in _DNS_FAILURES:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return failure
     return None
 
 

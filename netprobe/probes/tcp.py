@@ -24,6 +24,8 @@ from netprobe.probes.errors import classify
 
 # What a connect can fail with; anything else is a bug and propagates.
 NETWORK_ERRORS = (OSError, TimeoutError, EOFError)
+# What a non-blocking connect_ex returns while the connect is under way.
+IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
 
 
 def socket_family(ip: str) -> socket.AddressFamily:
@@ -45,7 +47,7 @@ async def connect_socket(ip: str, port: int) -> socket.socket:
     try:
         sock.setblocking(False)
         error = sock.connect_ex((ip, port))
-        if error in _IN_PROGRESS:
+        if error in IN_PROGRESS:
             await _writable(sock.fileno())
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
@@ -54,9 +56,6 @@ async def connect_socket(ip: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
 
 
 async def _writable(fd: int) -> None:

@@ -21,6 +21,15 @@ Rules:
   a group in a row are confirmed or being confirmed, with no connect of the group (planned or
   re-probe) working since, the group's further failed connects are not re-probed (their planned
   failure stands, unconfirmed); the next working connect in the group resumes confirmation.
+- Plain connects (`RunPlan.plain_connect`: an endpoint's lone TCP connect) go to the probes'
+  batch engine (`Probes.tcp_batch`, `netprobe.probes.tcp_batch`) when there is one: one feeding
+  coroutine (`_feed`, state in `netprobe.run.feed`) takes the jobs in order, keeps at most
+  `concurrency` open, starts each plain connect under the same semaphore with no coroutine of
+  its own, and runs any other job as a task. A connect's record is then handled as `_probe`
+  handles one (labels, sink, tally, silent streak, confirmation), so the file is the same; only
+  the order of records finishing together may differ. Without an engine: `concurrency` workers.
+- Only the probe kinds the plan may use are imported, before the run (`RunPlan.probe_kinds`);
+  the SSL context and DoH clients are made only when a probe may use them.
 - The plan's labels (`sequence`, `pause`, `control_round`, `confirmation`) are appended to a
   probe's record by the executor, after the probe's own fields; the probes know nothing of them.
 - Probes are reached only through the `netprobe.probes.Probes` interface (`real_probes()` by
@@ -39,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -50,10 +60,9 @@ from typing import Any, Protocol, cast
 from netprobe.model.records import CONFIRMATION, SUMMARY, TCP, format_utc, new_record
 from netprobe.model.vocabulary import ROLE_TARGET
 from netprobe.options import RunOptions
-from netprobe.probes import ProbeContext, Probes, ProbeSettings, real_probes
-from netprobe.probes.doh import DohClients
-from netprobe.probes.tls import make_ssl_context
+from netprobe.probes import ProbeContext, Probes, ProbeSettings, TcpBatchEngine, real_probes
 from netprobe.run import loop
+from netprobe.run.feed import Feed
 from netprobe.run.header import (
     DEFAULT_CONTROL_RESOLVERS,
     build_header,
@@ -70,14 +79,12 @@ from netprobe.run.planner import (
     needs_confirmation,
     select_addresses,
 )
+from netprobe.run.stop import StopRequest
 from netprobe.run.tally import RunTally
 from netprobe.targets.lists import TargetList
 
 # The reason a run that reached its deadline reports as `interrupted`.
 DEADLINE = "deadline"
-# The probes a run uses unless told otherwise; made at import so that importing the probe modules
-# (dnspython, httpx) is not part of any run's time.
-DEFAULT_PROBES = real_probes()
 # Steps waiting for their confirmations, at most, per unit of concurrency (see the rules).
 CONFIRM_BACKLOG = 4
 # A group's failed TCP connects are confirmed until this many in a row, with no working connect
@@ -109,44 +116,6 @@ def file_stem(started: datetime, vantage: str) -> str:
     return stem(started, vantage)
 
 
-class StopRequest:
-    """Asks a run to stop early, with a reason (a signal name such as "SIGTERM").
-
-    `stop()` may be called from a signal handler, another thread or the run's own loop, before
-    or during the run; the first reason wins and later calls do nothing. No lock is taken (a
-    signal handler could interrupt its holder): each side writes its field, then reads the other.
-    """
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._wake: Callable[[str], None] | None = None
-
-    def stop(self, reason: str) -> None:
-        """Request the stop; returns at once (the run winds down on its own event loop)."""
-        if self.reason is not None:
-            return
-        self.reason = reason
-        wake = self._wake
-        if wake is not None:
-            wake(reason)
-
-    def _attach(self, loop: asyncio.AbstractEventLoop, halt: Callable[[str], None]) -> None:
-        """Called by the executor in its loop; `halt` may then be called more than once."""
-
-        def wake(reason: str) -> None:
-            try:
-                loop.call_soon_threadsafe(halt, reason)
-            except RuntimeError:
-                pass  # the loop has closed: the run is over, there is nothing left to stop
-
-        self._wake = wake
-        if self.reason is not None:
-            halt(self.reason)  # requested before the run started: stop at once
-
-    def _detach(self) -> None:
-        self._wake = None
-
-
 class Runner:
     """One run over one or more target lists. Create, then `await run(sink, header)`."""
 
@@ -161,7 +130,6 @@ class Runner:
         self.target_lists = target_lists
         self.options = options
         self.on_progress = on_progress or (lambda done: None)
-        self.probes = probes if probes is not None else DEFAULT_PROBES
         self.probe_resolvers, self.control_resolvers = resolve_option_resolvers(
             target_lists, options
         )
@@ -173,16 +141,28 @@ class Runner:
             max_addresses_per_domain=options.max_addresses_per_domain,
             control_sni=control_sni(target_lists),
             residual_pause=options.residual_pause,
-            http=self.probes.http is not None,  # issue 13: a Probes without http plans none
+            # issue 13: a Probes without http plans none (the real probes have it)
+            http=probes is None or probes.http is not None,
             throughput_bytes=options.throughput_bytes,
             throughput_seconds=options.throughput_seconds,
         )
-        ssl_context = make_ssl_context(options.ca_bundle)
+        kinds = self.plan.probe_kinds()
+        # Only the probe kinds the plan may use are imported, before the run starts (a probe
+        # module imported during a run would stall the probes in flight).
+        self.probes = probes if probes is not None else real_probes(kinds)
+        ssl_context: Any = None  # no probe of this plan uses it (`RunPlan.probe_kinds`)
+        doh_clients = None
+        if "ssl" in kinds:  # loading the CA store is most of a small run's set-up
+            from netprobe.probes.doh import DohClients
+            from netprobe.probes.tls import make_ssl_context
+
+            ssl_context = make_ssl_context(options.ca_bundle)
+            doh_clients = DohClients(ssl_context)  # one pooled client per DoH resolver per run
         self.settings = ProbeSettings(
             timeout=options.timeout,
             udp_wait=options.udp_wait,
             ssl_context=ssl_context,
-            doh_clients=DohClients(ssl_context),  # one pooled client per DoH resolver per run
+            doh_clients=doh_clients,
             http_body_limit=options.http_body_limit if options.bodies else 0,
             downloads=asyncio.Lock(),  # throughput downloads one at a time (plan_throughput)
         )
@@ -195,6 +175,7 @@ class Runner:
         # Per group: TCP steps confirmed (or being confirmed) since its last connect that worked.
         self._silent_streak: dict[str, int] = {}
         self._confirm_slots: asyncio.Semaphore | None = None
+        self._batch: TcpBatchEngine | None = None  # the run's plain connects (probes.tcp_batch)
         self._rounds = 0  # control rounds started so far
         self._last_round_start = 0.0
 
@@ -206,6 +187,8 @@ class Runner:
         self._semaphore = asyncio.Semaphore(max(1, self.options.concurrency))
         self._run_start = time.monotonic()
         self._confirm_slots = asyncio.Semaphore(CONFIRM_BACKLOG * max(1, self.options.concurrency))
+        if self.probes.tcp_batch is not None:
+            self._batch = self.probes.tcp_batch(timeout=self.settings.timeout)
         sink.write_header(header)
         work = asyncio.ensure_future(self._phases())
         stopped_by: list[str] = []
@@ -237,6 +220,9 @@ class Runner:
                 await work
             except asyncio.CancelledError:
                 pass
+            if self._batch is not None:
+                self._batch.close()  # a stopped run's connects in flight make no record
+                self._batch = None
             if self.settings.doh_clients is not None:
                 await self.settings.doh_clients.aclose()
         return stopped_by[0] if stopped_by else None
@@ -274,6 +260,9 @@ class Runner:
 
     async def _pool(self, jobs: Iterator[Job], *, counted: bool) -> None:
         """Run `jobs` with `concurrency` workers; `counted` jobs advance the progress."""
+        if self._batch is not None:
+            await self._feed(jobs, counted=counted)
+            return
 
         async def worker() -> None:
             for job in jobs:  # a shared generator: each job is taken by exactly one worker
@@ -283,6 +272,67 @@ class Runner:
                     self.on_progress(self._done)
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
+
+    async def _feed(self, jobs: Iterator[Job], *, counted: bool) -> None:
+        """`_pool` with the batch engine: one coroutine takes the jobs in order and keeps at most
+        `concurrency` of them open; a plain connect starts in the engine under the semaphore (its
+        record comes back to `_connected`), any other job runs as a task of its own."""
+        assert self._batch is not None and self._semaphore is not None
+        batch, semaphore, plan, run_start = self._batch, self._semaphore, self.plan, self._run_start
+        feed = Feed(counted, max(1, self.options.concurrency))
+        try:
+            for job in jobs:
+                while feed.open >= feed.limit:
+                    await feed.wait()
+                feed.open += 1
+                step = plan.plain_connect(job)
+                if step is None:
+                    feed.track(asyncio.ensure_future(self._job(job)), self._job_over)
+                    continue
+                await semaphore.acquire()
+                target = job.target
+                ctx = ProbeContext(
+                    target.target_id, target.group, target.role, job.attempt, run_start
+                )
+                done = functools.partial(self._connected, feed, ctx, step, job.record_fields())
+                try:
+                    batch.start(ctx, step.ip, step.port, done)
+                except BaseException:
+                    semaphore.release()
+                    raise
+            while feed.open:
+                await feed.wait()
+        finally:
+            feed.cancelled = True  # connects still in flight (a stopped run) record nothing
+            if feed.tasks:
+                for task in feed.tasks:
+                    task.cancel()
+                await asyncio.gather(*feed.tasks, return_exceptions=True)
+
+    def _connected(
+        self, feed: Feed, ctx: ProbeContext, step: Step, labels: Labels, record: Any
+    ) -> None:
+        """A plain connect's record from the batch engine: as `_probe` would handle it."""
+        assert self._semaphore is not None
+        self._semaphore.release()
+        if feed.cancelled:
+            return
+        try:
+            plain = self._recorded(step, labels, record)
+            if plain["failure"] is not None and self._wants_confirmation(plain):
+                begin = asyncio.ensure_future(self._begin_confirmation(ctx, step))
+                feed.track(begin, self._job_over)  # the job is over once its confirmations began
+                return
+            self._job_over(feed)
+        except BaseException as exc:  # the sink failed, or a bug: the feeding coroutine raises it
+            feed.fail(exc)
+
+    def _job_over(self, feed: Feed) -> None:
+        if feed.counted:
+            self._done += 1
+            self.on_progress(self._done)
+        feed.open -= 1
+        feed.wake()
 
     async def _control_round(self, *, counted: bool) -> None:
         """One control round: every control job, numbered in the order rounds start."""
@@ -350,6 +400,14 @@ class Runner:
         assert self._semaphore is not None and self._sink is not None
         async with self._semaphore:
             record = await step.call(self.probes, ctx, self.settings)
+        plain = self._recorded(step, labels, record)
+        if plain["failure"] is not None and confirm:
+            await self._confirm_later(ctx, step, plain)
+        return plain
+
+    def _recorded(self, step: Step, labels: Labels, record: Any) -> dict[str, Any]:
+        """A probe's record with its labels, written and counted; returned as a plain dict."""
+        assert self._sink is not None
         plain = cast(dict[str, Any], record)  # the sink and the tally take plain dicts
         for key, value in step.record_fields():
             plain[key] = value
@@ -357,27 +415,33 @@ class Runner:
             plain[key] = value
         self._sink.write(plain)
         self.summary.add(plain)
-        if plain["failure"] is None:
-            if plain["type"] == TCP and plain["role"] == ROLE_TARGET:
-                self._silent_streak[plain["group"]] = 0  # the group answers: confirm again
-        elif confirm:
-            await self._confirm_later(ctx, step, plain)
+        if plain["failure"] is None and plain["type"] == TCP and plain["role"] == ROLE_TARGET:
+            self._silent_streak[plain["group"]] = 0  # the group answers: confirm again
         return plain
 
     async def _confirm_later(self, ctx: ProbeContext, step: Step, record: dict[str, Any]) -> None:
         """Start the confirmations of `record`'s step if it needs them (see the module rules)."""
+        if self._wants_confirmation(record):
+            await self._begin_confirmation(ctx, step)
+
+    def _wants_confirmation(self, record: dict[str, Any]) -> bool:
+        """Whether `record`'s step is to be confirmed now (counted in its group's silent streak)."""
         if (
             self.options.confirm <= 0
             or not needs_confirmation(record)
             or not self.summary.health.healthy
         ):
-            return
+            return False
         if record["type"] == TCP:
             group = record["group"]
             streak = self._silent_streak.get(group, 0)
             if streak >= SILENT_QUORUM:
-                return  # the group looks wholly silent: enough of it is being confirmed
+                return False  # the group looks wholly silent: enough of it is being confirmed
             self._silent_streak[group] = streak + 1
+        return True
+
+    async def _begin_confirmation(self, ctx: ProbeContext, step: Step) -> None:
+        """Start `step`'s confirmations once the backlog has room (back-pressure on the job)."""
         assert self._confirm_slots is not None
         await self._confirm_slots.acquire()  # back-pressure: a bounded backlog
         task = asyncio.ensure_future(self._confirm(ctx, step))
@@ -472,7 +536,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "Runner",
-    "StopRequest",
+    "StopRequest",  # re-exported from netprobe.run.stop
     "run_targets",
     "select_addresses",  # re-exported from netprobe.run.planner
     "file_stem",

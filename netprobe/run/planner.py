@@ -27,6 +27,9 @@ Rules:
   when the target SNI fails and `residual_pause` > 0, the control SNI again after that pause
   (`after`, with `pause`), so a censor that blocks the whole ip:port for a while after a
   forbidden name shows as that, not as an IP block. Without a control SNI: the target SNI alone.
+- A plain connect (`plain_connect`): an endpoint job whose only step is its TCP connect, with no
+  TLS chain beside it and no follow-up ever (no SNI, not a DC endpoint); the executor may start
+  those in bulk (`netprobe.probes.tcp_batch`).
 - Confirmation (`needs_confirmation`): which failed records are worth re-probing. The executor
   re-runs their step (same `attempt`, `confirmation: k`); successes never are.
 - A step is the data of one probe call; `step.call(probes, ctx, settings)` is its only mapping
@@ -69,7 +72,7 @@ from netprobe.model.vocabulary import (
 )
 from netprobe.options import default
 from netprobe.run.plan_http import HttpGet, http_gets
-from netprobe.run.plan_mtproto import MtprotoAttempt, mtproto_attempts
+from netprobe.run.plan_mtproto import MtprotoAttempt, is_dc_endpoint, mtproto_attempts
 from netprobe.run.plan_throughput import ThroughputFetch, throughput_fetches
 from netprobe.targets.lists import CONTROL_ROUNDS, Domain, Endpoint, TargetList
 
@@ -245,11 +248,49 @@ class RunPlan:
         """How many jobs the start and end control rounds and the target jobs make."""
         return count_jobs(list(self.target_lists), self.repeat)
 
+    def probe_kinds(self) -> frozenset[str]:
+        """The `Probes` fields this plan may call (confirmations re-run the same steps), and
+        `ssl` when a probe may need the run's SSL context (a handshake, a download, or a DNS
+        query over TLS or HTTPS): a run imports and sets up only these (start-up, issue 16)."""
+        kinds: set[str] = set()
+        tls_resolvers = any(
+            r.engine in ("dot", "doh") for r in (*self.probe_resolvers, *self.control_resolvers)
+        )
+        for tl in self.target_lists:
+            domains = [*tl.target_domains(), *tl.controls.domains]
+            if domains:
+                kinds |= {"dns", "tls", "ssl"}
+                if self.http:  # every domain's follow-up, a control domain's too (plan_http)
+                    kinds.add("http")
+                if any(domain.download for domain in domains):
+                    kinds.add("throughput")
+                if tls_resolvers:
+                    kinds.add("ssl")
+            groups = tl.groups.values()
+            explicit = [*(e for g in groups for e in g.endpoints), *tl.controls.endpoints]
+            ranges = [spec for g in groups for spec in g.ranges]
+            if explicit or ranges:
+                kinds.add("tcp")
+            if any(e.sni for e in explicit) or any(spec.sni for spec in ranges):
+                kinds |= {"tls", "ssl"}
+            if any(is_dc_endpoint(e) for e in explicit):
+                kinds.add("mtproto")
+        return frozenset(kinds)
+
     def first_steps(self, job: Job) -> Sequence[Task]:
         """The tasks a job starts with, all run together."""
         if isinstance(job.target, Domain):
             return self.dns_queries(job.target.name, job.silent)
         return self.endpoint_steps(job.target)
+
+    def plain_connect(self, job: Job) -> TcpConnect | None:
+        """A job's one step when it is a TCP connect with nothing ever planned beside or after
+        it (an endpoint without SNI that is no DC endpoint): the connects a runner may start in
+        bulk. None for every other job. Agrees with `first_steps` and `follow_up_steps`."""
+        target = job.target
+        if isinstance(target, Domain) or target.sni or is_dc_endpoint(target):
+            return None
+        return TcpConnect(target.ip, target.port)
 
     def follow_up_steps(self, job: Job, records: Sequence[Mapping[str, Any]]) -> Sequence[Task]:
         """The tasks planned from the records of `first_steps(job)`."""

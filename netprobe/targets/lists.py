@@ -146,9 +146,13 @@ class RangeSpec:
     def addresses(self) -> Iterator[str]:
         """The sampled addresses in ascending order (all of them, lazily, for `sample: all`)."""
         first, _ = self._first_host_and_population()
-        make = ipaddress.IPv4Address if self._network().version == 4 else ipaddress.IPv6Address
+        if self._network().version == 4:  # dotted quads by arithmetic: `IPv4Address.compressed`
+            for offset in self._offsets():
+                n = first + offset
+                yield f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+            return
         for offset in self._offsets():
-            yield make(first + offset).compressed
+            yield ipaddress.IPv6Address(first + offset).compressed
 
     def contains(self, ip: str) -> bool:
         """Whether `addresses()` yields `ip` (without iterating a whole `all` range)."""
