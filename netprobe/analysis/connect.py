@@ -78,38 +78,50 @@ def is_genuine_address(record: dict, ctx: RunContext, group: str) -> bool:
 
 
 def tcp_signs(
-    tcp_records: list[dict], tls_records: list[dict], ctx: RunContext, group: str
+    tcp_records: list[dict],
+    tls_records: list[dict],
+    ctx: RunContext,
+    group: str,
+    detail: bool = True,
 ) -> AttemptSigns:
-    """Connect outcomes per (ip, port, attempt): tcp records, else TLS records that reached connect."""
+    """Connect outcomes per (ip, port, attempt): tcp records, else TLS records that reached connect.
+
+    Without `detail` the signs carry no words (`Sign.detail` empty) and no durations: the
+    decisions are the same."""
     outcomes: dict[tuple[str, int, int], dict] = {}
     for record in tcp_records:
         outcomes.setdefault(_address_key(record), record)
-    derived: dict[tuple[str, int, int], dict] = {}
-    for record in tls_records:
-        if record.get(SEQUENCE) == SEQUENCE_AFTER or not is_genuine_address(record, ctx, group):
-            continue
-        key = _address_key(record)
-        if key in outcomes:
-            continue
-        # One TLS record that got past connect proves TCP worked for that address and attempt.
-        if key not in derived or connect_failed(derived[key]):
-            derived[key] = record
-    outcomes.update(derived)
+    if tls_records:
+        derived: dict[tuple[str, int, int], dict] = {}
+        for record in tls_records:
+            if record.get(SEQUENCE) == SEQUENCE_AFTER or not is_genuine_address(record, ctx, group):
+                continue
+            key = _address_key(record)
+            if key in outcomes:
+                continue
+            # One TLS record that got past connect proves TCP worked for that address and attempt.
+            if key not in derived or connect_failed(derived[key]):
+                derived[key] = record
+        outcomes.update(derived)
 
     signs: AttemptSigns = defaultdict(list)
     for (ip, port, attempt), record in sorted(outcomes.items()):
-        signs[attempt].append(_tcp_sign(ip, port, record, ctx))
+        signs[attempt].append(_tcp_sign(ip, port, record, ctx, detail))
     return signs
 
 
-def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext) -> Sign:
-    where = endpoint_label(ip, port)
+def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext, detail: bool = True) -> Sign:
     if not connect_failed(record):
-        return Sign(OK, f"{where} connects", seconds=duration(record), port=port)
+        if not detail:
+            return Sign(OK, port=port)
+        return Sign(OK, f"{endpoint_label(ip, port)} connects", seconds=duration(record), port=port)
+    where = endpoint_label(ip, port)
     failure = str(record.get("failure"))
     fam = family(ip)
     offline = ctx.offline_at(record)
     if ctx.control_endpoints_ok and fam in ctx.families_ok and offline is None:
+        if not detail:
+            return Sign(BLOCKED, "", IP_METHOD, failure, port)
         return Sign(
             BLOCKED,
             f"{where}: TCP connect {phrase(failure)} ({failure}) while control endpoints connect"
@@ -127,7 +139,10 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext) -> Sign:
     return Sign(UNKNOWN, f"{where}: TCP connect {failure}; {why}", failure=failure, port=port)
 
 
-def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
+def tls_signs(
+    tls_records: list[dict], ctx: RunContext, group: str, detail: bool = True
+) -> AttemptSigns:
+    """Handshake outcomes per (ip, port, attempt); without `detail`, signs without words."""
     if not tls_records:
         return {}  # most targets are endpoints without TLS: skip building the tables below
     pairs: dict[tuple[str, int, int], dict[str, dict]] = defaultdict(dict)
@@ -158,6 +173,7 @@ def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSi
                     pair.get(ROLE_CONTROL),
                     ctx,
                     after.get((ip, port, attempt)),
+                    detail,
                 )
             )
     for attempt, where in untrusted.items():
@@ -178,10 +194,13 @@ def _tls_sign(
     control: dict | None,
     ctx: RunContext,
     after: dict | None = None,
+    detail: bool = True,
 ) -> Sign:
+    failure = target.get("failure")
+    if failure is None and not detail:
+        return Sign(OK, port=port)
     where = endpoint_label(ip, port)
     sni = target.get("server_name")
-    failure = target.get("failure")
     if failure is None:
         version = target.get("tls_version") or "TLS"
         return Sign(
