@@ -235,7 +235,7 @@ def is_silent(record: dict) -> bool:
 def split_by_type(records: list[dict]) -> dict[str, list[dict]]:
     """A target's records by type, so each layer reads only its own: one list per layer of
     LAYERS that has records (a layer without records has no key), in file order."""
-    split: dict[str, list[dict]] = {}
+    split: dict[Any, list[dict]] = {}
     for record in records:
         kind = record.get("type")
         same_type = split.get(kind)
