@@ -71,9 +71,9 @@ def is_genuine_address(record: dict, ctx: RunContext, group: str) -> bool:
     """Endpoints are what the list says; domain addresses must be vouched for (see context)."""
     if not is_domain_id(str(record.get("target_id", ""))):
         return True
-    sources = record.get("address_sources") or []
-    if any(address_source_role(str(source)) in _VOUCHING_SOURCES for source in sources):
-        return True
+    for source in record.get("address_sources") or ():
+        if address_source_role(str(source)) in _VOUCHING_SOURCES:
+            return True
     return ctx.genuine_reason(hostname_of(record), str(record.get("ip")), group) is not None
 
 
@@ -90,7 +90,9 @@ def tcp_signs(
     decisions are the same."""
     outcomes: dict[tuple[str, int, int], dict] = {}
     for record in tcp_records:
-        outcomes.setdefault(_address_key(record), record)
+        key = _address_key(record)
+        if key not in outcomes:
+            outcomes[key] = record
     if tls_records:
         derived: dict[tuple[str, int, int], dict] = {}
         for record in tls_records:
@@ -104,9 +106,15 @@ def tcp_signs(
                 derived[key] = record
         outcomes.update(derived)
 
-    signs: AttemptSigns = defaultdict(list)
-    for (ip, port, attempt), record in sorted(outcomes.items()):
-        signs[attempt].append(_tcp_sign(ip, port, record, ctx, detail))
+    signs: AttemptSigns = {}
+    for key in sorted(outcomes):  # keys are unique: the records are never compared
+        ip, port, attempt = key
+        sign = _tcp_sign(ip, port, outcomes[key], ctx, detail)
+        same = signs.get(attempt)
+        if same is None:
+            signs[attempt] = [sign]
+        else:
+            same.append(sign)
     return signs
 
 
@@ -115,13 +123,13 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext, detail: bool = 
         if not detail:
             return Sign(OK, port=port)
         return Sign(OK, f"{endpoint_label(ip, port)} connects", seconds=duration(record), port=port)
-    where = endpoint_label(ip, port)
     failure = str(record.get("failure"))
     fam = family(ip)
     offline = ctx.offline_at(record)
     if ctx.control_endpoints_ok and fam in ctx.families_ok and offline is None:
         if not detail:
             return Sign(BLOCKED, "", IP_METHOD, failure, port)
+        where = endpoint_label(ip, port)
         return Sign(
             BLOCKED,
             f"{where}: TCP connect {phrase(failure)} ({failure}) while control endpoints connect"
@@ -130,6 +138,7 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext, detail: bool = 
             failure,
             port,
         )
+    where = endpoint_label(ip, port)
     if not ctx.control_endpoints_ok:
         why = "no control endpoint connects"
     elif fam not in ctx.families_ok:

@@ -89,7 +89,10 @@ def aggregate_layer(
     result = LayerResult(name)
     if not signs:
         return result
-    per_attempt = [combine(signs[attempt]) for attempt in sorted(signs)]
+    if len(signs) == 1:  # one attempt (or one control round)
+        per_attempt = [combine(*signs.values())]
+    else:
+        per_attempt = [combine(signs[attempt]) for attempt in sorted(signs)]
     total = len(per_attempt)
     kinds = [sign.kind for sign in per_attempt]
     blocked, down, ok = kinds.count(BLOCKED), kinds.count(DOWN), kinds.count(OK)
