@@ -218,6 +218,8 @@ def _tls_sign(
             seconds=duration(target),
             port=port,
         )
+    if not detail and failure in CERTIFICATE_FAILURES:
+        return Sign(BLOCKED, "", MITM_METHOD, failure, port)  # the words below, left out
     confirmed = confirmed_phrase(target)
     if failure in CERTIFICATE_FAILURES:
         return Sign(
@@ -234,8 +236,10 @@ def _tls_sign(
             failure=failure,
             port=port,
         )
-    control_sni = control.get("server_name")
     control_failure = control.get("failure")
+    if not detail and (control_failure is None or control_failure in CERTIFICATE_FAILURES):
+        return Sign(BLOCKED, "", SNI_METHOD, failure, port)  # the words below, left out
+    control_sni = control.get("server_name")
     if control_failure is None or control_failure in CERTIFICATE_FAILURES:
         answered = (
             "completes" if control_failure is None else f"gets a certificate ({control_failure})"

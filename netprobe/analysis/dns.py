@@ -114,6 +114,8 @@ def _dns_sign(record: dict, ctx: RunContext, group: str, detail: bool = True) ->
                 f"(no control measurement of {offline.describe()} succeeded)",
                 failure=failure,
             )
+        if not detail:
+            return Sign(BLOCKED, "", DNS_METHOD, str(failure))  # the words below, left out
         return Sign(
             BLOCKED,
             f"{label}: {failure} while the control resolver answers {ips_text(lookup.ips)}"
