@@ -253,7 +253,12 @@ def judge_target(
             INCONCLUSIVE, None, layers, evidence, [f"vantage unhealthy: {why}", *notes]
         )
 
-    blocked = [layer for layer in layers.values() if layer.status == BLOCKED]
+    statuses = [layer.status for layer in layers.values()]
+    blocked = (
+        [layer for layer in layers.values() if layer.status == BLOCKED]
+        if BLOCKED in statuses
+        else []
+    )
     if blocked:
         first = blocked[0]
         for other in blocked[1:]:
@@ -264,7 +269,7 @@ def judge_target(
         evidence = first.evidence + [line for line in evidence if line not in first.evidence]
         evidence = fingerprint_lines_first(evidence)
         return TargetJudgement(BLOCKED, first.method, layers, evidence, notes)
-    if any(layer.status == DOWN for layer in layers.values()):
+    if DOWN in statuses:
         return TargetJudgement(DOWN, None, layers, evidence, notes)
     # `layers` is in LAYERS order (the client's): the deepest layer with data decides.
     deepest = next(
