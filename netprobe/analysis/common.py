@@ -233,13 +233,20 @@ def is_silent(record: dict) -> bool:
 
 
 def split_by_type(records: list[dict]) -> dict[str, list[dict]]:
-    """A target's records by type (one list per layer of LAYERS), so each layer reads only its own."""
-    split: dict[str, list[dict]] = {layer: [] for layer in LAYERS}
+    """A target's records by type, so each layer reads only its own: one list per layer of
+    LAYERS that has records (a layer without records has no key), in file order."""
+    split: dict[Any, list[dict]] = {}
     for record in records:
-        same_type = split.get(str(record.get("type")))
+        kind = record.get("type")
+        same_type = split.get(kind)
         if same_type is not None:
             same_type.append(record)
+        elif kind in _LAYER_NAMES:
+            split[kind] = [record]
     return split
+
+
+_LAYER_NAMES = frozenset(LAYERS)
 
 
 def ips_text(ips: Iterable[str]) -> str:

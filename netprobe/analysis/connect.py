@@ -71,45 +71,65 @@ def is_genuine_address(record: dict, ctx: RunContext, group: str) -> bool:
     """Endpoints are what the list says; domain addresses must be vouched for (see context)."""
     if not is_domain_id(str(record.get("target_id", ""))):
         return True
-    sources = record.get("address_sources") or []
-    if any(address_source_role(str(source)) in _VOUCHING_SOURCES for source in sources):
-        return True
+    for source in record.get("address_sources") or ():
+        if address_source_role(str(source)) in _VOUCHING_SOURCES:
+            return True
     return ctx.genuine_reason(hostname_of(record), str(record.get("ip")), group) is not None
 
 
 def tcp_signs(
-    tcp_records: list[dict], tls_records: list[dict], ctx: RunContext, group: str
+    tcp_records: list[dict],
+    tls_records: list[dict],
+    ctx: RunContext,
+    group: str,
+    detail: bool = True,
 ) -> AttemptSigns:
-    """Connect outcomes per (ip, port, attempt): tcp records, else TLS records that reached connect."""
+    """Connect outcomes per (ip, port, attempt): tcp records, else TLS records that reached connect.
+
+    Without `detail` the signs carry no words (`Sign.detail` empty) and no durations: the
+    decisions are the same."""
     outcomes: dict[tuple[str, int, int], dict] = {}
     for record in tcp_records:
-        outcomes.setdefault(_address_key(record), record)
-    derived: dict[tuple[str, int, int], dict] = {}
-    for record in tls_records:
-        if record.get(SEQUENCE) == SEQUENCE_AFTER or not is_genuine_address(record, ctx, group):
-            continue
         key = _address_key(record)
-        if key in outcomes:
-            continue
-        # One TLS record that got past connect proves TCP worked for that address and attempt.
-        if key not in derived or connect_failed(derived[key]):
-            derived[key] = record
-    outcomes.update(derived)
+        if key not in outcomes:
+            outcomes[key] = record
+    if tls_records:
+        derived: dict[tuple[str, int, int], dict] = {}
+        for record in tls_records:
+            if record.get(SEQUENCE) == SEQUENCE_AFTER or not is_genuine_address(record, ctx, group):
+                continue
+            key = _address_key(record)
+            if key in outcomes:
+                continue
+            # One TLS record that got past connect proves TCP worked for that address and attempt.
+            if key not in derived or connect_failed(derived[key]):
+                derived[key] = record
+        outcomes.update(derived)
 
-    signs: AttemptSigns = defaultdict(list)
-    for (ip, port, attempt), record in sorted(outcomes.items()):
-        signs[attempt].append(_tcp_sign(ip, port, record, ctx))
+    signs: AttemptSigns = {}
+    for key in sorted(outcomes):  # keys are unique: the records are never compared
+        ip, port, attempt = key
+        sign = _tcp_sign(ip, port, outcomes[key], ctx, detail)
+        same = signs.get(attempt)
+        if same is None:
+            signs[attempt] = [sign]
+        else:
+            same.append(sign)
     return signs
 
 
-def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext) -> Sign:
-    where = endpoint_label(ip, port)
+def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext, detail: bool = True) -> Sign:
     if not connect_failed(record):
-        return Sign(OK, f"{where} connects", seconds=duration(record), port=port)
+        if not detail:
+            return Sign(OK, port=port)
+        return Sign(OK, f"{endpoint_label(ip, port)} connects", seconds=duration(record), port=port)
     failure = str(record.get("failure"))
     fam = family(ip)
     offline = ctx.offline_at(record)
     if ctx.control_endpoints_ok and fam in ctx.families_ok and offline is None:
+        if not detail:
+            return Sign(BLOCKED, "", IP_METHOD, failure, port)
+        where = endpoint_label(ip, port)
         return Sign(
             BLOCKED,
             f"{where}: TCP connect {phrase(failure)} ({failure}) while control endpoints connect"
@@ -118,6 +138,7 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext) -> Sign:
             failure,
             port,
         )
+    where = endpoint_label(ip, port)
     if not ctx.control_endpoints_ok:
         why = "no control endpoint connects"
     elif fam not in ctx.families_ok:
@@ -127,7 +148,10 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext) -> Sign:
     return Sign(UNKNOWN, f"{where}: TCP connect {failure}; {why}", failure=failure, port=port)
 
 
-def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
+def tls_signs(
+    tls_records: list[dict], ctx: RunContext, group: str, detail: bool = True
+) -> AttemptSigns:
+    """Handshake outcomes per (ip, port, attempt); without `detail`, signs without words."""
     if not tls_records:
         return {}  # most targets are endpoints without TLS: skip building the tables below
     pairs: dict[tuple[str, int, int], dict[str, dict]] = defaultdict(dict)
@@ -158,6 +182,7 @@ def tls_signs(tls_records: list[dict], ctx: RunContext, group: str) -> AttemptSi
                     pair.get(ROLE_CONTROL),
                     ctx,
                     after.get((ip, port, attempt)),
+                    detail,
                 )
             )
     for attempt, where in untrusted.items():
@@ -178,10 +203,13 @@ def _tls_sign(
     control: dict | None,
     ctx: RunContext,
     after: dict | None = None,
+    detail: bool = True,
 ) -> Sign:
+    failure = target.get("failure")
+    if failure is None and not detail:
+        return Sign(OK, port=port)
     where = endpoint_label(ip, port)
     sni = target.get("server_name")
-    failure = target.get("failure")
     if failure is None:
         version = target.get("tls_version") or "TLS"
         return Sign(
@@ -190,6 +218,8 @@ def _tls_sign(
             seconds=duration(target),
             port=port,
         )
+    if not detail and failure in CERTIFICATE_FAILURES:
+        return Sign(BLOCKED, "", MITM_METHOD, failure, port)  # the words below, left out
     confirmed = confirmed_phrase(target)
     if failure in CERTIFICATE_FAILURES:
         return Sign(
@@ -206,8 +236,10 @@ def _tls_sign(
             failure=failure,
             port=port,
         )
-    control_sni = control.get("server_name")
     control_failure = control.get("failure")
+    if not detail and (control_failure is None or control_failure in CERTIFICATE_FAILURES):
+        return Sign(BLOCKED, "", SNI_METHOD, failure, port)  # the words below, left out
+    control_sni = control.get("server_name")
     if control_failure is None or control_failure in CERTIFICATE_FAILURES:
         answered = (
             "completes" if control_failure is None else f"gets a certificate ({control_failure})"

@@ -145,6 +145,7 @@ def build_context(
     tls_failure_records: dict[tuple[str, str], dict] = {}
     has_silent = False
     mtproto_plain_ok: set[str] = set()
+    working_ips: set[str] = set()  # addresses whose family is already in families_ok
     for record in records:
         health.add(record)
         kind = record.get("type")
@@ -161,10 +162,12 @@ def build_context(
                 control_seconds[DNS].append(duration(record))
             else:
                 lookup.failures.append(str(failure))
-        if kind == TCP or kind == TLS:
-            if failure is None and record.get("ip"):
-                families_ok.add(family(str(record["ip"])))
-            if failure is None and record.get("role") == ROLE_CONTROL:
+        if (kind == TCP or kind == TLS) and failure is None:
+            ip = record.get("ip")
+            if ip and (ip := str(ip)) not in working_ips:  # a run reuses a few addresses
+                working_ips.add(ip)
+                families_ok.add(family(ip))
+            if record.get("role") == ROLE_CONTROL:
                 control_seconds[str(kind)].append(duration(record))
         if kind == TLS and record.get("sni_role") == ROLE_TARGET and record.get("ip"):
             key = (_hostname(record), str(record["ip"]))

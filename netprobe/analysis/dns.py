@@ -59,26 +59,29 @@ from netprobe.model.records import RESOLVER_SILENT, RETRIED_OVER_TCP, TRUNCATED_
 from netprobe.model.vocabulary import BLOCKED, DNS_METHOD, DOWN, NEUTRAL, OK, ROLE_CONTROL, UNKNOWN
 
 
-def dns_signs(dns_records: list[dict], ctx: RunContext, group: str) -> AttemptSigns:
-    """Signs of the target's dns records (see `split_by_type`)."""
+def dns_signs(
+    dns_records: list[dict], ctx: RunContext, group: str, detail: bool = True
+) -> AttemptSigns:
+    """Signs of the target's dns records (see `split_by_type`). Without `detail` a working
+    lookup's sign has no words and no duration (the decisions are the same)."""
     signs: AttemptSigns = defaultdict(list)
     for record in dns_records:
         role = record.get("resolver_role")
         if role == ROLE_CONTROL or role == RESOLVER_SILENT:
             continue
-        signs[attempt_of(record)].append(_dns_sign(record, ctx, group))
+        signs[attempt_of(record)].append(_dns_sign(record, ctx, group, detail))
     return signs
 
 
-def _dns_sign(record: dict, ctx: RunContext, group: str) -> Sign:
+def _dns_sign(record: dict, ctx: RunContext, group: str, detail: bool = True) -> Sign:
     host = hostname_of(record)
     qtype = str(record.get("query_type"))
-    label = f"{record.get('resolver_address')} {qtype} {host}"
-    if record.get(RETRIED_OVER_TCP):
+    label = f"{record.get('resolver_address')} {qtype} {host}" if detail else ""
+    if detail and record.get(RETRIED_OVER_TCP):
         label += " (over TCP after a truncated UDP reply)"
     failure = record.get("failure")
     lookup = ctx.control_lookups.get((host, qtype))
-    seconds = duration(record)
+    seconds = duration(record) if detail else None
 
     if failure is None:
         ips = answer_ips(record.get("answers"))
@@ -90,9 +93,10 @@ def _dns_sign(record: dict, ctx: RunContext, group: str) -> Sign:
         sinkhole = sinkhole_sign(label, ips, ctx)  # issue 13: a known sinkhole, no more checks
         if sinkhole is not None:
             return sinkhole
-        reasons = {ip: ctx.genuine_reason(host, ip, group) for ip in ips}
-        why = sorted({reason for reason in reasons.values() if reason})
-        if why:
+        if not detail:
+            if any(ctx.genuine_reason(host, ip, group) for ip in ips):
+                return Sign(OK)
+        elif why := sorted({r for r in (ctx.genuine_reason(host, ip, group) for ip in ips) if r}):
             return Sign(OK, f"{label} -> {ips_text(ips)} ({'; '.join(why)})", seconds=seconds)
         bogons = [ip for ip in ips if is_bogon(ip, ctx.expected_all)]
         if bogons:
@@ -110,6 +114,8 @@ def _dns_sign(record: dict, ctx: RunContext, group: str) -> Sign:
                 f"(no control measurement of {offline.describe()} succeeded)",
                 failure=failure,
             )
+        if not detail:
+            return Sign(BLOCKED, "", DNS_METHOD, str(failure))  # the words below, left out
         return Sign(
             BLOCKED,
             f"{label}: {failure} while the control resolver answers {ips_text(lookup.ips)}"

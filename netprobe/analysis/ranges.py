@@ -37,8 +37,10 @@ def apply_range_rule(
         group = str(records[0].get("group") or "")
         info = groups.get(group)
         cidrs = info.get("ranges") if isinstance(info, dict) else None
+        if not cidrs:
+            continue  # not a range sample (most endpoints): no address to parse
         address = parse_ip(records[0].get("ip"))
-        if not cidrs or address is None:
+        if address is None:
             continue
         network = _containing(address, parse_networks(cidrs))
         if network is not None:

@@ -50,7 +50,6 @@ from netprobe.model.vocabulary import (
     DOWN,
     HTTP_LAYER,
     INCONCLUSIVE,
-    LAYERS,
     MTPROTO_LAYER,
     NEUTRAL,
     NOT_APPLICABLE,
@@ -90,7 +89,10 @@ def aggregate_layer(
     result = LayerResult(name)
     if not signs:
         return result
-    per_attempt = [combine(signs[attempt]) for attempt in sorted(signs)]
+    if len(signs) == 1:  # one attempt (or one control round)
+        per_attempt = [combine(*signs.values())]
+    else:
+        per_attempt = [combine(signs[attempt]) for attempt in sorted(signs)]
     total = len(per_attempt)
     kinds = [sign.kind for sign in per_attempt]
     blocked, down, ok = kinds.count(BLOCKED), kinds.count(DOWN), kinds.count(OK)
@@ -167,6 +169,35 @@ def _apply_silent(layer: LayerResult, signs: list[Sign], detail: bool) -> None:
     layer.notes += sorted({f"{layer.name}: {s.detail}" for s in signs if s.kind != BLOCKED})
 
 
+_NONE: list[dict] = []  # the records of an absent type (never changed)
+_CLIENT_LAYERS = frozenset({DNS_LAYER, TCP_LAYER, TLS_LAYER})
+
+
+def _other_layers(
+    layers: dict[str, LayerResult],
+    split: dict[str, list[dict]],
+    ctx: RunContext,
+    group: str,
+    detail: bool,
+) -> None:
+    """The layers after dns, tcp and tls, in place: mtproto, http, throughput."""
+    if split.get(MTPROTO_LAYER):  # issue 13 (analysis/mtproto.py): only DC endpoints with attempts
+        layers[MTPROTO_LAYER] = aggregate_layer(
+            MTPROTO_LAYER, mtproto_signs(split[MTPROTO_LAYER], ctx), combine_mtproto, ctx, detail
+        )
+    if split.get(HTTP_LAYER):  # issue 13: evidence only, present only with http records
+        layers[HTTP_LAYER] = aggregate_layer(
+            HTTP_LAYER, http_signs(split[HTTP_LAYER], ctx, group), combine_http, ctx, detail
+        )
+    rates = judge_throughput(
+        split.get(THROUGHPUT_LAYER, _NONE), ctx.throughput_control_rate, detail
+    )
+    if rates is not None:  # only targets with downloads have the layer (old files keep theirs)
+        layers[THROUGHPUT_LAYER] = LayerResult(
+            THROUGHPUT_LAYER, rates.status, rates.method, rates.score, rates.evidence, rates.notes
+        )
+
+
 @dataclass(slots=True)
 class TargetJudgement:
     status: str
@@ -180,36 +211,38 @@ def judge_target(
     records: list[dict], ctx: RunContext, group: str, detail: bool = True
 ) -> TargetJudgement:
     """One target's verdict. Without `detail` no evidence is written (the verdict is the same)."""
-    split = split_by_type(records)  # a layer is named after its record type
-    dns, tcp, tls = split[DNS_LAYER], split[TCP_LAYER], split[TLS_LAYER]
+    split = split_by_type(records)  # a layer is named after its record type; absent: no key
+    get = split.get
+    dns, tcp, tls = get(DNS_LAYER, _NONE), get(TCP_LAYER, _NONE), get(TLS_LAYER, _NONE)
+    # A layer without records is not applicable: the sign functions are not even called (most
+    # targets of a run are endpoints with tcp records only).
     layers = {
-        DNS_LAYER: aggregate_layer(DNS_LAYER, dns_signs(dns, ctx, group), combine_dns, ctx, detail),
+        DNS_LAYER: aggregate_layer(
+            DNS_LAYER, dns_signs(dns, ctx, group, detail), combine_dns, ctx, detail
+        )
+        if dns
+        else LayerResult(DNS_LAYER),
         TCP_LAYER: aggregate_layer(
-            TCP_LAYER, tcp_signs(tcp, tls, ctx, group), combine_reachability, ctx, detail
-        ),
+            TCP_LAYER, tcp_signs(tcp, tls, ctx, group, detail), combine_reachability, ctx, detail
+        )
+        if tcp or tls
+        else LayerResult(TCP_LAYER),
         TLS_LAYER: aggregate_layer(
-            TLS_LAYER, tls_signs(tls, ctx, group), combine_reachability, ctx, detail
-        ),
+            TLS_LAYER, tls_signs(tls, ctx, group, detail), combine_reachability, ctx, detail
+        )
+        if tls
+        else LayerResult(TLS_LAYER),
     }
-    if split[MTPROTO_LAYER]:  # issue 13 (analysis/mtproto.py): only DC endpoints with attempts
-        layers[MTPROTO_LAYER] = aggregate_layer(
-            MTPROTO_LAYER, mtproto_signs(split[MTPROTO_LAYER], ctx), combine_mtproto, ctx, detail
-        )
-    if ctx.has_silent:
+    if ctx.has_silent and dns:
         _apply_silent(layers[DNS_LAYER], silent_signs(dns, ctx, group), detail)
-    if split[HTTP_LAYER]:  # issue 13: evidence only, present only with http records
-        layers[HTTP_LAYER] = aggregate_layer(
-            HTTP_LAYER, http_signs(split[HTTP_LAYER], ctx, group), combine_http, ctx, detail
-        )
-    rates = judge_throughput(split[THROUGHPUT_LAYER], ctx.throughput_control_rate, detail)
-    if rates is not None:  # only targets with downloads have the layer (old files keep theirs)
-        layers[THROUGHPUT_LAYER] = LayerResult(
-            THROUGHPUT_LAYER, rates.status, rates.method, rates.score, rates.evidence, rates.notes
-        )
-    evidence = [line for layer in layers.values() for line in layer.evidence]
-    notes = [note for layer in layers.values() for note in layer.notes]
+    if not split.keys() <= _CLIENT_LAYERS:
+        _other_layers(layers, split, ctx, group, detail)
     if detail:
+        evidence = [line for layer in layers.values() for line in layer.evidence]
+        notes = [note for layer in layers.values() for note in layer.notes]
         notes += outvoted_notes(records)
+    else:  # no layer wrote any (see aggregate_layer): the lists of this judgement alone
+        evidence, notes = [], []
 
     if not ctx.healthy:
         for layer in layers.values():
@@ -220,7 +253,12 @@ def judge_target(
             INCONCLUSIVE, None, layers, evidence, [f"vantage unhealthy: {why}", *notes]
         )
 
-    blocked = [layer for layer in layers.values() if layer.status == BLOCKED]
+    statuses = [layer.status for layer in layers.values()]
+    blocked = (
+        [layer for layer in layers.values() if layer.status == BLOCKED]
+        if BLOCKED in statuses
+        else []
+    )
     if blocked:
         first = blocked[0]
         for other in blocked[1:]:
@@ -231,16 +269,16 @@ def judge_target(
         evidence = first.evidence + [line for line in evidence if line not in first.evidence]
         evidence = fingerprint_lines_first(evidence)
         return TargetJudgement(BLOCKED, first.method, layers, evidence, notes)
-    if any(layer.status == DOWN for layer in layers.values()):
+    if DOWN in statuses:
         return TargetJudgement(DOWN, None, layers, evidence, notes)
+    # `layers` is in LAYERS order (the client's): the deepest layer with data decides.
     deepest = next(
         (
-            layers[n]
-            for n in reversed(LAYERS)
-            if n in layers
-            and n not in EVIDENCE_ONLY_LAYERS
-            and n != THROUGHPUT_LAYER
-            and layers[n].status != NOT_APPLICABLE
+            layer
+            for layer in reversed(layers.values())
+            if layer.status != NOT_APPLICABLE
+            and layer.name not in EVIDENCE_ONLY_LAYERS
+            and layer.name != THROUGHPUT_LAYER
         ),
         None,
     )

@@ -14,7 +14,7 @@ signed stop checkpoint). The library modules are imported inside the functions s
 from __future__ import annotations
 
 import contextlib
-import logging
+import functools
 import signal
 import sys
 from collections.abc import Iterator
@@ -39,9 +39,25 @@ from netprobe.cli.common import (
 from netprobe.cli.common import default as default_help
 from netprobe.options import OPTIONS
 
-log = logging.getLogger("netprobe.run")
-# Log lines go only to --log; without it they must not fall through to Python's stderr default.
-logging.getLogger("netprobe").addHandler(logging.NullHandler())
+
+@functools.cache
+def _logger() -> Any:
+    """The run's logger, made on first use (`--help` and `--version` do not import logging)."""
+    import logging
+
+    # Log lines go only to --log; without it they must not fall through to Python's stderr default.
+    logging.getLogger("netprobe").addHandler(logging.NullHandler())
+    return logging.getLogger("netprobe.run")
+
+
+class _LazyLog:
+    """`log.info(...)` etc. on `_logger()`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_logger(), name)
+
+
+log: Any = _LazyLog()
 
 
 # How `--help` names each option's value (flags take none); what the default of an option
@@ -284,6 +300,9 @@ def _setup_log(path: str | None) -> None:
     """Append log lines to `path`, creating its folder first (a fresh set-up has none yet)."""
     if not path:
         return
+    import logging
+
+    _logger()
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(path, encoding="utf-8")

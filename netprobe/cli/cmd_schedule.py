@@ -8,7 +8,6 @@ given. Paths are made absolute (cron starts in $HOME). Exit codes: 0 ok, 2 bad u
 from __future__ import annotations
 
 import os
-import random
 import sys
 from pathlib import Path
 
@@ -100,6 +99,8 @@ def schedule(
         out=str(results) if results else None,
         log=log_path,
     )
+    import random  # here: `--help` does not need it
+
     rng = random.Random(seed)
     if not systemd:
         line = crontab_line(interval, argv, log_path, rng)
