@@ -9,6 +9,7 @@ takes no value) shows no type in `--help`; every other option names its value wi
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import typer
@@ -41,7 +42,7 @@ def _plain_flags(command: Any, ctx: Any) -> None:
     for param in [*command.params, *([help_option] if help_option is not None else [])]:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
-        elif param.param_type_name == "argument" and hasattr(param, "_usage_display_name"):
+        elif param.param_type_name == "argument":
             _argument_display(param)
     for sub in getattr(command, "commands", {}).values():
         _plain_flags(sub, ctx)
@@ -53,10 +54,17 @@ def _argument_display(param: Any) -> None:
     param._netprobe_display = True
     name = param.metavar or param.name.upper()
     more = "..." if param.nargs != 1 else ""
-    usage = f"{name}{more}" if param.required else f"[{name}]{more}"
-    param.metavar = f"{name}{more}"  # the name column of the rich help
-    param._usage_display_name = lambda: usage  # typer's usage line would add braces
-    param.display_type_rich = lambda ctx: None  # the type column: the metavariable says it
+    shown = f"{name}{more}"
+    usage_text = shown if param.required else f"[{name}]{more}"
+    param.metavar = shown  # the name column of the rich help
+
+    def make_metavar(ctx: Any, *, usage: bool = False) -> str:
+        return usage_text if usage else shown  # typer's own would add braces in the usage line
+
+    param.make_metavar = make_metavar
+    # The type column: the metavariable says it. A copy, as str's type object is shared.
+    param.type = copy.copy(param.type)
+    param.type.get_metavar = lambda *args, **kwargs: ""
 
 
 class _OrderedGroup(TyperGroup):
