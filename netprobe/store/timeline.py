@@ -11,8 +11,10 @@ Rules:
 - Only rows of stored files are read, each as written by the attempt that stored it:
   `(file_sha256, ingest_id) IN (SELECT ... FROM runs FINAL)` (see `schema`), so a batch cut short
   never shows, without the cost of FINAL over the large tables.
-- Series come back as one row each, with arrays, in RowBinary (`store.rowbinary`): a fleet's
-  millions of hourly samples cost no text formatting or parsing.
+- Series come back as one row each, with arrays sorted by time, in RowBinary (`store.rowbinary`):
+  a fleet's millions of hourly samples cost no text formatting or parsing, and no Python
+  arithmetic (times come as the floats Python would compute: `us / 1e6` in SQL is the same IEEE
+  division). Each target's group and its healthy runs' methods come from one more query.
 - `asns`/`vantages` restrict the networks (empty = all); `files` in the report counts the stored
   files of those networks whatever their time, as the file-based report counts the files given.
 - Groups and labels as the file timeline has them: a target's group is the `target_group` of the
@@ -36,7 +38,7 @@ from functools import partial
 from netprobe.model.vocabulary import ROLE_CONTROL
 from netprobe.store import rowbinary, schema
 from netprobe.store.client import ClickHouse
-from netprobe.store.rowbinary import FLOAT64S, INT64S, STRING
+from netprobe.store.rowbinary import FLOAT64S, STRING, STRINGS
 from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
 from netprobe.timeline.onset import Sample
 from netprobe.timeline.runs import _group_labels as group_labels
@@ -170,36 +172,24 @@ def store_timeline(
     ):
         runs[(asn, vantage)].append((int(micros) / 1e6, healthy == "1"))
     hourly: dict[tuple[str, str], dict[tuple[str, str], list[Sample]]] = defaultdict(dict)
-    columns = (STRING, STRING, STRING, STRING, INT64S, FLOAT64S, INT64S, INT64S)
-    for asn, vantage, target_id, layer, hours, ys, firsts, lasts in rowbinary.rows(
+    columns = (STRING, STRING, STRING, STRING, FLOAT64S, FLOAT64S, FLOAT64S, FLOAT64S)
+    for asn, vantage, target_id, layer, times, ys, firsts, lasts in rowbinary.rows(
         client.raw(_hourly_sql(db, where, stored)), columns
     ):
-        # groupArray keeps the four arrays in step, in no particular order: sort by hour.
-        order = sorted(range(len(hours)), key=hours.__getitem__)
         hourly[(asn, vantage)][(target_id, layer)] = list(
-            map(
-                _sample,
-                zip(
-                    [hours[i] * 3600.0 for i in order],
-                    [ys[i] for i in order],
-                    [firsts[i] / 1e6 for i in order],
-                    [lasts[i] / 1e6 for i in order],
-                    strict=True,
-                ),
-            )
+            map(_sample, zip(times, ys, firsts, lasts, strict=True))
         )
-    loads = json.loads
     methods: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = defaultdict(dict)
-    for asn, vantage, target_id, method, times in client.tsv(
-        f"SELECT probe_asn, vantage, target_id, method, arraySort(groupArray(started_us)) "
-        f"FROM {db}.{schema.VERDICTS} WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} "
-        f"AND method != '' AND {where} AND {stored} GROUP BY probe_asn, vantage, target_id, method"
+    groups: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    columns = (STRING, STRING, STRING, STRING, FLOAT64S, STRINGS)
+    for asn, vantage, target_id, group, times, names in rowbinary.rows(
+        client.raw(_targets_sql(db, where, stored)), columns
     ):
-        seen = methods[(asn, vantage)].setdefault(target_id, [])
-        seen.extend((micros / 1e6, method) for micros in loads(times))
-    for by_target in methods.values():
-        for seen in by_target.values():
-            seen.sort()  # time order, as the file timeline adds them (ties: method name)
+        if group:
+            groups[(asn, vantage)][target_id] = group
+        if times:
+            # time order, as the file timeline adds them (ties: method name)
+            methods[(asn, vantage)][target_id] = sorted(zip(times, names, strict=True))
     target_ids: set[str] = set()
     if options.target is not None:
         target_ids = {
@@ -209,13 +199,6 @@ def store_timeline(
                 f"WHERE role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}"
             )
         }
-    groups: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    for row in client.rows(
-        f"SELECT probe_asn, vantage, target_id, argMax(target_group, started_us) AS latest_group "
-        f"FROM {db}.{schema.VERDICTS} WHERE target_group != '' AND role != {_quote(ROLE_CONTROL)} "
-        f"AND {where} AND {stored} GROUP BY probe_asn, vantage, target_id"
-    ):
-        groups[(row["probe_asn"], row["vantage"])][row["target_id"]] = row["latest_group"]
     labels = _labels(client, db, where)
     builder = TimelineBuilder(options)
     for key in sorted(runs):
@@ -233,15 +216,18 @@ def store_timeline(
 
 
 def _hourly_sql(db: str, where: str, stored: str) -> str:
-    """One row per (network, target, layer): arrays, in step, of the hour, the median clamped
-    score of the hour's runs, and the first and last run of the hour (us)."""
+    """One row per (network, target, layer): arrays, in step and in time order, of the hour's
+    start (s), the median clamped score of the hour's runs, and the first and last run of the
+    hour (s: `us / 1e6` and `hour * 3600.` are the IEEE operations Python does, same floats)."""
     return f"""SELECT probe_asn, vantage, target_id, layer,
-       groupArray(hour), groupArray(y), groupArray(first_us), groupArray(last_us)
+       arraySort(groupArray(time)), arraySort((v, t) -> t, groupArray(y), groupArray(time)),
+       arraySort((v, t) -> t, groupArray(first), groupArray(time)),
+       arraySort((v, t) -> t, groupArray(last), groupArray(time))
 FROM (
-    SELECT probe_asn, vantage, target_id, layer, hour,
+    SELECT probe_asn, vantage, target_id, layer, hour * 3600. AS time,
            arraySort(groupArray(score)) AS ys, length(ys) AS n,
            if(n % 2 = 1, ys[intDiv(n, 2) + 1], (ys[intDiv(n, 2)] + ys[intDiv(n, 2) + 1]) / 2) AS y,
-           min(started_us) AS first_us, max(started_us) AS last_us
+           min(started_us) / 1e6 AS first, max(started_us) / 1e6 AS last
     FROM (
         SELECT probe_asn, vantage, target_id, started_us,
                intDiv(started_us, {HOUR_US}) AS hour, layer,
@@ -253,3 +239,15 @@ FROM (
     GROUP BY probe_asn, vantage, target_id, layer, hour
 )
 GROUP BY probe_asn, vantage, target_id, layer"""
+
+
+def _targets_sql(db: str, where: str, stored: str) -> str:
+    """One row per (network, target): its group (that of the latest run naming one, '' if none)
+    and, in step, the time (s) and method of every healthy run's verdict naming a method."""
+    named = "healthy = 1 AND method != ''"
+    return f"""SELECT probe_asn, vantage, target_id,
+       argMaxIf(target_group, started_us, target_group != ''),
+       groupArrayIf(started_us / 1e6, {named}), groupArrayIf(method, {named})
+FROM {db}.{schema.VERDICTS}
+WHERE role != {_quote(ROLE_CONTROL)} AND ({named} OR target_group != '') AND {where} AND {stored}
+GROUP BY probe_asn, vantage, target_id"""
