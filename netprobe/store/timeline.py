@@ -1,16 +1,19 @@
 """`netprobe timeline --clickhouse`: the file-based timeline's report, computed over the store.
 
 Rules:
-- SQL does the per-series arithmetic: for every (network, target, layer, UTC hour) of healthy
-  runs, the median of the clamped scores and the first and last run of the hour
-  (`timeline.series.hourly_samples`' semantics, exactly). Python runs the CUSUM and everything
-  after it through the same `TimelineBuilder` (`add_aggregated`), so for the same runs the JSON is
-  identical to `timeline FILES --format json`.
+- SQL gathers each (network, target, layer) series of healthy runs, clamped and in time order;
+  where every UTC hour holds one run (hourly runs: the usual case) each run is its hour's
+  sample as is, else the series goes through `timeline.series.hourly_samples` itself (the
+  median of the hour, its first and last run). Python runs the CUSUM and everything after it
+  through the same `TimelineBuilder` (`add_aggregated`), so for the same runs the JSON is
+  identical to `timeline FILES --format json`. (Grouping by hour in SQL cost more than the rest
+  of the query: millions of groups of one run each.)
 - Times travel as integer microseconds (`schema.started_micros`), so `us / 1e6` is the float the
   file-based timeline computes; scores have 4 decimals, which ClickHouse parses exactly.
 - Only rows of stored files are read, each as written by the attempt that stored it:
-  `(file_sha256, ingest_id) IN (SELECT ... FROM runs FINAL)` (see `schema`), so a batch cut short
-  never shows, without the cost of FINAL over the large tables.
+  `ingest_id IN (SELECT ingest_id FROM runs FINAL)` (see `schema`; an `ingest_id` names one file
+  of one attempt), so a batch cut short never shows, without the cost of FINAL over the large
+  tables or of comparing file hashes too.
 - Series come back as one row each, with arrays sorted by time, in RowBinary (`store.rowbinary`):
   a fleet's millions of hourly samples cost no text formatting or parsing, and no Python
   arithmetic (times come as the floats Python would compute: `us / 1e6` in SQL is the same IEEE
@@ -31,6 +34,7 @@ Rules:
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
 from functools import partial
@@ -42,6 +46,7 @@ from netprobe.store.rowbinary import FLOAT64S, STRING, STRINGS
 from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
 from netprobe.timeline.onset import Sample
 from netprobe.timeline.runs import _group_labels as group_labels
+from netprobe.timeline.series import hourly_samples
 
 HOUR_US = 3_600_000_000
 # Sample((time, y, first, last)) without the named tuple's Python-level __new__: a fleet
@@ -155,16 +160,26 @@ def store_timeline(
     vantages: list[str] | None = None,
 ) -> dict:
     """The `timeline --format json` document over the store's runs of the chosen networks."""
+    # A fleet's millions of samples are tuples of floats and lists of them, none in a reference
+    # cycle: the cyclic collector would only walk them again and again (a quarter of the time).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _store_timeline(client, options, asns or [], vantages or [])
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _store_timeline(
+    client: ClickHouse, options: TimelineOptions, asns: list[str], vantages: list[str]
+) -> dict:
     db = client.database
-    asns, vantages = list(asns or []), list(vantages or [])
     where = _filters(options, asns, vantages, timed=True)
     duplicates, copies = _duplicates(client, db, where)
     where = f"{where} AND {_not_in(copies)}"
     # Rows of stored files only, each written by the attempt that stored it (see schema).
-    stored = (
-        f"(file_sha256, ingest_id) IN "
-        f"(SELECT file_sha256, ingest_id FROM {db}.{schema.RUNS} FINAL WHERE {where})"
-    )
+    stored = f"ingest_id IN (SELECT ingest_id FROM {db}.{schema.RUNS} FINAL WHERE {where})"
     runs: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
     for asn, vantage, micros, healthy in client.tsv(
         f"SELECT probe_asn, vantage, started_us, healthy FROM {db}.{schema.RUNS} FINAL "
@@ -172,13 +187,15 @@ def store_timeline(
     ):
         runs[(asn, vantage)].append((int(micros) / 1e6, healthy == "1"))
     hourly: dict[tuple[str, str], dict[tuple[str, str], list[Sample]]] = defaultdict(dict)
-    columns = (STRING, STRING, STRING, STRING, FLOAT64S, FLOAT64S, FLOAT64S, FLOAT64S)
-    for asn, vantage, target_id, layer, times, ys, firsts, lasts in rowbinary.rows(
+    columns = (STRING, STRING, STRING, STRING, FLOAT64S, FLOAT64S, FLOAT64S)
+    for asn, vantage, target_id, layer, hours, ys, times in rowbinary.rows(
         client.raw(_hourly_sql(db, where, stored)), columns
     ):
-        hourly[(asn, vantage)][(target_id, layer)] = list(
-            map(_sample, zip(times, ys, firsts, lasts, strict=True))
-        )
+        if len(set(hours)) == len(hours):  # one run per hour: its score is the hour's sample
+            samples = list(map(_sample, zip(hours, ys, times, times, strict=True)))
+        else:  # some hour holds several runs: the file timeline's own arithmetic
+            samples = hourly_samples(times, ys)
+        hourly[(asn, vantage)][(target_id, layer)] = samples
     methods: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = defaultdict(dict)
     groups: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     columns = (STRING, STRING, STRING, STRING, FLOAT64S, STRINGS)
@@ -216,27 +233,19 @@ def store_timeline(
 
 
 def _hourly_sql(db: str, where: str, stored: str) -> str:
-    """One row per (network, target, layer): arrays, in step and in time order, of the hour's
-    start (s), the median clamped score of the hour's runs, and the first and last run of the
-    hour (s: `us / 1e6` and `hour * 3600.` are the IEEE operations Python does, same floats)."""
+    """One row per (network, target, layer): arrays, in step and in run time order, of each
+    healthy run's hour (its start, s), clamped score and time (s). `us / 1e6` and `hour * 3600.`
+    are the IEEE operations Python does: the same floats."""
     return f"""SELECT probe_asn, vantage, target_id, layer,
-       arraySort(groupArray(time)), arraySort((v, t) -> t, groupArray(y), groupArray(time)),
-       arraySort((v, t) -> t, groupArray(first), groupArray(time)),
-       arraySort((v, t) -> t, groupArray(last), groupArray(time))
+       arrayMap(us -> intDiv(us, {HOUR_US}) * 3600., arraySort(groupArray(started_us))),
+       arraySort((y, us) -> us, groupArray(score), groupArray(started_us)),
+       arrayMap(us -> us / 1e6, arraySort(groupArray(started_us)))
 FROM (
-    SELECT probe_asn, vantage, target_id, layer, hour * 3600. AS time,
-           arraySort(groupArray(score)) AS ys, length(ys) AS n,
-           if(n % 2 = 1, ys[intDiv(n, 2) + 1], (ys[intDiv(n, 2)] + ys[intDiv(n, 2) + 1]) / 2) AS y,
-           min(started_us) / 1e6 AS first, max(started_us) / 1e6 AS last
-    FROM (
-        SELECT probe_asn, vantage, target_id, started_us,
-               intDiv(started_us, {HOUR_US}) AS hour, layer,
-               least(1., greatest(0., raw_score)) AS score
-        FROM {db}.{schema.VERDICTS}
-        ARRAY JOIN score_layers AS layer, score_values AS raw_score
-        WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
-    )
-    GROUP BY probe_asn, vantage, target_id, layer, hour
+    SELECT probe_asn, vantage, target_id, started_us, layer,
+           least(1., greatest(0., raw_score)) AS score
+    FROM {db}.{schema.VERDICTS}
+    ARRAY JOIN score_layers AS layer, score_values AS raw_score
+    WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
 )
 GROUP BY probe_asn, vantage, target_id, layer"""
 
