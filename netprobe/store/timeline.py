@@ -187,9 +187,9 @@ def _store_timeline(
     ):
         runs[(asn, vantage)].append((int(micros) / 1e6, healthy == "1"))
     hourly: dict[tuple[str, str], dict[tuple[str, str], list[Sample]]] = defaultdict(dict)
-    columns = (STRING, STRING, STRING, STRING, FLOAT64S, FLOAT64S, FLOAT64S)
+    series_columns = (STRING, STRING, STRING, STRING, FLOAT64S, FLOAT64S, FLOAT64S)
     for asn, vantage, target_id, layer, hours, ys, times in rowbinary.rows(
-        client.raw(_hourly_sql(db, where, stored)), columns
+        client.raw(_hourly_sql(db, where, stored)), series_columns
     ):
         if len(set(hours)) == len(hours):  # one run per hour: its score is the hour's sample
             samples = list(map(_sample, zip(hours, ys, times, times, strict=True)))
@@ -198,9 +198,9 @@ def _store_timeline(
         hourly[(asn, vantage)][(target_id, layer)] = samples
     methods: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = defaultdict(dict)
     groups: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    columns = (STRING, STRING, STRING, STRING, FLOAT64S, STRINGS)
+    target_columns = (STRING, STRING, STRING, STRING, FLOAT64S, STRINGS)
     for asn, vantage, target_id, group, times, names in rowbinary.rows(
-        client.raw(_targets_sql(db, where, stored)), columns
+        client.raw(_targets_sql(db, where, stored)), target_columns
     ):
         if group:
             groups[(asn, vantage)][target_id] = group
