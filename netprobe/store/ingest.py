@@ -154,16 +154,14 @@ def _measurement_lines(data: bytes, records: list[dict]) -> list[bytes] | None:
 
     kinds = {kind.encode() for kind in MEASUREMENT_TYPES}
     match = _TYPE_FIELD.match
-    lines = []
+    lines, types = [], []
     for line in data.split(b"\n"):
         found = match(line)
-        if found is not None and found.group(1) in kinds:
+        if found is not None and (kind := found.group(1)) in kinds:
             lines.append(line)
-    if len(lines) != len(records):
+            types.append(kind)
+    if types != [record["type"].encode() for record in records]:
         return None
-    for line, record in zip(lines, records, strict=True):
-        if match(line).group(1) != record["type"].encode():  # type: ignore[union-attr]
-            return None
     return lines
 
 
@@ -217,7 +215,7 @@ def store_batch(client: ClickHouse, batch: list[Prepared], report: IngestReport)
             fresh.append(item)
     # The runs rows go last: a file counts as stored only once its runs row is in.
     for table in (schema.MEASUREMENTS, schema.VERDICTS, schema.RUNS):
-        body = b"".join(item.bodies.get(table, b"") for item in fresh)
+        body = [item.bodies.get(table, b"") for item in fresh]
         if table == schema.MEASUREMENTS:
             insert_body(client, table, body, "TabSeparated", schema.MEASUREMENT_COLUMNS)
         else:

@@ -197,9 +197,12 @@ def run_rows(
     signer_field = header.get("signer")
     signer: dict = signer_field if isinstance(signer_field, dict) else {}
     raw = lines if lines is not None and len(lines) == len(records) else [None] * len(records)
+    fixed = _fixed_fields(common)
     measurements = b"".join(
-        measurement_tsv(common, number, record, line)
-        for number, (record, line) in enumerate(zip(records, raw, strict=True), 1)
+        [
+            measurement_tsv(common, number, record, line, fixed)
+            for number, (record, line) in enumerate(zip(records, raw, strict=True), 1)
+        ]
     )
     verdicts = [
         _verdict_row(common, healthy, verdict)
@@ -250,13 +253,30 @@ _NULL = "\x00"  # stands for \\N while a row is assembled (see measurement_tsv)
 _TABS = len(MEASUREMENT_COLUMNS) - 2  # separators before the record's JSON
 
 
-def measurement_tsv(common: dict, number: int, record: dict, line: bytes | None) -> bytes:
-    """One measurements row as a TabSeparated line (`line`: the record's bytes in the file).
+def _fixed_fields(common: dict) -> tuple[str, str]:
+    """The run's own fields of every measurements row, before and after the line number."""
+    return (
+        f"{common['file_sha256']}\t{common['ingest_id']}\t{common['run_id']}\t",
+        f"\t{common['probe_asn']}\t{common['vantage']}\t{common['start_time']}\t"
+        f"{common['started_us']}\t",
+    )
+
+
+def measurement_tsv(
+    common: dict,
+    number: int,
+    record: dict,
+    line: bytes | None,
+    fixed: tuple[str, str] | None = None,
+) -> bytes:
+    """One measurements row as a TabSeparated line (`line`: the record's bytes in the file;
+    `fixed`: `_fixed_fields(common)`, made once per run).
 
     Fast path: the fields are joined as they are and the row is checked once (no backslash,
     newline or stray tab, as many NUL stand-ins as null fields); any surprise takes the slow path,
     which escapes every field.
     """
+    head, middle = fixed if fixed is not None else _fixed_fields(common)
     get = record.get
     raw = line if line is not None else _json(record).encode()
     if b"\\" in raw:
@@ -265,9 +285,7 @@ def measurement_tsv(common: dict, number: int, record: dict, line: bytes | None)
     rcode, version, control_round = get("rcode"), get("tls_version"), get("control_round")
     nulls = (failure is None) + (operation is None) + (rcode is None) + (version is None)
     row = (
-        f"{common['file_sha256']}\t{common['ingest_id']}\t{common['run_id']}\t{number}\t"
-        f"{common['probe_asn']}\t"
-        f"{common['vantage']}\t{common['start_time']}\t{common['started_us']}\t"
+        f"{head}{number}{middle}"
         f"{get('type')}\t{get('target_id')}\t{get('group') or ''}\t{get('role') or ''}\t"
         f"{int(get('attempt') or 0)}\t{int(get('confirmation') or 0)}\t"
         f"{-1 if control_round is None else int(control_round)}\t"
