@@ -8,11 +8,15 @@ web-name onset as a sanity check.
 - Files are generated directly (records from `gen_history.run_records`, checkpoints and SSHSIG
   signatures made here exactly as `evidence.writer` makes them: header, start checkpoint,
   records, summary, end checkpoint), each vantage with its own key; all go in one trust store.
+- The machine is shared, so next to each wall time it prints the CPU seconds spent (this process,
+  its reaped children: the ingest workers, and the server it started, from /proc) and the load
+  average: `*_cpu_seconds` and the records per CPU-second do not depend on the other work.
 - Without `--clickhouse URL` a ClickHouse server is started on loopback with its data in a
   temporary folder (`tests/clickhouse_server.py`, Debian's clickhouse-server) and stopped after.
 
 Example: python bench/fleet.py                        # the full fleet (43,200 files)
 Example: python bench/fleet.py --vantages 4 --days 7  # a quick look
+Example: python bench/fleet.py --out /tmp/fleet --keep; python bench/fleet.py --out /tmp/fleet --reuse
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import shutil
 import sys
@@ -102,6 +107,20 @@ def _write_vantage(job: tuple) -> tuple[int, int]:
     return files, records_total
 
 
+def _cpu(server_pid: int | None) -> float:
+    """CPU seconds so far of this process, its reaped children and the server (if ours)."""
+    times = os.times()
+    total = times.user + times.system + times.children_user + times.children_system
+    if server_pid is not None:
+        fields = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def generate(out: Path, vantages: int, days: int, ranges: int, jobs: int) -> tuple[int, int]:
     (out / "keys").mkdir(parents=True, exist_ok=True)
     lines = []
@@ -129,6 +148,9 @@ def main() -> None:
     parser.add_argument("--clickhouse", help="an existing server's URL [default: start one]")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument(
+        "--reuse", action="store_true", help="ingest the files already in --out (kept by --keep)"
+    )
     args = parser.parse_args()
 
     from netprobe.store.client import ClickHouse
@@ -142,7 +164,10 @@ def main() -> None:
     server = None
     try:
         t0 = time.perf_counter()
-        files, records = generate(out, args.vantages, args.days, args.ranges, args.jobs)
+        if args.reuse and args.out and (out / "allowed_signers").exists():
+            files = records = -1  # counted by the ingest below
+        else:
+            files, records = generate(out, args.vantages, args.days, args.ranges, args.jobs)
         generated = time.perf_counter() - t0
         url = args.clickhouse
         if url is None:
@@ -152,13 +177,18 @@ def main() -> None:
             server.start()
             url = server.url + "/fleet_bench"
         paths, _missing = expand_paths([out])
+        pid = server.process.pid if server is not None and server.process is not None else None
         with ClickHouse(url, timeout=600.0) as client:
-            t1 = time.perf_counter()
+            load_before = _load()
+            t1, c1 = time.perf_counter(), _cpu(pid)
             report = ingest_files(client, paths, out / "allowed_signers", jobs=args.jobs)
-            ingest_s = time.perf_counter() - t1
-            t2 = time.perf_counter()
+            ingest_s, ingest_cpu = time.perf_counter() - t1, _cpu(pid) - c1
+            load_after = _load()
+            t2, c2 = time.perf_counter(), _cpu(pid)
             timeline = store_timeline(client, TimelineOptions())
-            timeline_s = time.perf_counter() - t2
+            timeline_s, timeline_cpu = time.perf_counter() - t2, _cpu(pid) - c2
+        if files < 0:
+            files, records = len(paths), report.records
         onsets = {}
         for network in timeline["networks"]:
             web = next(
@@ -182,7 +212,13 @@ def main() -> None:
                     "rejected_files": len(report.rejected),
                     "ingest_seconds": round(ingest_s, 1),
                     "ingest_records_per_second": round(report.records / ingest_s),
+                    "ingest_cpu_seconds": round(ingest_cpu, 1),
+                    "ingest_records_per_cpu_second": round(report.records / ingest_cpu),
+                    "load_average_before_ingest": load_before,
+                    "load_average_after_ingest": load_after,
                     "timeline_query_seconds": round(timeline_s, 2),
+                    "timeline_cpu_seconds": round(timeline_cpu, 2),
+                    "load_average_after_timeline": _load(),
                     "timeline_runs": timeline["runs"],
                     "networks": len(timeline["networks"]),
                     "web_onsets": onsets,
@@ -193,7 +229,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-        if not args.keep:
+        if not args.keep or args.reuse:
             shutil.rmtree(scratch, ignore_errors=True)
 
 

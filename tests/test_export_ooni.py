@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from netprobe.cli import app
 from netprobe.evidence.keys import generate_key
 from netprobe.evidence.writer import ResultWriter
+from netprobe.model.records import measurement
 from tests import recordfactory as rf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +158,60 @@ def test_other_lists_give_one_urlgetter_measurement_per_target(lab_run, ooni_pyt
     assert web["annotations"]["netprobe_verdict"] == "ok"
     assert web["test_keys"]["tls_handshakes"][0]["address"] == "203.0.113.10:443"
     assert "probe_ip" not in web or web["probe_ip"] is None
+
+
+def http_record(ip: str, *, failure: str | None = None, **answer) -> dict:
+    """An http record of open.example as netprobe.probes.http writes it (no answer on failure)."""
+    answered = failure is None
+    fields = {
+        "status": 200, "headers": {}, "title": None, "body_sha256": "ab" * 32,
+        "body_length": 6, "body_truncated": False, "body": "<html>", **answer,
+    } if answered else {
+        "status": None, "headers": {}, "title": None, "body_sha256": None,
+        "body_length": None, "body_truncated": False, "body": None,
+    }  # fmt: skip
+    return measurement(
+        "http", target_id="domain:open.example", group="web", role="target", attempt=0,
+        t0=0.4, t=0.45, failure=failure,
+        failed_operation="http_round_trip" if failure else None,
+        ip=ip, port=80, hostname="open.example", address_sources=[], **fields,
+    )  # fmt: skip
+
+
+def test_http_records_become_oonis_requests(ooni_python, tmp_path):
+    """df-001: the probe's GET as the request, the record's view of the answer as the response."""
+    records = [
+        *rf.healthy_controls(),
+        *rf.domain_ok("open.example", "203.0.113.10"),
+        http_record(
+            "203.0.113.10",
+            headers={"server": "nginx", "set-cookie": ["sid", "lang"]},
+            body="<html><title>Blocked</title>",
+            body_length=4096,
+        ),
+        http_record("203.0.113.11", failure="connection_reset"),
+    ]
+    (tmp_path / "run").mkdir()
+    path, trust = signed_result(tmp_path / "run", rf.header(), records)
+    result = export(str(path), "--out", str(tmp_path / "out"), "--allowed-signers", str(trust))
+    assert result.exit_code == 0, result.output
+    (written,) = json.loads(result.stdout)["written"]
+    loaded = load_with_oonidata(ooni_python, [Path(written["output"])])
+    (web,) = [m["data"] for m in loaded if m["data"]["input"].endswith("open.example:443")]
+    answered, failed = web["test_keys"]["requests"]
+    assert answered["address"] == "203.0.113.10:80" and answered["failure"] is None
+    request = answered["request"]
+    assert (request["url"], request["method"]) == ("http://open.example/", "GET")
+    assert ["Host", "open.example"] in request["headers_list"]
+    assert dict(map(tuple, request["headers_list"]))["User-Agent"].startswith("Mozilla/5.0")
+    response = answered["response"]
+    assert response["code"] == 200
+    assert response["headers_list"] == [["server", "nginx"], ["set-cookie", "sid"],
+                                        ["set-cookie", "lang"]]  # fmt: skip
+    assert response["body"] == "<html><title>Blocked</title>"
+    assert response["body_is_truncated"] is True  # 28 characters kept of 4,096 bytes read
+    assert failed["failure"] == "connection_reset" and failed["response"] is None
+    assert failed["address"] == "203.0.113.11:80"
 
 
 def test_a_tampered_file_is_not_exported(telegram_run, tmp_path):

@@ -135,7 +135,7 @@ def test_a_batch_cut_short_is_done_again_and_counts_once(clickhouse, history):
     retry stores everything, and nothing of the first attempt shows in counts or timelines."""
     from netprobe.store.client import ClickHouse, insert_body
     from netprobe.store.ingest import ensure_schema, prepare_file
-    from netprobe.store.schema import MEASUREMENT_COLUMNS
+    from netprobe.store.schema import INSERT_FORMATS
 
     folder, paths = history
     url = fresh_url(clickhouse)
@@ -144,9 +144,8 @@ def test_a_batch_cut_short_is_done_again_and_counts_once(clickhouse, history):
         ensure_schema(client)
         for path in paths[:2]:
             item = prepare_file(path, trust)
-            insert_body(client, "measurements", item.bodies["measurements"], "TabSeparated",
-                        MEASUREMENT_COLUMNS)  # fmt: skip
-            insert_body(client, "verdicts", item.bodies["verdicts"])
+            for table in ("measurements", "verdicts"):
+                insert_body(client, table, item.bodies[table], *INSERT_FORMATS[table])
     assert count(clickhouse, url, "runs") == 0
     result = ingest(str(folder), "--clickhouse", url, "--allowed-signers", str(trust))
     assert result.exit_code == 0, result.output

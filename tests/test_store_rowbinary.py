@@ -1,4 +1,4 @@
-"""`store.rowbinary`: ClickHouse RowBinary rows of strings and Int64/Float64 arrays."""
+"""`store.rowbinary`: ClickHouse RowBinary rows of strings and String/Int64/Float64 arrays."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from netprobe.store.rowbinary import FLOAT64S, INT64S, STRING, rows
+from netprobe.store.rowbinary import FLOAT64S, INT64S, STRING, STRINGS, rows
 
 
 def varint(n: int) -> bytes:
@@ -41,3 +41,11 @@ def test_a_truncated_body_is_an_error_naming_the_offset():
     body = row("AS1", [1, 2], [0.5])
     with pytest.raises(ValueError, match="truncated array at byte"):
         list(rows(body[:-3], (STRING, INT64S, FLOAT64S)))
+
+
+def test_string_arrays_decode_in_order_including_empty_ones():
+    names = ["dns", "", "sni" * 50]  # an empty string and one needing a two-byte length
+    body = b"".join([varint(3), *(varint(len(n.encode())) + n.encode() for n in names), varint(0)])
+    assert list(rows(body, (STRINGS, STRINGS))) == [[names, []]]
+    with pytest.raises(ValueError, match="truncated string at byte"):
+        list(rows(body[:-3], (STRINGS, STRINGS)))

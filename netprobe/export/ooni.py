@@ -9,8 +9,12 @@ Rules:
   health check, not measurements of a target: they are not exported (health is annotated).
 - Records map onto OONI's test-key layouts: dns -> `queries` (df-002: `rcode` as the integer code),
   tcp -> `tcp_connect` (df-005), tls -> `tls_handshakes` (df-006; certificates are not exported:
-  netprobe keeps their digests and names, OONI wants the DER bytes). netprobe makes no HTTP
-  requests: `requests` is empty and `telegram_http_blocking` is null (not measured).
+  netprobe keeps their digests and names, OONI wants the DER bytes), http -> `requests` (df-001:
+  the probe's one `GET /` with its headers (`model.records.HTTP_REQUEST_HEADERS`), and the
+  response as far as the record keeps it: status, the kept headers, the stored body, which is
+  truncated when it is shorter than what was read or `body_truncated` says there was more; no
+  response when the record has no status). netprobe's http probe fetches names, never the
+  Telegram DCs: `telegram_http_blocking` is null (not measured).
 - Failure strings are OONI's already (`model/failures.py`) and are copied unchanged; `t0`/`t`
   stay seconds since the run start, which is every measurement's `measurement_start_time`.
 - Annotations (strings only, as OONI requires) carry netprobe's verdict and method, the rule
@@ -24,7 +28,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from netprobe.model.records import DNS, TCP, TLS
+from netprobe.model.records import (
+    DNS,
+    HTTP,
+    HTTP_METHOD,
+    HTTP_PATH,
+    HTTP_REQUEST_HEADERS,
+    TCP,
+    TLS,
+)
 from netprobe.model.target_ids import DOMAIN, ENDPOINT, parse_target_id
 from netprobe.model.vocabulary import BLOCKED, OK, ROLE_CONTROL
 
@@ -108,12 +120,55 @@ def tls_handshake(record: dict) -> dict:
     }
 
 
+def http_request(record: dict) -> dict:
+    """An http record as a df-001 request/response pair."""
+    ip, port = str(record.get("ip")), int(record.get("port") or 0)
+    hostname = str(record.get("hostname") or ip)
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    headers = [("Host", hostname), *HTTP_REQUEST_HEADERS]
+    status = record.get("status")
+    response = None
+    if isinstance(status, int):
+        kept = [
+            [name, value]
+            for name, values in (record.get("headers") or {}).items()
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        body = record.get("body")
+        length = record.get("body_length")
+        shortened = isinstance(body, str) and isinstance(length, int) and len(body) < length
+        response = {
+            "code": status,
+            "headers_list": kept,
+            "headers": {name: value for name, value in reversed(kept)},  # the first of each
+            "body": body,
+            "body_is_truncated": bool(record.get("body_truncated")) or shortened,
+        }
+    return {
+        "network": "tcp",
+        "address": _address(ip, port),
+        "failure": record.get("failure"),
+        "request": {
+            "url": f"http://{host}{'' if port == 80 else f':{port}'}{HTTP_PATH}",
+            "method": HTTP_METHOD,
+            "headers_list": [list(pair) for pair in headers],
+            "headers": dict(headers),
+            "body": "",
+            "body_is_truncated": False,
+            "x_transport": "tcp",
+        },
+        "response": response,
+        "t0": record.get("t0"),
+        "t": record.get("t"),
+    }
+
+
 def _layouts(records: list[dict]) -> dict:
     return {
         "queries": [query(r) for r in records if r.get("type") == DNS],
         "tcp_connect": [tcp_connect(r) for r in records if r.get("type") == TCP],
         "tls_handshakes": [tls_handshake(r) for r in records if r.get("type") == TLS],
-        "requests": [],
+        "requests": [http_request(r) for r in records if r.get("type") == HTTP],
     }
 
 

@@ -251,6 +251,17 @@ class MtprotoRecord(MeasurementRecord):
     mtproto_error: str | None  # what came instead of a resPQ, in words (failure mtproto_no_...)
 
 
+# The http probe's one request (issue 13): `GET /` over HTTP/1.1 to the IP literal, these
+# headers after `Host: hostname` (`probes.http` sends them, `export.ooni` reports them).
+HTTP_METHOD = "GET"
+HTTP_PATH = "/"
+HTTP_REQUEST_HEADERS = (
+    ("User-Agent", "Mozilla/5.0 (compatible; netprobe)"),
+    ("Accept", "*/*"),
+    ("Accept-Encoding", "identity"),
+)
+
+
 class HttpRecord(MeasurementRecord):
     """issue 13: `GET /` with `Host: hostname` to ip:port (docs/DESIGN.md "http")."""
 

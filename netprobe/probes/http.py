@@ -38,7 +38,6 @@ HEADERS = ("server", "location", "content-type", "content-length", "via", "set-c
 HEADER_VALUE_LIMIT = 512
 READ_LIMIT = 256 * 1024  # bytes of body read (hashed, searched for the title) at most
 TITLE_LIMIT = 200  # characters
-USER_AGENT = "Mozilla/5.0 (compatible; netprobe)"
 
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
@@ -49,7 +48,7 @@ def url_for(ip: str, port: int) -> str:
     """`http://ip:port/`, with an IPv6 literal in brackets; ValueError if `ip` is not an IP."""
     address = ipaddress.ip_address(ip)
     host = f"[{address}]" if address.version == 6 else str(address)
-    return f"http://{host}:{port}/"
+    return f"http://{host}:{port}{records.HTTP_PATH}"
 
 
 async def probe_http(
@@ -82,14 +81,9 @@ async def probe_http(
                 follow_redirects=False, trust_env=False, timeout=timeout, http2=False
             ) as client:
                 request = client.build_request(
-                    "GET",
+                    records.HTTP_METHOD,
                     url,
-                    headers={
-                        "Host": hostname,
-                        "User-Agent": USER_AGENT,
-                        "Accept": "*/*",
-                        "Accept-Encoding": "identity",
-                    },
+                    headers={"Host": hostname, **dict(records.HTTP_REQUEST_HEADERS)},
                     extensions={"trace": trace},
                 )
                 response = await client.send(request, stream=True)

@@ -116,7 +116,7 @@ def prepare_file(path: Path, trust: Path | None, ingest_id: str | None = None) -
         run = load_run(header, (r for r in rest if r.get("type") != SUMMARY))
         records = [r for r in run.records if r.get("type") in MEASUREMENT_TYPES]
         analysis = analyse(header, records, detail=False)
-        rows, measurements = schema.run_rows(
+        rows, encoded = schema.run_rows(
             file_sha256=digest,
             ingest_id=ingest_id or new_ingest_id(),
             header=header,
@@ -143,7 +143,7 @@ def prepare_file(path: Path, trust: Path | None, ingest_id: str | None = None) -
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Prepared(name, digest, reason=f"not a valid result ({type(exc).__name__}: {exc})")
     bodies = {table: _encode(table_rows) for table, table_rows in rows.items()}
-    bodies[schema.MEASUREMENTS] = measurements
+    bodies.update(encoded)
     return Prepared(name, digest, len(records), bodies, status=verification.status)
 
 
@@ -154,16 +154,14 @@ def _measurement_lines(data: bytes, records: list[dict]) -> list[bytes] | None:
 
     kinds = {kind.encode() for kind in MEASUREMENT_TYPES}
     match = _TYPE_FIELD.match
-    lines = []
+    lines, types = [], []
     for line in data.split(b"\n"):
         found = match(line)
-        if found is not None and found.group(1) in kinds:
+        if found is not None and (kind := found.group(1)) in kinds:
             lines.append(line)
-    if len(lines) != len(records):
+            types.append(kind)
+    if types != [record["type"].encode() for record in records]:
         return None
-    for line, record in zip(lines, records, strict=True):
-        if match(line).group(1) != record["type"].encode():  # type: ignore[union-attr]
-            return None
     return lines
 
 
@@ -217,11 +215,8 @@ def store_batch(client: ClickHouse, batch: list[Prepared], report: IngestReport)
             fresh.append(item)
     # The runs rows go last: a file counts as stored only once its runs row is in.
     for table in (schema.MEASUREMENTS, schema.VERDICTS, schema.RUNS):
-        body = b"".join(item.bodies.get(table, b"") for item in fresh)
-        if table == schema.MEASUREMENTS:
-            insert_body(client, table, body, "TabSeparated", schema.MEASUREMENT_COLUMNS)
-        else:
-            insert_body(client, table, body)
+        body = [item.bodies.get(table, b"") for item in fresh]
+        insert_body(client, table, body, *schema.INSERT_FORMATS[table])
     for item in fresh:
         report.ingested.append({"path": item.path, "sha256": item.sha256, "records": item.records})
     return fresh

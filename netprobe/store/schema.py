@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,10 +178,10 @@ def run_rows(
     verification: dict,
     ingested_at: datetime,
     lines: list[bytes] | None = None,
-) -> tuple[dict[str, list[dict]], bytes]:
-    """The rows of one verified run: runs and verdicts rows per table (dicts, for JSONEachRow),
-    and the measurements rows as TabSeparated bytes (`lines`: each record's bytes in the file,
-    in order; else the records are encoded again)."""
+) -> tuple[dict[str, list[dict]], dict[str, bytes]]:
+    """The rows of one verified run: the runs row (a dict, for JSONEachRow), and the
+    measurements and verdicts rows as TabSeparated bytes (`INSERT_FORMATS`; `lines`: each
+    record's bytes in the file, in order; else the records are encoded again)."""
     started_at = str(header["started_at"])
     micros = started_micros(started_at)
     common = {
@@ -197,14 +198,20 @@ def run_rows(
     signer_field = header.get("signer")
     signer: dict = signer_field if isinstance(signer_field, dict) else {}
     raw = lines if lines is not None and len(lines) == len(records) else [None] * len(records)
+    fixed = _fixed_fields(common)
     measurements = b"".join(
-        measurement_tsv(common, number, record, line)
-        for number, (record, line) in enumerate(zip(records, raw, strict=True), 1)
+        [
+            measurement_tsv(common, number, record, line, fixed)
+            for number, (record, line) in enumerate(zip(records, raw, strict=True), 1)
+        ]
     )
-    verdicts = [
-        _verdict_row(common, healthy, verdict)
-        for _target, verdict in sorted(getattr(analysis, "verdicts", {}).items())
-    ]
+    prefix = "\t".join(_tsv(common[name]) for name in VERDICT_COLUMNS[:7]) + f"\t{healthy}\t"
+    verdicts = "".join(
+        [
+            verdict_tsv(prefix, verdict)
+            for _target, verdict in sorted(getattr(analysis, "verdicts", {}).items())
+        ]
+    ).encode()
     run = {
         **common,
         "probe_cc": _text(header.get("probe_cc")),
@@ -226,7 +233,7 @@ def run_rows(
         "summary": _json(summary),
         "ingested_at": ingested_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
     }
-    return {RUNS: [run], VERDICTS: verdicts}, measurements
+    return {RUNS: [run]}, {MEASUREMENTS: measurements, VERDICTS: verdicts}
 
 
 # The measurements table's columns in the order `measurement_tsv` writes them (INSERT ... FORMAT
@@ -250,13 +257,30 @@ _NULL = "\x00"  # stands for \\N while a row is assembled (see measurement_tsv)
 _TABS = len(MEASUREMENT_COLUMNS) - 2  # separators before the record's JSON
 
 
-def measurement_tsv(common: dict, number: int, record: dict, line: bytes | None) -> bytes:
-    """One measurements row as a TabSeparated line (`line`: the record's bytes in the file).
+def _fixed_fields(common: dict) -> tuple[str, str]:
+    """The run's own fields of every measurements row, before and after the line number."""
+    return (
+        f"{common['file_sha256']}\t{common['ingest_id']}\t{common['run_id']}\t",
+        f"\t{common['probe_asn']}\t{common['vantage']}\t{common['start_time']}\t"
+        f"{common['started_us']}\t",
+    )
+
+
+def measurement_tsv(
+    common: dict,
+    number: int,
+    record: dict,
+    line: bytes | None,
+    fixed: tuple[str, str] | None = None,
+) -> bytes:
+    """One measurements row as a TabSeparated line (`line`: the record's bytes in the file;
+    `fixed`: `_fixed_fields(common)`, made once per run).
 
     Fast path: the fields are joined as they are and the row is checked once (no backslash,
     newline or stray tab, as many NUL stand-ins as null fields); any surprise takes the slow path,
     which escapes every field.
     """
+    head, middle = fixed if fixed is not None else _fixed_fields(common)
     get = record.get
     raw = line if line is not None else _json(record).encode()
     if b"\\" in raw:
@@ -265,9 +289,7 @@ def measurement_tsv(common: dict, number: int, record: dict, line: bytes | None)
     rcode, version, control_round = get("rcode"), get("tls_version"), get("control_round")
     nulls = (failure is None) + (operation is None) + (rcode is None) + (version is None)
     row = (
-        f"{common['file_sha256']}\t{common['ingest_id']}\t{common['run_id']}\t{number}\t"
-        f"{common['probe_asn']}\t"
-        f"{common['vantage']}\t{common['start_time']}\t{common['started_us']}\t"
+        f"{head}{number}{middle}"
         f"{get('type')}\t{get('target_id')}\t{get('group') or ''}\t{get('role') or ''}\t"
         f"{int(get('attempt') or 0)}\t{int(get('confirmation') or 0)}\t"
         f"{-1 if control_round is None else int(control_round)}\t"
@@ -303,21 +325,35 @@ def _measurement_tsv_escaped(common: dict, number: int, record: dict, raw: bytes
     return "\t".join(fields).encode() + b"\t" + raw + b"\n"
 
 
-def _verdict_row(common: dict, healthy: int, verdict: Any) -> dict:
+# The verdicts table's columns in the order `verdict_tsv` writes them (after the 7 run fields
+# and `healthy`, which `run_rows` writes once per run).
+VERDICT_COLUMNS = tuple(line.split()[0] for line in _VERDICT_COLUMNS.strip().splitlines())
+# How `ingest` sends each table's rows: (format, columns).
+INSERT_FORMATS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    RUNS: ("JSONEachRow", None),
+    MEASUREMENTS: ("TabSeparated", MEASUREMENT_COLUMNS),
+    VERDICTS: ("TabSeparated", VERDICT_COLUMNS),
+}
+_LAYER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def verdict_tsv(prefix: str, verdict: Any) -> str:
+    """One verdicts row as a TabSeparated line after `prefix` (the run fields and `healthy`).
+
+    Layer names are analysis' own words (`LAYERS`); one of another shape is an error, so the
+    quoted array needs no escaping. Scores are finite floats (`repr` is exact).
+    """
     scores = {layer: score for layer, score in (verdict.scores or {}).items() if score is not None}
-    row = {
-        **common,
-        "healthy": healthy,
-        "target_id": verdict.target_id,
-        "target_group": _text(verdict.group),
-        "role": _text(verdict.role),
-        "status": _text(verdict.status),
-        "method": _text(verdict.method),
-        "layers": _json(dict(verdict.layers)),
-        "score_layers": list(scores),
-        "score_values": [float(value) for value in scores.values()],
-        "rules_version": RULES_VERSION,
-    }
-    for layer in LAYERS:
-        row[f"score_{layer}"] = scores.get(layer)
-    return row
+    for layer in scores:
+        if _LAYER_NAME.match(layer) is None:
+            raise ValueError(f"unexpected layer name {layer!r}")
+    values = {layer: repr(float(score)) for layer, score in scores.items()}
+    fields = [
+        _tsv(verdict.target_id), _tsv(_text(verdict.group)), _tsv(_text(verdict.role)),
+        _tsv(_text(verdict.status)), _tsv(_text(verdict.method)), _tsv(_json(dict(verdict.layers))),
+        "[" + ",".join(f"'{layer}'" for layer in values) + "]",
+        "[" + ",".join(values.values()) + "]",
+        *(values.get(layer, "\\N") for layer in LAYERS),
+        str(RULES_VERSION),
+    ]  # fmt: skip
+    return prefix + "\t".join(fields) + "\n"

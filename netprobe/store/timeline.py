@@ -1,18 +1,23 @@
 """`netprobe timeline --clickhouse`: the file-based timeline's report, computed over the store.
 
 Rules:
-- SQL does the per-series arithmetic: for every (network, target, layer, UTC hour) of healthy
-  runs, the median of the clamped scores and the first and last run of the hour
-  (`timeline.series.hourly_samples`' semantics, exactly). Python runs the CUSUM and everything
-  after it through the same `TimelineBuilder` (`add_aggregated`), so for the same runs the JSON is
-  identical to `timeline FILES --format json`.
+- SQL gathers each (network, target, layer) series of healthy runs, clamped and in time order;
+  where every UTC hour holds one run (hourly runs: the usual case) each run is its hour's
+  sample as is, else the series goes through `timeline.series.hourly_samples` itself (the
+  median of the hour, its first and last run). Python runs the CUSUM and everything after it
+  through the same `TimelineBuilder` (`add_aggregated`), so for the same runs the JSON is
+  identical to `timeline FILES --format json`. (Grouping by hour in SQL cost more than the rest
+  of the query: millions of groups of one run each.)
 - Times travel as integer microseconds (`schema.started_micros`), so `us / 1e6` is the float the
   file-based timeline computes; scores have 4 decimals, which ClickHouse parses exactly.
 - Only rows of stored files are read, each as written by the attempt that stored it:
-  `(file_sha256, ingest_id) IN (SELECT ... FROM runs FINAL)` (see `schema`), so a batch cut short
-  never shows, without the cost of FINAL over the large tables.
-- Series come back as one row each, with arrays, in RowBinary (`store.rowbinary`): a fleet's
-  millions of hourly samples cost no text formatting or parsing.
+  `ingest_id IN (SELECT ingest_id FROM runs FINAL)` (see `schema`; an `ingest_id` names one file
+  of one attempt), so a batch cut short never shows, without the cost of FINAL over the large
+  tables or of comparing file hashes too.
+- Series come back as one row each, with arrays sorted by time, in RowBinary (`store.rowbinary`):
+  a fleet's millions of hourly samples cost no text formatting or parsing, and no Python
+  arithmetic (times come as the floats Python would compute: `us / 1e6` in SQL is the same IEEE
+  division). Each target's group and its healthy runs' methods come from one more query.
 - `asns`/`vantages` restrict the networks (empty = all); `files` in the report counts the stored
   files of those networks whatever their time, as the file-based report counts the files given.
 - Groups and labels as the file timeline has them: a target's group is the `target_group` of the
@@ -29,6 +34,7 @@ Rules:
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
 from functools import partial
@@ -36,10 +42,11 @@ from functools import partial
 from netprobe.model.vocabulary import ROLE_CONTROL
 from netprobe.store import rowbinary, schema
 from netprobe.store.client import ClickHouse
-from netprobe.store.rowbinary import FLOAT64S, INT64S, STRING
+from netprobe.store.rowbinary import FLOAT64S, STRING, STRINGS
 from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
 from netprobe.timeline.onset import Sample
 from netprobe.timeline.runs import _group_labels as group_labels
+from netprobe.timeline.series import hourly_samples
 
 HOUR_US = 3_600_000_000
 # Sample((time, y, first, last)) without the named tuple's Python-level __new__: a fleet
@@ -153,16 +160,26 @@ def store_timeline(
     vantages: list[str] | None = None,
 ) -> dict:
     """The `timeline --format json` document over the store's runs of the chosen networks."""
+    # A fleet's millions of samples are tuples of floats and lists of them, none in a reference
+    # cycle: the cyclic collector would only walk them again and again (a quarter of the time).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _store_timeline(client, options, asns or [], vantages or [])
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _store_timeline(
+    client: ClickHouse, options: TimelineOptions, asns: list[str], vantages: list[str]
+) -> dict:
     db = client.database
-    asns, vantages = list(asns or []), list(vantages or [])
     where = _filters(options, asns, vantages, timed=True)
     duplicates, copies = _duplicates(client, db, where)
     where = f"{where} AND {_not_in(copies)}"
     # Rows of stored files only, each written by the attempt that stored it (see schema).
-    stored = (
-        f"(file_sha256, ingest_id) IN "
-        f"(SELECT file_sha256, ingest_id FROM {db}.{schema.RUNS} FINAL WHERE {where})"
-    )
+    stored = f"ingest_id IN (SELECT ingest_id FROM {db}.{schema.RUNS} FINAL WHERE {where})"
     runs: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
     for asn, vantage, micros, healthy in client.tsv(
         f"SELECT probe_asn, vantage, started_us, healthy FROM {db}.{schema.RUNS} FINAL "
@@ -170,36 +187,26 @@ def store_timeline(
     ):
         runs[(asn, vantage)].append((int(micros) / 1e6, healthy == "1"))
     hourly: dict[tuple[str, str], dict[tuple[str, str], list[Sample]]] = defaultdict(dict)
-    columns = (STRING, STRING, STRING, STRING, INT64S, FLOAT64S, INT64S, INT64S)
-    for asn, vantage, target_id, layer, hours, ys, firsts, lasts in rowbinary.rows(
-        client.raw(_hourly_sql(db, where, stored)), columns
+    series_columns = (STRING, STRING, STRING, STRING, FLOAT64S, FLOAT64S, FLOAT64S)
+    for asn, vantage, target_id, layer, hours, ys, times in rowbinary.rows(
+        client.raw(_hourly_sql(db, where, stored)), series_columns
     ):
-        # groupArray keeps the four arrays in step, in no particular order: sort by hour.
-        order = sorted(range(len(hours)), key=hours.__getitem__)
-        hourly[(asn, vantage)][(target_id, layer)] = list(
-            map(
-                _sample,
-                zip(
-                    [hours[i] * 3600.0 for i in order],
-                    [ys[i] for i in order],
-                    [firsts[i] / 1e6 for i in order],
-                    [lasts[i] / 1e6 for i in order],
-                    strict=True,
-                ),
-            )
-        )
-    loads = json.loads
+        if len(set(hours)) == len(hours):  # one run per hour: its score is the hour's sample
+            samples = list(map(_sample, zip(hours, ys, times, times, strict=True)))
+        else:  # some hour holds several runs: the file timeline's own arithmetic
+            samples = hourly_samples(times, ys)
+        hourly[(asn, vantage)][(target_id, layer)] = samples
     methods: dict[tuple[str, str], dict[str, list[tuple[float, str]]]] = defaultdict(dict)
-    for asn, vantage, target_id, method, times in client.tsv(
-        f"SELECT probe_asn, vantage, target_id, method, arraySort(groupArray(started_us)) "
-        f"FROM {db}.{schema.VERDICTS} WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} "
-        f"AND method != '' AND {where} AND {stored} GROUP BY probe_asn, vantage, target_id, method"
+    groups: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    target_columns = (STRING, STRING, STRING, STRING, FLOAT64S, STRINGS)
+    for asn, vantage, target_id, group, times, names in rowbinary.rows(
+        client.raw(_targets_sql(db, where, stored)), target_columns
     ):
-        seen = methods[(asn, vantage)].setdefault(target_id, [])
-        seen.extend((micros / 1e6, method) for micros in loads(times))
-    for by_target in methods.values():
-        for seen in by_target.values():
-            seen.sort()  # time order, as the file timeline adds them (ties: method name)
+        if group:
+            groups[(asn, vantage)][target_id] = group
+        if times:
+            # time order, as the file timeline adds them (ties: method name)
+            methods[(asn, vantage)][target_id] = sorted(zip(times, names, strict=True))
     target_ids: set[str] = set()
     if options.target is not None:
         target_ids = {
@@ -209,13 +216,6 @@ def store_timeline(
                 f"WHERE role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}"
             )
         }
-    groups: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    for row in client.rows(
-        f"SELECT probe_asn, vantage, target_id, argMax(target_group, started_us) AS latest_group "
-        f"FROM {db}.{schema.VERDICTS} WHERE target_group != '' AND role != {_quote(ROLE_CONTROL)} "
-        f"AND {where} AND {stored} GROUP BY probe_asn, vantage, target_id"
-    ):
-        groups[(row["probe_asn"], row["vantage"])][row["target_id"]] = row["latest_group"]
     labels = _labels(client, db, where)
     builder = TimelineBuilder(options)
     for key in sorted(runs):
@@ -233,23 +233,30 @@ def store_timeline(
 
 
 def _hourly_sql(db: str, where: str, stored: str) -> str:
-    """One row per (network, target, layer): arrays, in step, of the hour, the median clamped
-    score of the hour's runs, and the first and last run of the hour (us)."""
+    """One row per (network, target, layer): arrays, in step and in run time order, of each
+    healthy run's hour (its start, s), clamped score and time (s). `us / 1e6` and `hour * 3600.`
+    are the IEEE operations Python does: the same floats."""
     return f"""SELECT probe_asn, vantage, target_id, layer,
-       groupArray(hour), groupArray(y), groupArray(first_us), groupArray(last_us)
+       arrayMap(us -> intDiv(us, {HOUR_US}) * 3600., arraySort(groupArray(started_us))),
+       arraySort((y, us) -> us, groupArray(score), groupArray(started_us)),
+       arrayMap(us -> us / 1e6, arraySort(groupArray(started_us)))
 FROM (
-    SELECT probe_asn, vantage, target_id, layer, hour,
-           arraySort(groupArray(score)) AS ys, length(ys) AS n,
-           if(n % 2 = 1, ys[intDiv(n, 2) + 1], (ys[intDiv(n, 2)] + ys[intDiv(n, 2) + 1]) / 2) AS y,
-           min(started_us) AS first_us, max(started_us) AS last_us
-    FROM (
-        SELECT probe_asn, vantage, target_id, started_us,
-               intDiv(started_us, {HOUR_US}) AS hour, layer,
-               least(1., greatest(0., raw_score)) AS score
-        FROM {db}.{schema.VERDICTS}
-        ARRAY JOIN score_layers AS layer, score_values AS raw_score
-        WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
-    )
-    GROUP BY probe_asn, vantage, target_id, layer, hour
+    SELECT probe_asn, vantage, target_id, started_us, layer,
+           least(1., greatest(0., raw_score)) AS score
+    FROM {db}.{schema.VERDICTS}
+    ARRAY JOIN score_layers AS layer, score_values AS raw_score
+    WHERE healthy = 1 AND role != {_quote(ROLE_CONTROL)} AND {where} AND {stored}
 )
 GROUP BY probe_asn, vantage, target_id, layer"""
+
+
+def _targets_sql(db: str, where: str, stored: str) -> str:
+    """One row per (network, target): its group (that of the latest run naming one, '' if none)
+    and, in step, the time (s) and method of every healthy run's verdict naming a method."""
+    named = "healthy = 1 AND method != ''"
+    return f"""SELECT probe_asn, vantage, target_id,
+       argMaxIf(target_group, started_us, target_group != ''),
+       groupArrayIf(started_us / 1e6, {named}), groupArrayIf(method, {named})
+FROM {db}.{schema.VERDICTS}
+WHERE role != {_quote(ROLE_CONTROL)} AND ({named} OR target_group != '') AND {where} AND {stored}
+GROUP BY probe_asn, vantage, target_id"""
