@@ -273,7 +273,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
     worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
-    prepared = network.hourly
+    prepared, cells = network.hourly, opts.cells
     for series_key in sorted(prepared if prepared is not None else network.series):
         if prepared is not None:
             samples = prepared[series_key]
@@ -291,11 +291,11 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         if opts.cells:
             layer_at = worst_layer.setdefault(target_id, array("b", [-1]) * span_hours)
         layer_index = LAYERS.index(series_key[1]) if series_key[1] in LAYERS else -1
-        for sample in samples:
-            index = int(sample.time // 3600) - first_hour
-            if 0 <= index < span_hours and sample.y > hours[index]:
-                hours[index] = sample.y
-                if opts.cells:
+        for time, y, _first, _last in samples:  # unpacked: ~900,000 samples a year
+            index = int(time // 3600) - first_hour
+            if 0 <= index < span_hours and y > hours[index]:
+                hours[index] = y
+                if cells:
                     layer_at[index] = layer_index
     # Real flips (not the initial state) of every series, for corroboration.
     flips = [

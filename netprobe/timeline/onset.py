@@ -108,15 +108,14 @@ def detect(samples: Sequence[Sample], params: CusumParams = CusumParams()) -> De
     # Parameters as locals: this loop runs once per hourly sample of every target and layer.
     h, gap_limit, half_life = params.h, params.gap_hours, params.half_life_hours
     mu0, mu1, half_v = params.mu0, params.mu1, params.v / 2
-    for index, sample in enumerate(samples):
+    for index, (time, y, _first, _last) in enumerate(samples):
         if previous_time is not None:
-            gap_hours = (sample.time - previous_time) / 3600.0
+            gap_hours = (time - previous_time) / 3600.0
             if gap_hours > gap_limit:
                 fade = 0.5 ** (gap_hours / half_life)
                 s_plus *= fade
                 s_minus *= fade
-        previous_time = sample.time
-        y = sample.y
+        previous_time = time
         if state != BLOCKED:
             s_plus += (y - mu0) - half_v  # the same arithmetic as _increment(BLOCKED, ...)
             if s_plus < 0.0:
