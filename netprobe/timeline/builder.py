@@ -48,6 +48,7 @@ from netprobe.model.vocabulary import (
     UNKNOWN,
 )
 from netprobe.timeline.fleet import network_summary
+from netprobe.timeline.nogc import paused_gc
 from netprobe.timeline.onset import (
     Change,
     CusumParams,
@@ -191,10 +192,11 @@ class TimelineBuilder:
         network.labels.update(labels or {})
 
     def build(self) -> dict:
-        networks = [
-            _build_network(key, network, self.options)
-            for key, network in sorted(self._networks.items())
-        ]
+        with paused_gc():  # a million hourly samples, no cycles (timeline.nogc)
+            networks = [
+                _build_network(key, network, self.options)
+                for key, network in sorted(self._networks.items())
+            ]
         report = {
             "parameters": _parameters(self.options),
             "runs": self.runs_seen,
