@@ -28,6 +28,7 @@ PURE_MODULES = (
     "netprobe.timeline.series",
     "netprobe.timeline.builder",
     "netprobe.timeline.fleet",
+    "netprobe.timeline.nogc",
     "netprobe.options",
     "netprobe.run.tally",
     "netprobe.run.planner",

@@ -48,6 +48,7 @@ from netprobe.model.vocabulary import (
     UNKNOWN,
 )
 from netprobe.timeline.fleet import network_summary
+from netprobe.timeline.nogc import paused_gc
 from netprobe.timeline.onset import (
     Change,
     CusumParams,
@@ -191,10 +192,11 @@ class TimelineBuilder:
         network.labels.update(labels or {})
 
     def build(self) -> dict:
-        networks = [
-            _build_network(key, network, self.options)
-            for key, network in sorted(self._networks.items())
-        ]
+        with paused_gc():  # a million hourly samples, no cycles (timeline.nogc)
+            networks = [
+                _build_network(key, network, self.options)
+                for key, network in sorted(self._networks.items())
+            ]
         report = {
             "parameters": _parameters(self.options),
             "runs": self.runs_seen,
@@ -273,7 +275,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
     worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
-    prepared = network.hourly
+    prepared, cells = network.hourly, opts.cells
     for series_key in sorted(prepared if prepared is not None else network.series):
         if prepared is not None:
             samples = prepared[series_key]
@@ -291,7 +293,6 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
         if opts.cells:
             layer_at = worst_layer.setdefault(target_id, array("b", [-1]) * span_hours)
         layer_index = LAYERS.index(series_key[1]) if series_key[1] in LAYERS else -1
-        cells = opts.cells
         for time, y, _first, _last in samples:  # unpacked: the loop runs once per sample
             index = int(time // 3600) - first_hour
             if 0 <= index < span_hours and y > hours[index]:

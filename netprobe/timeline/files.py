@@ -33,6 +33,7 @@ from netprobe.timeline.cache import (
     encode_summary,
     file_key,
 )
+from netprobe.timeline.nogc import paused_gc
 from netprobe.timeline.runs import RunSummary, parse_time, summary_from_analysis
 
 
@@ -208,7 +209,8 @@ def _summarise_job(job: _Job) -> _Result:
 
 
 def _summarise(job: _Job) -> RunSummary | Skipped | None:
-    result = summarise_file(job.path, job.options)
+    with paused_gc():  # the file's records form no cycles (timeline.nogc)
+        result = summarise_file(job.path, job.options)
     if isinstance(result, RunSummary):
         result = dataclasses.replace(result, source=str(job.path))
     return result
@@ -265,13 +267,16 @@ def read_runs(
 
 
 def _collect(results: Iterable, cache: SummaryCache | None) -> Iterator[RunSummary | Skipped]:
-    for key, hit, blob, result in results:
-        if cache is not None and key is not None:
-            if hit:
-                cache.hits += 1
-                cache.touch(key)
-            elif blob is not None:
-                cache.misses += 1
-                cache.put(key, blob)
-        if result is not None:
-            yield result
+    # No cyclic GC while the summaries come in (timeline.nogc): the caller's builder grows to
+    # hundreds of thousands of small tuples that every full collection would walk again.
+    with paused_gc():
+        for key, hit, blob, result in results:
+            if cache is not None and key is not None:
+                if hit:
+                    cache.hits += 1
+                    cache.touch(key)
+                elif blob is not None:
+                    cache.misses += 1
+                    cache.put(key, blob)
+            if result is not None:
+                yield result

@@ -19,6 +19,7 @@ import statistics
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from itertools import repeat
 
 from netprobe.timeline.onset import Sample
 from netprobe.timeline.runs import iso
@@ -30,6 +31,7 @@ STRIP_GAP, STRIP_OK, STRIP_BLOCKED, STRIP_MIXED = ".", "o", "x", "~"
 LOOKS_BLOCKED = 0.35
 GAP_NO_RUNS = "no runs"
 GAP_CONTROLS_FAILING = "controls failing"
+_new_tuple = tuple.__new__
 
 
 def hourly_samples(times: Iterable[float], scores: Iterable[float]) -> list[Sample]:
@@ -38,6 +40,24 @@ def hourly_samples(times: Iterable[float], scores: Iterable[float]) -> list[Samp
     # (the usual case) every hour holds one pair and no median is needed. This is the hot loop
     # of a year-long timeline (one pass per target and layer), hence the plain loop.
     pairs = sorted(zip(times, scores, strict=True))
+    run_times = [pair[0] for pair in pairs]
+    hours = [t // 3600 for t in run_times]
+    if len(set(hours)) == len(hours):
+        # One run per hour (a year of hourly runs): the samples are built by C loops (zip and
+        # tuple.__new__), not one Python call of Sample's __new__ each.
+        return list(
+            map(
+                _new_tuple,
+                repeat(Sample),
+                zip(
+                    [int(hour) * 3600.0 for hour in hours],
+                    [pair[1] for pair in pairs],
+                    run_times,
+                    run_times,
+                    strict=True,
+                ),
+            )
+        )
     samples: list[Sample] = []
     append = samples.append
     index, count = 0, len(pairs)
