@@ -89,6 +89,13 @@ async def probe_tcp(ctx: ProbeContext, ip: str, port: int, *, timeout: float) ->
         sock.close()
     except NETWORK_ERRORS as exc:
         failure = classify(exc)
+    return tcp_record(ctx, t0, failure, ip, port)
+
+
+def tcp_record(
+    ctx: ProbeContext, t0: float, failure: str | None, ip: str, port: int
+) -> records.TcpRecord:
+    """The `tcp` record of one connect (this probe's and the batched engine's, probes/tcp_batch)."""
     record = ctx.record(
         records.TCP,
         t0=t0,

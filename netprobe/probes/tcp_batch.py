@@ -38,11 +38,10 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from netprobe.model import records
 from netprobe.probes.errors import classify
-from netprobe.probes.tcp import IN_PROGRESS, NETWORK_ERRORS, socket_family
+from netprobe.probes.tcp import IN_PROGRESS, NETWORK_ERRORS, socket_family, tcp_record
 
 if TYPE_CHECKING:
     from netprobe.model.records import TcpRecord
@@ -112,14 +111,14 @@ class TcpBatch:
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
         except NETWORK_ERRORS as exc:
-            done(_record(ctx, t0, classify(exc), ip, port))
+            done(tcp_record(ctx, t0, classify(exc), ip, port))
             return
         try:
             sock.setblocking(False)
             error = sock.connect_ex((ip, port))
         except NETWORK_ERRORS as exc:
             sock.close()
-            done(_record(ctx, t0, classify(exc), ip, port))
+            done(tcp_record(ctx, t0, classify(exc), ip, port))
             return
         except BaseException:
             sock.close()
@@ -134,7 +133,7 @@ class TcpBatch:
                 self._arm(connect.deadline)
             return
         sock.close()
-        done(_record(ctx, t0, _failure(error), ip, port))
+        done(tcp_record(ctx, t0, _failure(error), ip, port))
 
     def close(self) -> None:
         """Close every socket in flight, with no record for them; the batch is then done."""
@@ -171,7 +170,7 @@ class TcpBatch:
                 break
         for connect, error in ended:
             failure = _failure(error) if error else None
-            connect.done(_record(connect.ctx, connect.t0, failure, connect.ip, connect.port))
+            connect.done(tcp_record(connect.ctx, connect.t0, failure, connect.ip, connect.port))
 
     def _arm(self, deadline: float) -> None:
         delay = max(0.0, deadline - time.monotonic()) + _TIMER_SLACK
@@ -196,21 +195,9 @@ class TcpBatch:
         if due:
             failure = classify(TimeoutError())
             for connect in due:
-                connect.done(_record(connect.ctx, connect.t0, failure, connect.ip, connect.port))
+                connect.done(tcp_record(connect.ctx, connect.t0, failure, connect.ip, connect.port))
 
 
 def _failure(error: int) -> str:
     """The failure string of a connect that ended with `error` (as `connect_socket` raises it)."""
     return classify(OSError(error, os.strerror(error)))
-
-
-def _record(ctx: ProbeContext, t0: float, failure: str | None, ip: str, port: int) -> TcpRecord:
-    record = ctx.record(
-        records.TCP,
-        t0=t0,
-        failure=failure,
-        failed_operation="connect",
-        ip=ip,
-        port=port,
-    )
-    return cast("TcpRecord", record)
