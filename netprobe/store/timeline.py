@@ -34,7 +34,6 @@ Rules:
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import defaultdict
 from functools import partial
@@ -44,6 +43,7 @@ from netprobe.store import rowbinary, schema
 from netprobe.store.client import ClickHouse
 from netprobe.store.rowbinary import FLOAT64S, STRING, STRINGS
 from netprobe.timeline.builder import TimelineBuilder, TimelineOptions
+from netprobe.timeline.nogc import paused_gc
 from netprobe.timeline.onset import Sample
 from netprobe.timeline.runs import _group_labels as group_labels
 from netprobe.timeline.series import hourly_samples
@@ -162,13 +162,8 @@ def store_timeline(
     """The `timeline --format json` document over the store's runs of the chosen networks."""
     # A fleet's millions of samples are tuples of floats and lists of them, none in a reference
     # cycle: the cyclic collector would only walk them again and again (a quarter of the time).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():  # timeline.nogc
         return _store_timeline(client, options, asns or [], vantages or [])
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _store_timeline(
