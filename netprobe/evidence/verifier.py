@@ -54,7 +54,7 @@ from netprobe.evidence.events import (
 )
 from netprobe.evidence.keys import header_signer_key, trusted_principal
 
-_SCAN, _DECODE, _MAX = fmt.SCAN, fmt.FULL_DECODE, fmt.MAX_LINE_BYTES
+_DECODE, _MAX = fmt.FULL_DECODE, fmt.MAX_LINE_BYTES
 _DEPTH, _TOO_DEEP = fmt.MAX_NESTING, fmt.too_deep
 _HEADER, _SUMMARY, _SIGNING = fmt.HEADER, fmt.SUMMARY, fmt.SIGNING_TYPES
 _STRUCTURAL = fmt.STRUCTURAL_TYPES
@@ -185,7 +185,7 @@ class Verifier:
         Measurement lines take the short path; every other line goes through `_structural`,
         which applies the rules in full.
         """
-        append = events.append
+        append, decode = events.append, fmt.decode_json
         emit, keep = self.emit_records, self._keep
         number, offset, since = self._line_no, self._offset, self._records_since
         pending, final = self._pending, self._final
@@ -197,13 +197,7 @@ class Verifier:
             if final:
                 raise _Invalid(number, f"line {number}: data after the final signed checkpoint")
             try:  # format.decode_line, inlined
-                text = piece.decode()
-                try:
-                    record, end = _SCAN(text, 0)
-                except StopIteration:
-                    end = -1
-                if end != len(text):
-                    record = _DECODE(text)
+                record = decode(piece)
             except (ValueError, RecursionError):  # UnicodeDecodeError included
                 record = kind = None
             else:
