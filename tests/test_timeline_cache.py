@@ -14,6 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from netprobe.cli import app
+from netprobe.timeline import cache as cache_module
+from netprobe.timeline import files as files_module
 from netprobe.timeline.cache import CACHE_ENV, SummaryCache, decode_summary, encode_summary
 from netprobe.timeline.files import ReadOptions, Skipped, expand_paths, open_cache, read_runs
 from netprobe.timeline.runs import RunSummary
@@ -158,3 +160,53 @@ def test_damaged_entry_is_a_miss_and_gets_replaced(history):
 def test_reader_without_a_cache_file_finds_nothing(tmp_path):
     reader = SummaryCache(tmp_path / "absent.sqlite3", writable=False)
     assert reader.get("0" * 64) is None and not (tmp_path / "absent.sqlite3").exists()
+
+
+def stamps_in_cache() -> int:
+    with sqlite3.connect(cache_file()) as db:
+        return db.execute("SELECT count(*) FROM stamps").fetchone()[0]
+
+
+def test_unchanged_files_are_found_by_their_stat_stamp_without_being_read(history, monkeypatch):
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)  # the copy is only just written
+    options = ReadOptions(verify=True, allowed_signers=str(history / "allowed_signers"))
+    first, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (0, HOURS)
+    assert stamps_in_cache() == HOURS
+
+    def no_reading(*_args):
+        raise AssertionError("a stamped file was read")
+
+    monkeypatch.setattr(files_module, "file_key", no_reading)
+    monkeypatch.setattr(files_module, "summarise_file", no_reading)
+    again, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (HOURS, 0)
+    assert sorted(again, key=lambda r: r.source) == sorted(first, key=lambda r: r.source)
+
+
+def test_a_rewrite_keeping_size_and_mtime_is_read_again(history, monkeypatch):
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    options = ReadOptions(verify=True, allowed_signers=str(history / "allowed_signers"))
+    read_all(history, options)
+    victim = sorted(history.glob("*.jsonl"))[5]
+    data, info = victim.read_bytes(), victim.stat()
+    assert b'"failure":null,' in data
+    edited = data.replace(b'"failure":null,', b'"failure":true,', 1)  # the same size
+    victim.write_bytes(edited)
+    os.utime(victim, ns=(info.st_atime_ns, info.st_mtime_ns))  # mtime back; ctime moves on
+    assert victim.stat().st_size == info.st_size
+    results, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (HOURS - 1, 0)
+    skipped = [r for r in results if isinstance(r, Skipped)]
+    assert [s.path for s in skipped] == [str(victim)]
+    assert "INVALID" in skipped[0].reason
+
+
+def test_a_recently_changed_file_gets_no_stamp(history):
+    # Written less than SETTLED_NS ago: a write in the same clock tick would keep its ctime.
+    options = ReadOptions(verify=True, allowed_signers=str(history / "allowed_signers"))
+    _, cache = read_all(history, options)
+    assert cache.misses == HOURS
+    assert stamps_in_cache() == 0
+    _, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (HOURS, 0)  # found by content instead

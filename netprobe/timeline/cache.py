@@ -11,6 +11,15 @@ Rules:
   `SUMMARY_ENTRY_POINT` imports, directly or not, at module level or inside a function, found by
   reading their import statements (never a hand-kept list, so a new module cannot be forgotten).
   Editing any of them changes every key; editing a module off that path (the CLI) changes none.
+- Stamps (a warm timeline reads no file): a file's stat stamp (device, inode, size, mtime and
+  ctime in ns, under the same context) also leads to its content key, so an unchanged file is
+  found without reading its bytes. Any write to a file, and any rename over it, moves its ctime
+  forward, and user space cannot set a ctime; a file created in an old one's place has a new
+  ctime too. The one gap is a write within the same clock tick as the stat: so a stamp is only
+  recorded when the file's ctime is `SETTLED_NS` older than the stat, and the stat is the same
+  after the bytes were hashed (the "racy git" rule). A stamp maps only to the content key of a
+  file that was hashed with that stamp; every entry is still the summary of bytes that verified.
+  Someone who can set the system clock back can forge a ctime; they could also edit this cache.
 - Only `RunSummary`s are stored (run id, vantage, time, health, per-layer scores and methods),
   never records or anything the result files do not already hold. Unusable files are not cached:
   they are read again and reported again.
@@ -29,6 +38,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import time
 import zlib
 from pathlib import Path
@@ -145,6 +155,24 @@ def file_key(path: Path, context: bytes) -> str:
     return digest.hexdigest()
 
 
+# A stamp is only trusted for a file last changed this long before the stat (the rule above):
+# far beyond any file system's timestamp granularity (ext4/xfs: a clock tick, FAT: 2 s).
+SETTLED_NS = 3_000_000_000
+
+
+def file_stamp(path: Path, context: bytes) -> str | None:
+    """The stat stamp of a regular file, None if it changed too recently (raises OSError)."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode) or time.time_ns() - info.st_ctime_ns < SETTLED_NS:
+        return None
+    digest = hashlib.sha256(context)
+    digest.update(
+        f"stamp {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} "
+        f"{info.st_ctime_ns}".encode()
+    )
+    return digest.hexdigest()
+
+
 def encode_summary(run: RunSummary) -> bytes:
     data = {
         "started_at": run.started_at,
@@ -158,7 +186,8 @@ def encode_summary(run: RunSummary) -> bytes:
         "groups": run.groups,
         "group_labels": run.group_labels,
     }
-    return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
+    # Level 1: a third of level 6's time, and the entries are small anyway.
+    return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 1)
 
 
 def decode_summary(blob: bytes) -> RunSummary:
@@ -191,6 +220,7 @@ class SummaryCache:
         self._db: sqlite3.Connection | None = None
         self._new: list[tuple[str, bytes, int]] = []  # (key, summary, used), written in batches
         self._used: list[tuple[int, str]] = []  # (used, key) of entries found again
+        self._stamps: list[tuple[str, str, int]] = []  # (stamp, key, used), new or found again
         self.hits = self.misses = 0  # counted by the reader of results (timeline_files)
         self.context = b""  # context_digest() of the reading options, set by its opener
         try:
@@ -203,6 +233,10 @@ class SummaryCache:
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS summaries "
                     "(key TEXT PRIMARY KEY, summary BLOB NOT NULL, used INTEGER NOT NULL)"
+                )
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS stamps "
+                    "(stamp TEXT PRIMARY KEY, key TEXT NOT NULL, used INTEGER NOT NULL)"
                 )
                 self._db.commit()
             elif self.path.exists():
@@ -237,6 +271,29 @@ class SummaryCache:
             found = None  # a damaged entry is a miss; the writer replaces it
         return found
 
+    def get_stamped(self, stamp: str) -> tuple[str, RunSummary] | None:
+        """(content key, summary) of the file last hashed with this stat stamp, if any."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT s.key, s.summary FROM stamps t JOIN summaries s ON s.key = t.key "
+                "WHERE t.stamp = ?",
+                (stamp,),
+            ).fetchone()
+            return (row[0], decode_summary(row[1])) if row else None
+        except sqlite3.Error:
+            return None  # e.g. a cache written before stamps: the content key still works
+        except ValueError:
+            return None
+
+    def put_stamp(self, stamp: str, key: str) -> None:
+        """Record that the file with this stat stamp has content key `key` (batched)."""
+        if self._db is not None and self.writable:
+            self._stamps.append((stamp, key, int(time.time())))
+            if len(self._stamps) >= 256:
+                self.flush()
+
     def put(self, key: str, blob: bytes) -> None:
         """Store `encode_summary(run)` under `key` (written in batches)."""
         if self._db is None or not self.writable:
@@ -253,14 +310,15 @@ class SummaryCache:
                 self.flush()
 
     def flush(self) -> None:
-        new, used = self._new, self._used
-        self._new, self._used = [], []
-        if self._db is None or not (new or used):
+        new, used, stamps = self._new, self._used, self._stamps
+        self._new, self._used, self._stamps = [], [], []
+        if self._db is None or not (new or used or stamps):
             return
         try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?)", new)
                 self._db.executemany("UPDATE summaries SET used = ? WHERE key = ?", used)
+                self._db.executemany("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?)", stamps)
         except sqlite3.Error as exc:
             self.disable(exc)
 
@@ -273,6 +331,7 @@ class SummaryCache:
                 with self._db:
                     cutoff = int(time.time()) - KEEP_DAYS * 86400
                     self._db.execute("DELETE FROM summaries WHERE used < ?", (cutoff,))
+                    self._db.execute("DELETE FROM stamps WHERE used < ?", (cutoff,))
             if self._db is not None:
                 self._db.close()
         except sqlite3.Error as exc:

@@ -10,7 +10,8 @@ Rules:
   the other files carry on). Files outside --since/--until are dropped after reading their header only.
 - With `jobs > 1` files are read by a process pool (parsing and analysis are CPU-bound).
 - With a summary cache (`netprobe.timeline.cache`), a file whose content was summarised before
-  is not verified or analysed again; workers look it up, the main process writes new entries.
+  is not verified or analysed again; workers look it up (by stat stamp first, so an unchanged
+  file is not even read; the trust rule is in the cache's docstring), the main process writes.
 - Trust (issue 11): verified files are checked against the trust store (or the
   --allowed-signers file) with `evidence.trust.signers_for`; a file whose signer is not among
   them is `Skipped` ("UNTRUSTED signer SHA256:...") unless `accept_untrusted`.
@@ -32,6 +33,7 @@ from netprobe.timeline.cache import (
     default_cache_path,
     encode_summary,
     file_key,
+    file_stamp,
 )
 from netprobe.timeline.nogc import paused_gc
 from netprobe.timeline.runs import RunSummary, parse_time, summary_from_analysis
@@ -187,25 +189,38 @@ class _Job:
     context: bytes = b""
 
 
-_Result = tuple[str | None, bool, bytes | None, RunSummary | Skipped | None]
+# (cache key or None, stat stamp to record or None, found in the cache, encoded summary to
+# store or None, summary)
+_Result = tuple[str | None, str | None, bool, bytes | None, RunSummary | Skipped | None]
 
 
 def _summarise_job(job: _Job) -> _Result:
-    """(cache key or None, found in the cache, encoded summary to store or None, summary)."""
+    """One file through the cache: by stat stamp, else by content key, else read afresh."""
     if job.cache_path is None or not job.path.is_file():  # hashing a FIFO would block: the
-        return None, False, None, _summarise(job)  # reader names it
+        return None, None, False, None, _summarise(job)  # reader names it
+    reader = _cache_reader(job.cache_path)
     try:
+        stamp = file_stamp(job.path, job.context)
+        stamped = reader.get_stamped(stamp) if stamp is not None else None
+        if stamped is not None:  # unchanged since it was hashed: its bytes are not read
+            return stamped[0], stamp, True, None, _found(stamped[1], job)
         key = file_key(job.path, job.context)
+        if stamp is not None and file_stamp(job.path, job.context) != stamp:
+            stamp = None  # changed while it was hashed: the stamp may not match these bytes
     except OSError:
-        return None, False, None, _summarise(job)  # it names the error
-    found = _cache_reader(job.cache_path).get(key)
+        return None, None, False, None, _summarise(job)  # it names the error
+    found = reader.get(key)
     if found is not None:
-        found = dataclasses.replace(found, source=str(job.path))
-        return key, True, None, found if _in_range(found.started_at, job.options) else None
+        return key, stamp, True, None, _found(found, job)
     result = _summarise(job)
     # Encoded here, in the worker, so the main process only inserts.
     blob = encode_summary(result) if isinstance(result, RunSummary) else None
-    return key, False, blob, result
+    return key, stamp, False, blob, result
+
+
+def _found(found: RunSummary, job: _Job) -> RunSummary | None:
+    found = dataclasses.replace(found, source=str(job.path))
+    return found if _in_range(found.started_at, job.options) else None
 
 
 def _summarise(job: _Job) -> RunSummary | Skipped | None:
@@ -270,7 +285,7 @@ def _collect(results: Iterable, cache: SummaryCache | None) -> Iterator[RunSumma
     # No cyclic GC while the summaries come in (timeline.nogc): the caller's builder grows to
     # hundreds of thousands of small tuples that every full collection would walk again.
     with paused_gc():
-        for key, hit, blob, result in results:
+        for key, stamp, hit, blob, result in results:
             if cache is not None and key is not None:
                 if hit:
                     cache.hits += 1
@@ -278,5 +293,7 @@ def _collect(results: Iterable, cache: SummaryCache | None) -> Iterator[RunSumma
                 elif blob is not None:
                     cache.misses += 1
                     cache.put(key, blob)
+                if stamp is not None and (hit or blob is not None):
+                    cache.put_stamp(stamp, key)  # a stamp found again is marked as used
             if result is not None:
                 yield result
