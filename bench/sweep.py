@@ -12,6 +12,9 @@ one listener answers ports 80 and 443 on all of them. Then, one after the other 
 No packet leaves the machine: the namespaces have no route anywhere but to each other.
 
 Usage (root): python bench/sweep.py [--repeat N] [--full] [--concurrency 1000] [--timeout 2]
+                                    [--open-only] [--base DIR]
+`--base DIR` also runs another checkout's netprobe (e.g. `git worktree add DIR main`) in each open
+round, alternating with this one, so that both meet the same load (paired comparison).
 """
 
 from __future__ import annotations
@@ -150,8 +153,12 @@ def nmap_cmd(args: argparse.Namespace) -> list[str]:
             "-oG", "-", CIDR]  # fmt: skip
 
 
-def netprobe_cmd(args: argparse.Namespace, tl: Path, out: Path, confirm: int | None) -> list[str]:
-    cmd = [str(NETPROBE), "run", str(tl), "--out", str(out), "--vantage", "sweep", "--no-sign",
+def netprobe_cmd(
+    args: argparse.Namespace, tl: Path, out: Path, confirm: int | None, base: str | None = None
+) -> list[str]:
+    # The base checkout runs on this venv's interpreter with its own package first on the path.
+    prog = ["env", f"PYTHONPATH={base}", str(NETPROBE.parent / "python"), "-m", "netprobe"]
+    cmd = [*(prog if base else [str(NETPROBE)]), "run", str(tl), "--out", str(out), "--vantage", "sweep", "--no-sign",
            "--concurrency", str(args.concurrency), "--timeout", f"{args.timeout:g}",
            "--quiet"]  # fmt: skip
     if confirm is not None:
@@ -187,6 +194,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--skip-confirm", action="store_true", help="no default-confirm run")
+    parser.add_argument("--open-only", action="store_true", help="only the open sweep")
+    parser.add_argument("--base", help="another checkout's netprobe to alternate with (paired)")
     args = parser.parse_args()
     n_all = 4096 * len(PORTS)
     n_dropped = 2048 * len(PORTS)
@@ -194,10 +203,11 @@ def main() -> None:
     waves = math.ceil(n_dropped / args.concurrency) * args.timeout
     # A regular install compiles the package's bytecode; an editable one under
     # PYTHONDONTWRITEBYTECODE would recompile every module at each start (~0.2 s of a run).
-    subprocess.run(
-        [str(NETPROBE.parent / "python"), "-m", "compileall", "-q", str(REPO / "netprobe")],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    for tree in (REPO, *([Path(args.base)] if args.base else [])):
+        subprocess.run(
+            [str(NETPROBE.parent / "python"), "-m", "compileall", "-q", str(tree / "netprobe")],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     print(f"load average before: {os.getloadavg()}  (cores: {os.cpu_count()})")
     print(f"nmap:     {' '.join(nmap_cmd(args))}")
     with tempfile.TemporaryDirectory() as tmp, Sweep() as sweep:
@@ -206,6 +216,8 @@ def main() -> None:
         nm: list[float] = []
         np_: list[float] = []
         runs: list[float] = []
+        base_walls: list[float] = []
+        base_cpus: list[float] = []
         for i in range(args.repeat):
             wall, cpu, stdout = sweep.timed(nmap_cmd(args))
             nm.append(wall)
@@ -218,6 +230,13 @@ def main() -> None:
             figures = netprobe_figures(stdout, out)
             runs.append(float(figures.get("run_duration_s") or wall))
             print(f"  open    netprobe {wall:6.2f} s  cpu {cpu:5.2f} s  {figures}")
+            if args.base:
+                out = Path(tmp) / f"b{i}"
+                wall, cpu, stdout = sweep.timed(netprobe_cmd(args, tl, out, 0, args.base))
+                base_walls.append(wall)
+                base_cpus.append(cpu)
+                figures = netprobe_figures(stdout, out)
+                print(f"  open    base     {wall:6.2f} s  cpu {cpu:5.2f} s  {figures}")
         nmap_rate = n_all / statistics.median(nm)
         np_rate = (n_all - 4) / statistics.median(np_)
         print(
@@ -230,6 +249,15 @@ def main() -> None:
             f"OPEN    the run alone (summary duration, start-up excluded): median "
             f"{statistics.median(runs):.2f} s ({run_rate:,.0f}/s): {run_rate / nmap_rate:.2f}x"
         )
+        if base_walls:
+            base_rate = (n_all - 4) / statistics.median(base_walls)
+            print(
+                f"OPEN    base median {statistics.median(base_walls):.2f} s, cpu "
+                f"{statistics.median(base_cpus):.2f} s: {base_rate / nmap_rate:.2f}x nmap's rate"
+            )
+        if args.open_only:
+            print(f"load average after: {os.getloadavg()}")
+            return
         sweep.drop_upper_half(True)
         walls = []
         for i in range(args.repeat):

@@ -1,6 +1,7 @@
 """`--help` reads like a well-kept CLI (issue 12): every command's help page, as a user sees it.
 
-Each help page is rendered by the real CLI (typer's rich help, 200 columns wide): no Python type
+Each help page is rendered by the real CLI (a command's page is typer's rich help, 200 columns
+wide; the top-level page is click's plain text): no Python type
 names (`<bool>`, `<list[Path]>`, `<path>`, `{path}`), a metavariable for every option that takes a
 value, a shown default for every option and argument that is not required, `-f` wherever there is
 `--format`, and an example. The command list is in workflow order, one line per command.
@@ -8,7 +9,10 @@ value, a shown default for every option and argument that is not required, `-f` 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -78,8 +82,16 @@ def page_metavar(param: Any) -> str | None:
 
 
 def test_commands_are_listed_in_workflow_order_with_one_line_summaries() -> None:
-    page = help_page()
-    listed = re.findall(r"^│ (\w+) +(\S.*?) *│$", page, re.MULTILINE)
+    # The top-level page is click's plain text (cli/app.py): "  name  summary" rows. The real
+    # CLI, as a 200-column terminal shows it (typer's CliRunner pins click's width to 80).
+    page = subprocess.run(
+        [sys.executable, "-m", "netprobe", "--help"],
+        env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60,
+        check=True,
+    ).stdout  # fmt: skip
+    assert "╭" not in page and "│" not in page
+    commands_section = page.split("\nCommands:\n", 1)[1]
+    listed = re.findall(r"^  (\w+) +(\S.*?) *$", commands_section, re.MULTILINE)
     names = [name for name, _ in listed]
     known = [name for name in COMMAND_ORDER if name in names]
     assert names[: len(known)] == known, names
@@ -88,6 +100,22 @@ def test_commands_are_listed_in_workflow_order_with_one_line_summaries() -> None
     assert set(names) == set(root.commands)  # one line each: no command's summary wraps
     for _, summary in listed:
         assert len(summary) <= 100 and summary.endswith((".", ")")), summary
+
+
+def test_top_level_help_is_plain_text_with_full_summaries_and_the_options() -> None:
+    # At 80 columns a summary wraps onto the next line but is never cut short with "...".
+    done = runner.invoke(app, ["--help"], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    page = done.output
+    assert page.startswith("Usage: ") and "Example: netprobe run" in page
+    assert "--version" in page and "-h, --help" in page
+    flat = " ".join(page.split())
+    root = typer.main.get_command(app)
+    for name, command in root.commands.items():
+        assert f"{name} {command.get_short_help_str(limit=1_000)}" in flat, name
+    assert "..." not in page.split("\nCommands:\n", 1)[1]
+    bare = runner.invoke(app, [], env={"COLUMNS": "80"})
+    assert bare.exit_code == 2 and bare.output == page  # `netprobe` alone: the same page
 
 
 def test_a_flag_shows_no_type_and_run_help_shows_every_default() -> None:

@@ -470,3 +470,29 @@ def test_a_list_without_control_endpoints_whose_resolvers_failed_is_not_called_o
     assert problem is not None and "offline" not in problem
     assert "control resolvers all failed (generic_timeout_error x1)" in problem
     assert "The target list has no control endpoints" in problem
+
+
+def test_the_tally_of_connects_is_the_general_paths() -> None:
+    # RunTally.add counts a `tcp` record on a path of its own (a sweep is nothing else): the
+    # same counts, states, health and warnings as the general path (`_add_any`).
+    records = [
+        rf.tcp("198.19.0.1"),
+        rf.tcp("198.19.0.1", attempt=1, failure="tcp.connection_refused"),
+        rf.tcp("198.19.0.2", failure="generic_timeout_error"),
+        rf.tcp("198.19.0.2", failure="generic_timeout_error", confirmation=1),
+        rf.tcp("2001:db8::1", port=80, failure="tcp.connection_reset"),
+        rf.tcp(rf.CONTROL_IP, **CONTROL, control_round=0),
+        rf.tcp(rf.CONTROL_IP, **CONTROL, control_round=1, failure="generic_timeout_error"),
+        rf.tcp("198.18.0.9", group="control", role="control", failure="tcp.connection_refused"),
+    ]
+    for subset in (records, records[:5], records[5:], records[-1:]):
+        fast, general = RunTally(), RunTally()
+        for record in subset:
+            fast.add(record)
+            general.measurements += 1
+            general._add_any(record)
+        assert fast.to_dict() == general.to_dict()
+        assert fast.health == general.health
+        assert fast.control_problems() == general.control_problems()
+        assert fast.vantage_problem() == general.vantage_problem()
+        assert table_text(fast) == table_text(general)

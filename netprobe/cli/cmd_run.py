@@ -244,7 +244,6 @@ def run(
     signer = _signer(settings)
 
     from netprobe.evidence.writer import SignatureFileError
-    from netprobe.render.run import progress_bar
     from netprobe.run.executor import StopRequest, run_targets
     from netprobe.run.lock import LockBusy, default_lock_path, run_lock
     from netprobe.run.planner import count_jobs
@@ -257,11 +256,7 @@ def run(
                 options.vantage,
                 settings.get("targets") or "bundled",
             )
-            with progress_bar(
-                err,
-                enabled=not quiet and err.is_terminal,
-                total=count_jobs(target_lists, options.repeat),
-            ) as on_progress:
+            with _progress(quiet, count_jobs(target_lists, options.repeat)) as on_progress:
                 stop = StopRequest()
                 with _stop_on_signals(stop):
                     result = run_targets(
@@ -294,6 +289,15 @@ def run(
     if code == EXIT_OK and stamped is not None and stamped.problem:
         code = EXIT_NO_TIMESTAMP
     raise typer.Exit(code)
+
+
+def _progress(quiet: bool, total: int) -> Any:
+    """The progress bar on a terminal without --quiet; else nothing, and rich is not imported."""
+    if quiet or not err.is_terminal:
+        return contextlib.nullcontext(None)  # what a disabled progress_bar gives: no callback
+    from netprobe.render.run import progress_bar
+
+    return progress_bar(err, enabled=True, total=total)
 
 
 def _setup_log(path: str | None) -> None:
@@ -445,7 +449,7 @@ def _timestamp(path: Path, url: str | None, ca: str | None) -> Any:
 def _render(result: Any, output_format: OutputFormat, quiet: bool, stamped: Any = None) -> None:
     """The end of a run: the path (--quiet), the JSON document or the table on stdout, then the
     warnings on stderr and in the log, whatever the format (--quiet drops only the table)."""
-    from netprobe.render.run import run_document, run_table, run_warnings
+    from netprobe.render.run_plain import run_document, run_warnings  # no rich for --quiet
     from netprobe.render.timestamp import stamp_dict, stamp_line, stamp_warning
 
     if quiet:
@@ -457,6 +461,8 @@ def _render(result: Any, output_format: OutputFormat, quiet: bool, stamped: Any 
             document["warnings"] += [stamp_warning(stamped)] if stamped.problem else []
         print_json(document)
     else:
+        from netprobe.render.run import run_table
+
         out.print(run_table(result.summary, out.width))
         out.print(f"results: {result.path}", highlight=False)
         if stamped is not None and not stamped.problem:

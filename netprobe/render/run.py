@@ -12,7 +12,8 @@ rows are capped (`MAX_ROWS`, the rest is in `--format json`). A cell is green on
 attempt worked (`ok`), yellow when some did (`ok 2/3`), red when none did or a silent address
 answered (`fail: ...`, `injected`). Failure strings are never cut mid-word: when the table's
 narrowest layout does not fit the console, each target is printed as a block, one layer a line.
-The progress bar draws only when enabled (a terminal, no --quiet).
+The progress bar draws only when enabled (a terminal, no --quiet). The JSON document and the
+warnings, which need no rich, are `netprobe.render.run_plain`'s (re-exported here).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from rich.table import Table
 from rich.text import Text
 
 from netprobe.model.vocabulary import LAYERS, ROLE_CONTROL
+from netprobe.render.run_plain import run_document as run_document
+from netprobe.render.run_plain import run_warnings as run_warnings
 from netprobe.run.tally import (
     STATE_FAILED,
     STATE_INJECTED,
@@ -225,34 +228,6 @@ def cell_markup(state: str) -> str:
     if state.startswith(STATE_FAILED) or state == STATE_INJECTED:
         return f"[red]{text}[/]"
     return text
-
-
-def run_document(result: Any) -> dict[str, Any]:
-    """The `--format json` summary of a finished run (`result`: executor's RunResult)."""
-    return {
-        "path": str(result.path),
-        "interrupted": result.interrupted,
-        **result.summary.to_dict(),
-        "warnings": run_warnings(result),
-    }
-
-
-def run_warnings(result: Any) -> list[str]:
-    """What the user must be told about a finished run, in order (possibly nothing)."""
-    warnings = []
-    if result.interrupted == "deadline":
-        warnings.append(
-            "the run reached its --deadline before every probe finished; the file holds what was measured"
-        )
-    elif result.interrupted:
-        warnings.append(
-            f"stopped by {result.interrupted}; the file is closed and signed up to the stop"
-        )
-    warnings += result.summary.control_problems()
-    problem = result.summary.vantage_problem()
-    if problem:
-        warnings.append(problem)
-    return warnings
 
 
 class progress_bar:

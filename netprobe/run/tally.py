@@ -121,7 +121,10 @@ class TargetCount:
     layers: dict[str, LayerCount] = field(default_factory=dict)
 
     def layer(self, name: str) -> LayerCount:
-        return self.layers.setdefault(name, LayerCount())
+        layer = self.layers.get(name)
+        if layer is None:  # not setdefault: it would make a LayerCount (and Counter) per record
+            layer = self.layers[name] = LayerCount()
+        return layer
 
 
 @dataclass
@@ -142,6 +145,13 @@ class RunTally:
 
     def add(self, record: dict[str, Any]) -> None:
         self.measurements += 1
+        if record["type"] == TCP:
+            self._add_tcp(record)
+        else:
+            self._add_any(record)
+
+    def _add_any(self, record: dict[str, Any]) -> None:
+        """`add` without the count, for a record of any type (the general path)."""
         kind = record["type"]
         if kind == DNS and is_silent(record):
             self._add_silent(record)  # never a failure of the name, never a control
@@ -172,6 +182,20 @@ class RunTally:
             return
         _count(self._target(record).layer(kind), record)
         if record["role"] == ROLE_CONTROL and kind in (TCP, TLS):
+            _count(self.control_endpoints, record)
+
+    def _add_tcp(self, record: dict[str, Any]) -> None:
+        """`add` of a connect (a sweep's every record), the general path's steps for TCP only:
+        vantage health counts control connects alone, then the failure, the target's layer and
+        the control endpoints (tests/test_run_render.py compares it with `_add_any`)."""
+        failure = record.get("failure")
+        control = record["role"] == ROLE_CONTROL
+        if control:
+            self.health.add(record)
+        if failure:
+            self.failures[failure] += 1
+        _count(self._target(record).layer(TCP), record)
+        if control:
             _count(self.control_endpoints, record)
 
     def _add_silent(self, record: Mapping[str, Any]) -> None:
