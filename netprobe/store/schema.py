@@ -287,22 +287,26 @@ def measurement_tsv(
         raw = raw.replace(b"\\", b"\\\\")
     failure, operation = get("failure"), get("failed_operation")
     rcode, version, control_round = get("rcode"), get("tls_version"), get("control_round")
-    nulls = (failure is None) + (operation is None) + (rcode is None) + (version is None)
+    # JSON times are floats already: `repr` of the value itself, converting only other types
+    # (and zeros: `-0.0 or 0.0` is 0.0, as stored before).
+    t0, t = get("t0"), get("t")
+    t0 = t0 if t0.__class__ is float and t0 else float(t0 or 0.0)
+    t = t if t.__class__ is float and t else float(t or 0.0)
     row = (
         f"{head}{number}{middle}"
         f"{get('type')}\t{get('target_id')}\t{get('group') or ''}\t{get('role') or ''}\t"
         f"{int(get('attempt') or 0)}\t{int(get('confirmation') or 0)}\t"
-        f"{-1 if control_round is None else int(control_round)}\t"
-        f"{float(get('t0') or 0.0)!r}\t{float(get('t') or 0.0)!r}\t"
+        f"{-1 if control_round is None else int(control_round)}\t{t0!r}\t{t!r}\t"
         f"{_NULL if failure is None else failure}\t{_NULL if operation is None else operation}\t"
         f"{get('hostname') or ''}\t{get('query_type') or ''}\t{get('resolver_address') or ''}\t"
         f"{get('resolver_role') or ''}\t{get('engine') or ''}\t{_NULL if rcode is None else rcode}\t"
         f"{get('ip') or ''}\t{int(get('port') or 0)}\t{get('server_name') or ''}\t"
         f"{get('sni_role') or ''}\t{get('sequence') or ''}\t{_NULL if version is None else version}\t"
     )
+    nulls = (failure is None) + (operation is None) + (rcode is None) + (version is None)
     if "\\" in row or "\n" in row or row.count("\t") != _TABS + 1 or row.count(_NULL) != nulls:
         return _measurement_tsv_escaped(common, number, record, raw)
-    return row.replace(_NULL, "\\N").encode() + raw + b"\n"
+    return (row.replace(_NULL, "\\N") if nulls else row).encode() + raw + b"\n"
 
 
 def _measurement_tsv_escaped(common: dict, number: int, record: dict, raw: bytes) -> bytes:
@@ -345,15 +349,40 @@ def verdict_tsv(prefix: str, verdict: Any) -> str:
     """
     scores = {layer: score for layer, score in (verdict.scores or {}).items() if score is not None}
     for layer in scores:
-        if _LAYER_NAME.match(layer) is None:
-            raise ValueError(f"unexpected layer name {layer!r}")
+        if layer not in _CHECKED_LAYERS:
+            if _LAYER_NAME.match(layer) is None:
+                raise ValueError(f"unexpected layer name {layer!r}")
+            _CHECKED_LAYERS.add(layer)
     values = {layer: repr(float(score)) for layer, score in scores.items()}
     fields = [
         _tsv(verdict.target_id), _tsv(_text(verdict.group)), _tsv(_text(verdict.role)),
-        _tsv(_text(verdict.status)), _tsv(_text(verdict.method)), _tsv(_json(dict(verdict.layers))),
+        _tsv(_text(verdict.status)), _tsv(_text(verdict.method)), _layers_tsv(verdict.layers),
         "[" + ",".join(f"'{layer}'" for layer in values) + "]",
         "[" + ",".join(values.values()) + "]",
         *(values.get(layer, "\\N") for layer in LAYERS),
         str(RULES_VERSION),
     ]  # fmt: skip
     return prefix + "\t".join(fields) + "\n"
+
+
+_CHECKED_LAYERS: set[str] = set()  # names that passed `_LAYER_NAME` (few: analysis' words)
+# A run's verdicts repeat a handful of layer outcomes ({"dns": "ok", ...}): their JSON field is
+# encoded once per distinct outcome (the key keeps the order, which the JSON follows).
+_LAYERS_FIELDS: dict[tuple, str] = {}
+
+
+def _layers_tsv(layers: Any) -> str:
+    items = layers.items()
+    try:
+        key = tuple(items)
+        cached = _LAYERS_FIELDS.get(key)
+    except TypeError:  # an unhashable value: not analysis' shape, encode it as it is
+        return _tsv(_json(dict(layers)))
+    if cached is None:
+        cached = _tsv(_json(dict(layers)))
+        # Only all-str keys: ("dns", 1) == ("dns", True), but their JSON differs.
+        if len(_LAYERS_FIELDS) < 4096 and all(
+            a.__class__ is str and b.__class__ is str for a, b in key
+        ):
+            _LAYERS_FIELDS[key] = cached
+    return cached
