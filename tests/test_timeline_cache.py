@@ -210,3 +210,34 @@ def test_a_recently_changed_file_gets_no_stamp(history):
     assert stamps_in_cache() == 0
     _, cache = read_all(history, options)
     assert (cache.hits, cache.misses) == (HOURS, 0)  # found by content instead
+
+
+def used_marks() -> list[tuple[str, int]]:
+    with sqlite3.connect(cache_file()) as db:
+        rows = db.execute("SELECT 's' || key, used FROM summaries UNION ALL "
+                          "SELECT 't' || stamp, used FROM stamps").fetchall()  # fmt: skip
+    return sorted(rows)
+
+
+def test_a_warm_run_within_the_day_marks_nothing_and_an_older_mark_is_renewed(history, monkeypatch):
+    # "used" only decides what KEEP_DAYS drops: renewing it more than once a day writes for
+    # nothing on every warm run; an entry last used days ago is still marked used again.
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    options = ReadOptions(verify=True, allowed_signers=str(history / "allowed_signers"))
+    read_all(history, options)
+    with sqlite3.connect(cache_file()) as db:
+        db.execute("UPDATE summaries SET used = used - 3600")
+        db.execute("UPDATE stamps SET used = used - 3600")
+    before = used_marks()
+    _, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (HOURS, 0)
+    assert used_marks() == before  # an hour old: left as it is
+    with sqlite3.connect(cache_file()) as db:
+        db.execute("UPDATE summaries SET used = used - 2 * 86400")
+        db.execute("UPDATE stamps SET used = used - 2 * 86400")
+    stale = used_marks()
+    _, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (HOURS, 0)
+    renewed = used_marks()
+    assert len(renewed) == len(stale) == 2 * HOURS
+    assert all(new[1] > old[1] + 86400 for new, old in zip(renewed, stale, strict=True))

@@ -48,6 +48,7 @@ from netprobe.timeline.runs import RunSummary
 CACHE_ENV = "NETPROBE_CACHE_DIR"
 CACHE_FILE = "timeline.sqlite3"
 KEEP_DAYS = 180
+TOUCH_SECONDS = 86400  # "used" is kept to the day: a hit used within it is not marked again
 FORMAT = 3  # bump when the stored summary layout changes
 # The module of `summarise_file`: the code of everything it imports decides a summary.
 SUMMARY_ENTRY_POINT = "netprobe.timeline.files"
@@ -271,17 +272,24 @@ class SummaryCache:
             found = None  # a damaged entry is a miss; the writer replaces it
         return found
 
-    def get_stamped(self, stamp: str) -> tuple[str, RunSummary] | None:
-        """(content key, summary) of the file last hashed with this stat stamp, if any."""
+    def get_stamped(self, stamp: str) -> tuple[str, RunSummary, bool] | None:
+        """(content key, summary, recently used) of the file last hashed with this stat stamp.
+
+        Recently used: the entry and its stamp were both marked used within `TOUCH_SECONDS`, so
+        marking them again would change nothing that `KEEP_DAYS` can tell apart (a warm run
+        writes nothing for them)."""
         if self._db is None:
             return None
         try:
             row = self._db.execute(
-                "SELECT s.key, s.summary FROM stamps t JOIN summaries s ON s.key = t.key "
-                "WHERE t.stamp = ?",
+                "SELECT s.key, s.summary, min(s.used, t.used) FROM stamps t "
+                "JOIN summaries s ON s.key = t.key WHERE t.stamp = ?",
                 (stamp,),
             ).fetchone()
-            return (row[0], decode_summary(row[1])) if row else None
+            if not row:
+                return None
+            recent = row[2] >= int(time.time()) - TOUCH_SECONDS
+            return (row[0], decode_summary(row[1]), recent)
         except sqlite3.Error:
             return None  # e.g. a cache written before stamps: the content key still works
         except ValueError:

@@ -189,33 +189,36 @@ class _Job:
     context: bytes = b""
 
 
-# (cache key or None, stat stamp to record or None, found in the cache, encoded summary to
-# store or None, summary)
-_Result = tuple[str | None, str | None, bool, bytes | None, RunSummary | Skipped | None]
+# (cache key or None, stat stamp to record or None, MISS/HIT/RECENT_HIT, encoded summary to
+# store or None, summary). A RECENT_HIT's entry and stamp were marked used within the day
+# (`cache.TOUCH_SECONDS`): nothing is written for it.
+MISS, HIT, RECENT_HIT = 0, 1, 2
+_Result = tuple[str | None, str | None, int, bytes | None, RunSummary | Skipped | None]
 
 
 def _summarise_job(job: _Job) -> _Result:
     """One file through the cache: by stat stamp, else by content key, else read afresh."""
     if job.cache_path is None or not job.path.is_file():  # hashing a FIFO would block: the
-        return None, None, False, None, _summarise(job)  # reader names it
+        return None, None, MISS, None, _summarise(job)  # reader names it
     reader = _cache_reader(job.cache_path)
     try:
         stamp = file_stamp(job.path, job.context)
         stamped = reader.get_stamped(stamp) if stamp is not None else None
         if stamped is not None:  # unchanged since it was hashed: its bytes are not read
-            return stamped[0], stamp, True, None, _found(stamped[1], job)
+            key, found_summary, recent = stamped
+            return key, stamp, RECENT_HIT if recent else HIT, None, _found(found_summary, job)
         key = file_key(job.path, job.context)
         if stamp is not None and file_stamp(job.path, job.context) != stamp:
             stamp = None  # changed while it was hashed: the stamp may not match these bytes
     except OSError:
-        return None, None, False, None, _summarise(job)  # it names the error
+        return None, None, MISS, None, _summarise(job)  # it names the error
     found = reader.get(key)
     if found is not None:
-        return key, stamp, True, None, _found(found, job)
+        return key, stamp, HIT, None, _found(found, job)
     result = _summarise(job)
     # Encoded here, in the worker, so the main process only inserts.
     blob = encode_summary(result) if isinstance(result, RunSummary) else None
-    return key, stamp, False, blob, result
+    return key, stamp, MISS, blob, result
 
 
 def _found(found: RunSummary, job: _Job) -> RunSummary | None:
@@ -287,13 +290,15 @@ def _collect(results: Iterable, cache: SummaryCache | None) -> Iterator[RunSumma
     with paused_gc():
         for key, stamp, hit, blob, result in results:
             if cache is not None and key is not None:
-                if hit:
+                if hit == RECENT_HIT:
+                    cache.hits += 1  # marked used within the day: nothing to write
+                elif hit:
                     cache.hits += 1
                     cache.touch(key)
                 elif blob is not None:
                     cache.misses += 1
                     cache.put(key, blob)
-                if stamp is not None and (hit or blob is not None):
+                if stamp is not None and hit != RECENT_HIT and (hit or blob is not None):
                     cache.put_stamp(stamp, key)  # a stamp found again is marked as used
             if result is not None:
                 yield result
