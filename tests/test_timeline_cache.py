@@ -219,25 +219,26 @@ def used_marks() -> list[tuple[str, int]]:
     return sorted(rows)
 
 
+def age_marks_and_read_again(history: Path, options: ReadOptions, seconds: int):
+    """Move every entry's and stamp's "used" mark back by `seconds`, then read the history
+    again (all from the cache): the marks before and after that read."""
+    with sqlite3.connect(cache_file()) as db:
+        db.execute("UPDATE summaries SET used = used - ?", (seconds,))
+        db.execute("UPDATE stamps SET used = used - ?", (seconds,))
+    before = used_marks()
+    _, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (HOURS, 0)
+    return before, used_marks()
+
+
 def test_a_warm_run_within_the_day_marks_nothing_and_an_older_mark_is_renewed(history, monkeypatch):
     # "used" only decides what KEEP_DAYS drops: renewing it more than once a day writes for
     # nothing on every warm run; an entry last used days ago is still marked used again.
     monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
     options = ReadOptions(verify=True, allowed_signers=str(history / "allowed_signers"))
     read_all(history, options)
-    with sqlite3.connect(cache_file()) as db:
-        db.execute("UPDATE summaries SET used = used - 3600")
-        db.execute("UPDATE stamps SET used = used - 3600")
-    before = used_marks()
-    _, cache = read_all(history, options)
-    assert (cache.hits, cache.misses) == (HOURS, 0)
-    assert used_marks() == before  # an hour old: left as it is
-    with sqlite3.connect(cache_file()) as db:
-        db.execute("UPDATE summaries SET used = used - 2 * 86400")
-        db.execute("UPDATE stamps SET used = used - 2 * 86400")
-    stale = used_marks()
-    _, cache = read_all(history, options)
-    assert (cache.hits, cache.misses) == (HOURS, 0)
-    renewed = used_marks()
+    before, after = age_marks_and_read_again(history, options, 3600)
+    assert after == before  # an hour old: left as it is
+    stale, renewed = age_marks_and_read_again(history, options, 2 * 86400)
     assert len(renewed) == len(stale) == 2 * HOURS
     assert all(new[1] > old[1] + 86400 for new, old in zip(renewed, stale, strict=True))
