@@ -357,7 +357,9 @@ def _c_line_encoder() -> Any:
     """The C encoder `_LINE_ENCODER.encode` makes afresh at every call (json.encoder.iterencode),
     made once: ~40 % of a small record's encoding. None where its signature differs (CPython
     before 3.11.4 passed a float formatter) or there is no C encoder: a self-check against the
-    generic encoder decides, so the bytes can never differ."""
+    generic encoder decides, so the bytes can never differ. It keeps no circular-reference
+    markers (a record is a tree; a cycle ends in RecursionError, and `encode_line`'s generic
+    fallback then raises json's own error), so a failed call leaves nothing behind."""
     from json import encoder
 
     make = getattr(encoder, "c_make_encoder", None)  # untyped in typeshed
@@ -366,7 +368,7 @@ def _c_line_encoder() -> Any:
     enc = _LINE_ENCODER
     try:
         made = make(
-            {}, enc.default, encoder.encode_basestring, None, enc.key_separator,
+            None, enc.default, encoder.encode_basestring, None, enc.key_separator,
             enc.item_separator, False, False, False,
         )  # fmt: skip
         probe = {"a": 1.5, "b": [None, True, "é\n\u2028"], "c": {"d": -0.0, "e": 10**20}}
@@ -389,20 +391,13 @@ def encode_line(record: dict[str, Any]) -> bytes:
         try:
             return "".join(_C_LINE_ENCODER(record, 0)).encode("utf-8") + b"\n"
         except Exception:
-            # Its circular-reference markers may keep entries of the failed call: start afresh
-            # and let the generic encoder raise its own error.
-            _reset_c_encoder()
+            pass  # the generic encoder raises its own error (or, if it can, encodes it)
     return encode_line_generic(record)
 
 
 def encode_line_generic(record: dict[str, Any]) -> bytes:
     """`encode_line` through `json.JSONEncoder.encode` (the reference the fast path must equal)."""
     return _LINE_ENCODER.encode(record).encode("utf-8") + b"\n"
-
-
-def _reset_c_encoder() -> None:
-    global _C_LINE_ENCODER
-    _C_LINE_ENCODER = _c_line_encoder()
 
 
 def utc_now_iso() -> str:

@@ -349,40 +349,15 @@ def verdict_tsv(prefix: str, verdict: Any) -> str:
     """
     scores = {layer: score for layer, score in (verdict.scores or {}).items() if score is not None}
     for layer in scores:
-        if layer not in _CHECKED_LAYERS:
-            if _LAYER_NAME.match(layer) is None:
-                raise ValueError(f"unexpected layer name {layer!r}")
-            _CHECKED_LAYERS.add(layer)
+        if _LAYER_NAME.match(layer) is None:
+            raise ValueError(f"unexpected layer name {layer!r}")
     values = {layer: repr(float(score)) for layer, score in scores.items()}
     fields = [
         _tsv(verdict.target_id), _tsv(_text(verdict.group)), _tsv(_text(verdict.role)),
-        _tsv(_text(verdict.status)), _tsv(_text(verdict.method)), _layers_tsv(verdict.layers),
+        _tsv(_text(verdict.status)), _tsv(_text(verdict.method)), _tsv(_json(dict(verdict.layers))),
         "[" + ",".join(f"'{layer}'" for layer in values) + "]",
         "[" + ",".join(values.values()) + "]",
         *(values.get(layer, "\\N") for layer in LAYERS),
         str(RULES_VERSION),
     ]  # fmt: skip
     return prefix + "\t".join(fields) + "\n"
-
-
-_CHECKED_LAYERS: set[str] = set()  # names that passed `_LAYER_NAME` (few: analysis' words)
-# A run's verdicts repeat a handful of layer outcomes ({"dns": "ok", ...}): their JSON field is
-# encoded once per distinct outcome (the key keeps the order, which the JSON follows).
-_LAYERS_FIELDS: dict[tuple, str] = {}
-
-
-def _layers_tsv(layers: Any) -> str:
-    items = layers.items()
-    try:
-        key = tuple(items)
-        cached = _LAYERS_FIELDS.get(key)
-    except TypeError:  # an unhashable value: not analysis' shape, encode it as it is
-        return _tsv(_json(dict(layers)))
-    if cached is None:
-        cached = _tsv(_json(dict(layers)))
-        # Only all-str keys: ("dns", 1) == ("dns", True), but their JSON differs.
-        if len(_LAYERS_FIELDS) < 4096 and all(
-            a.__class__ is str and b.__class__ is str for a, b in key
-        ):
-            _LAYERS_FIELDS[key] = cached
-    return cached
