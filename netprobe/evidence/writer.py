@@ -5,7 +5,12 @@ Rules:
   a running SHA-512, and signatures are made from `hasher.copy().digest()`: the file is never
   re-read or re-serialised to sign it.
 - Lines go to the kernel with one unbuffered `os.write` each, so a SIGKILL loses at most the line
-  being written (a torn last line), never a line that a checkpoint already covers.
+  being written (a torn last line), never a line that a checkpoint already covers. Between
+  `hold()` and `flush()` lines wait in memory and go out in one `os.write` at `flush()` (a
+  runner holds the records of one event-loop wake-up: a sweep's connects that end together);
+  a SIGKILL then loses at most the held lines, still never a line a checkpoint covers: a
+  checkpoint, `close()` and `abandon()` write every held line out first. A line is hashed when
+  it is written or held, so the hash follows the file's byte order either way.
 - Signed files get a checkpoint + signature pair right after the header, every `checkpoint_every`
   records or `checkpoint_seconds` seconds, on demand (`checkpoint("signal")`), and at the end.
   Unsigned files (`signer=None`) have `"signer": null` and no checkpoints. Names, field order and
@@ -92,6 +97,7 @@ class ResultWriter:
         self._last_checkpoint = time.monotonic()
         self._header_written = False
         self._closed = False
+        self._held: list[bytes] | None = None  # lines waiting for `flush()` while held
         # O_EXCL: a leftover .partial is evidence from a killed run; never clobber it.
         self._fd: int | None = os.open(
             self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
@@ -155,10 +161,24 @@ class ResultWriter:
         self._write_bytes(fmt.checkpoint_line(seq, self.lines_written, self.bytes_written, reason))
         blob = self.signer.sign_digest(self._hasher.copy().digest())
         self._write_bytes(fmt.signature_line(seq, blob))
+        if self._held is not None:  # the pair and every line before it reach the kernel now
+            self.flush()
+            self.hold()
         self.checkpoints_written += 1
         self._pending = 0
         self._last_checkpoint = time.monotonic()
         self._syncer.request()
+
+    def hold(self) -> None:
+        """Keep the lines that follow in memory until `flush()` (see the module rules)."""
+        if self._held is None:
+            self._held = []
+
+    def flush(self) -> None:
+        """Write the held lines in one `os.write` and end the hold (nothing held: no-op)."""
+        held, self._held = self._held, None
+        if held:
+            self._write_out(b"".join(held))
 
     @property
     def checkpoints_synced(self) -> int:
@@ -176,6 +196,7 @@ class ResultWriter:
         self._syncer.raise_error()
         self._write_line(summary)
         self.checkpoint(reason)
+        self.flush()  # an unsigned file has no checkpoint to write its held lines
         assert self._fd is not None
         try:
             self._syncer.stop()  # every requested fsync done; raises a failed one
@@ -199,6 +220,11 @@ class ResultWriter:
         Waits for the sync thread first; raises a failed fsync unless `raise_error=False`.
         """
         failure: OSError | None = None
+        try:
+            if self._fd is not None:
+                self.flush()  # what was measured stays in the .partial
+        except OSError as exc:
+            failure = exc
         try:
             self._syncer.stop()
         except OSError as exc:
@@ -235,15 +261,22 @@ class ResultWriter:
         self._write_bytes(records.encode_line(record))
 
     def _write_bytes(self, line: bytes) -> None:
-        assert self._fd is not None
-        view = memoryview(line)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        if self._held is not None:
+            self._held.append(line)
+        else:
+            self._write_out(line)
         self._hasher.update(line)
         self.lines_written += 1
         self.bytes_written += len(line)
         self._pending += 1
+
+    def _write_out(self, data: bytes) -> None:
+        assert self._fd is not None
+        written = os.write(self._fd, data)
+        if written < len(data):  # a short write (a signal, a nearly full disk): the rest
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self._fd, view) :]
 
 
 class _Syncer:

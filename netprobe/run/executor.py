@@ -177,6 +177,9 @@ class Runner:
         self._silent_streak: dict[str, int] = {}
         self._confirm_slots: asyncio.Semaphore | None = None
         self._batch: TcpBatchEngine | None = None  # the run's plain connects (probes.tcp_batch)
+        self._hold: Callable[[], None] | None = None  # the sink's `hold`, if it has one
+        self._flush: Callable[[], None] | None = None
+        self._holding = False  # a flush of held records is scheduled
         self._rounds = 0  # control rounds started so far
         self._last_round_start = 0.0
 
@@ -185,6 +188,10 @@ class Runner:
     ) -> str | None:
         """Run every job, writing to `sink`. Returns None, "deadline" or the stop's reason."""
         self._sink = sink
+        # A sink that can hold lines (`ResultWriter.hold`/`flush`) gets each wake-up's batched
+        # connects in one write; a sink without them gets every record as it comes.
+        self._hold = getattr(sink, "hold", None)
+        self._flush = getattr(sink, "flush", None) if self._hold is not None else None
         self._semaphore = asyncio.Semaphore(max(1, self.options.concurrency))
         self._run_start = time.monotonic()
         self._confirm_slots = asyncio.Semaphore(CONFIRM_BACKLOG * max(1, self.options.concurrency))
@@ -319,6 +326,12 @@ class Runner:
         if feed.cancelled:
             return
         try:
+            if self._hold is not None and not self._holding:
+                # The records of this loop wake-up go to the file in one write (the writer's
+                # rules), once the loop's other callbacks of the wake-up have run.
+                self._hold()
+                self._holding = True
+                asyncio.get_running_loop().call_soon(self._flush_held, feed)
             plain = self._recorded(step, labels, record)
             if plain["failure"] is not None and self._wants_confirmation(plain):
                 begin = asyncio.ensure_future(self._begin_confirmation(ctx, step))
@@ -326,6 +339,15 @@ class Runner:
                 return
             self._job_over(feed)
         except BaseException as exc:  # the sink failed, or a bug: the feeding coroutine raises it
+            feed.fail(exc)
+
+    def _flush_held(self, feed: Feed) -> None:
+        """The held records of the last wake-up go out; a failed write fails the pool."""
+        self._holding = False
+        assert self._flush is not None
+        try:
+            self._flush()
+        except BaseException as exc:
             feed.fail(exc)
 
     def _job_over(self, feed: Feed) -> None:
