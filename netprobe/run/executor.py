@@ -10,24 +10,16 @@ Rules:
   meanwhile another control round every `control_interval` seconds (counted from the previous
   round's start); then the confirmations still pending; then the end control round. A run cut
   short by its deadline or a stop therefore always starts with round 0.
-- Confirmation: when a record needs it (`planner.needs_confirmation`) and some control has
-  worked so far (the vantage health of the records seen), its step is re-probed `confirm` times,
-  each `confirm_spacing` s after the previous one finished, with the same `attempt` and
-  `confirmation: k`. A chain's records are confirmed once the chain is over, so a re-sent target
-  SNI cannot fall inside the chain's residual pause. At most `CONFIRM_BACKLOG` x `concurrency`
-  steps wait for confirmation at once: beyond that, a job waits before taking the next target.
-  A stopped run does not wait for them.
-- Confirmation stays proportionate on a silent range: once `SILENT_QUORUM` failed TCP connects of
-  a group in a row are confirmed or being confirmed, with no connect of the group (planned or
-  re-probe) working since, the group's further failed connects are not re-probed (their planned
-  failure stands, unconfirmed); the next working connect in the group resumes confirmation.
+- Confirmation (`netprobe.run.confirm`): a failed step that needs it is re-probed `confirm`
+  times, `confirm_spacing` s apart, while some control has worked; a chain's records once the
+  chain is over (a re-sent target SNI never falls inside its residual pause); at most
+  `CONFIRM_BACKLOG` x `concurrency` steps wait for it (then a job waits before taking the next
+  target); a silent range's group stops being confirmed after `SILENT_QUORUM` failed connects
+  in a row until one of its connects works. A stopped run does not wait for confirmations.
 - Plain connects (`RunPlan.plain_connect`: an endpoint's lone TCP connect) go to the probes'
-  batch engine (`Probes.tcp_batch`, `netprobe.probes.tcp_batch`) when there is one: one feeding
-  coroutine (`_feed`, state in `netprobe.run.feed`) takes the jobs in order, keeps at most
-  `concurrency` open, starts each plain connect under the same semaphore with no coroutine of
-  its own, and runs any other job as a task. A connect's record is then handled as `_probe`
-  handles one (labels, sink, tally, silent streak, confirmation), so the file is the same; only
-  the order of records finishing together may differ. Without an engine: `concurrency` workers.
+  batch engine (`Probes.tcp_batch`) when there is one, fed by one coroutine with no coroutine
+  per connect (`netprobe.run.batched`); a sink that can hold lines gets the records of one loop
+  wake-up in one write. Without an engine: `concurrency` workers.
 - Only the probe kinds the plan may use are imported, before the run (`RunPlan.probe_kinds`);
   the SSL context and DoH clients are made only when a probe may use them.
 - The plan's labels (`sequence`, `pause`, `control_round`, `confirmation`) are appended to a
@@ -48,8 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import gc
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -58,12 +48,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from netprobe.model.records import CONFIRMATION, SUMMARY, TCP, format_utc, new_record
+from netprobe.model.records import SUMMARY, TCP, format_utc, new_record
 from netprobe.model.vocabulary import ROLE_TARGET
 from netprobe.options import RunOptions
 from netprobe.probes import ProbeContext, Probes, ProbeSettings, TcpBatchEngine, real_probes
 from netprobe.run import loop
-from netprobe.run.feed import Feed
+from netprobe.run.aio import sleep_at_least, sparse_gc, task_records, together
+from netprobe.run.batched import BatchedPool
+from netprobe.run.confirm import CONFIRM_BACKLOG, SILENT_QUORUM, Confirmations, Labels
 from netprobe.run.header import (
     DEFAULT_CONTROL_RESOLVERS,
     build_header,
@@ -77,7 +69,6 @@ from netprobe.run.planner import (
     Task,
     control_sni,
     count_jobs,
-    needs_confirmation,
     select_addresses,
 )
 from netprobe.run.stop import StopRequest
@@ -86,13 +77,6 @@ from netprobe.targets.lists import TargetList
 
 # The reason a run that reached its deadline reports as `interrupted`.
 DEADLINE = "deadline"
-# Steps waiting for their confirmations, at most, per unit of concurrency (see the rules).
-CONFIRM_BACKLOG = 4
-# A group's failed TCP connects are confirmed until this many in a row, with no working connect
-# in the group since, are confirmed or being confirmed; then no more until one works (rules).
-SILENT_QUORUM = 16
-
-Labels = tuple[tuple[str, Any], ...]
 
 
 @dataclass
@@ -117,7 +101,7 @@ def file_stem(started: datetime, vantage: str) -> str:
     return stem(started, vantage)
 
 
-class Runner:
+class Runner(BatchedPool):
     """One run over one or more target lists. Create, then `await run(sink, header)`."""
 
     def __init__(
@@ -172,10 +156,7 @@ class Runner:
         self._sink: RecordSink | None = None
         self._run_start = 0.0
         self._done = 0
-        self._confirming: set[asyncio.Task[None]] = set()
-        # Per group: TCP steps confirmed (or being confirmed) since its last connect that worked.
-        self._silent_streak: dict[str, int] = {}
-        self._confirm_slots: asyncio.Semaphore | None = None
+        self.confirmations = Confirmations(options, self.summary, self._reprobe)
         self._batch: TcpBatchEngine | None = None  # the run's plain connects (probes.tcp_batch)
         self._hold: Callable[[], None] | None = None  # the sink's `hold`, if it has one
         self._flush: Callable[[], None] | None = None
@@ -194,7 +175,6 @@ class Runner:
         self._flush = getattr(sink, "flush", None) if self._hold is not None else None
         self._semaphore = asyncio.Semaphore(max(1, self.options.concurrency))
         self._run_start = time.monotonic()
-        self._confirm_slots = asyncio.Semaphore(CONFIRM_BACKLOG * max(1, self.options.concurrency))
         if self.probes.tcp_batch is not None:
             self._batch = self.probes.tcp_batch(timeout=self.settings.timeout)
         sink.write_header(header)
@@ -254,11 +234,11 @@ class Runner:
             await self._pool(self.plan.target_jobs(), counted=True)
             targets_done.set()
             await ticker  # lets a round in progress finish; starts no new one
-            while self._confirming:
-                await asyncio.gather(*list(self._confirming))
+            while self.confirmations.tasks:
+                await asyncio.gather(*list(self.confirmations.tasks))
             await self._control_round(counted=True)
         finally:
-            pending: list[asyncio.Future[None]] = [*self._confirming]
+            pending: list[asyncio.Future[None]] = [*self.confirmations.tasks]
             if ticker is not None and not ticker.done():
                 pending.append(ticker)
             for task in pending:
@@ -280,82 +260,6 @@ class Runner:
                     self.on_progress(self._done)
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
-
-    async def _feed(self, jobs: Iterator[Job], *, counted: bool) -> None:
-        """`_pool` with the batch engine: one coroutine takes the jobs in order and keeps at most
-        `concurrency` of them open; a plain connect starts in the engine under the semaphore (its
-        record comes back to `_connected`), any other job runs as a task of its own."""
-        assert self._batch is not None and self._semaphore is not None
-        batch, semaphore, plan, run_start = self._batch, self._semaphore, self.plan, self._run_start
-        feed = Feed(counted, max(1, self.options.concurrency))
-        try:
-            for job in jobs:
-                while feed.open >= feed.limit:
-                    await feed.wait()
-                feed.open += 1
-                step = plan.plain_connect(job)
-                if step is None:
-                    feed.track(asyncio.ensure_future(self._job(job)), self._job_over)
-                    continue
-                await semaphore.acquire()
-                target = job.target
-                ctx = ProbeContext(
-                    target.target_id, target.group, target.role, job.attempt, run_start
-                )
-                done = functools.partial(self._connected, feed, ctx, step, job.record_fields())
-                try:
-                    batch.start(ctx, step.ip, step.port, done)
-                except BaseException:
-                    semaphore.release()
-                    raise
-            while feed.open:
-                await feed.wait()
-        finally:
-            feed.cancelled = True  # connects still in flight (a stopped run) record nothing
-            if feed.tasks:
-                for task in feed.tasks:
-                    task.cancel()
-                await asyncio.gather(*feed.tasks, return_exceptions=True)
-
-    def _connected(
-        self, feed: Feed, ctx: ProbeContext, step: Step, labels: Labels, record: Any
-    ) -> None:
-        """A plain connect's record from the batch engine: as `_probe` would handle it."""
-        assert self._semaphore is not None
-        self._semaphore.release()
-        if feed.cancelled:
-            return
-        try:
-            if self._hold is not None and not self._holding:
-                # The records of this loop wake-up go to the file in one write (the writer's
-                # rules), once the loop's other callbacks of the wake-up have run.
-                self._hold()
-                self._holding = True
-                asyncio.get_running_loop().call_soon(self._flush_held, feed)
-            plain = self._recorded(step, labels, record)
-            if plain["failure"] is not None and self._wants_confirmation(plain):
-                begin = asyncio.ensure_future(self._begin_confirmation(ctx, step))
-                feed.track(begin, self._job_over)  # the job is over once its confirmations began
-                return
-            self._job_over(feed)
-        except BaseException as exc:  # the sink failed, or a bug: the feeding coroutine raises it
-            feed.fail(exc)
-
-    def _flush_held(self, feed: Feed) -> None:
-        """The held records of the last wake-up go out; a failed write fails the pool."""
-        self._holding = False
-        assert self._flush is not None
-        try:
-            self._flush()
-        except BaseException as exc:
-            feed.fail(exc)
-
-    def _job_over(self, feed: Feed) -> None:
-        if feed.counted:
-            self._done += 1
-            self.on_progress(self._done)
-        feed.open -= 1
-        feed.wake()
 
     async def _control_round(self, *, counted: bool) -> None:
         """One control round: every control job, numbered in the order rounds start."""
@@ -383,12 +287,12 @@ class Runner:
         )
         labels = job.record_fields()
         first = self.plan.first_steps(job)
-        results = await _together([self._task(ctx, task, labels) for task in first])
+        results = await together([self._task(ctx, task, labels) for task in first])
         if any(isinstance(task, Chain) for task in first):
-            results = [r for result in results for r in _records(result)]
+            results = [r for result in results for r in task_records(result)]
         follow_ups = self.plan.follow_up_steps(job, cast(list[dict[str, Any]], results))
         if follow_ups:
-            await _together([self._task(ctx, task, labels) for task in follow_ups])
+            await together([self._task(ctx, task, labels) for task in follow_ups])
 
     def _task(
         self, ctx: ProbeContext, task: Task, labels: Labels
@@ -403,7 +307,7 @@ class Runner:
         steps: list[Step] = list(chain.steps)
         records = [await self._probe(ctx, step, labels, confirm=False) for step in steps]
         if chain.if_failed is not None and records[-1]["failure"] is not None:
-            await _sleep_at_least(chain.pause)
+            await sleep_at_least(chain.pause)
             records.append(await self._probe(ctx, chain.if_failed, labels, confirm=False))
             steps.append(chain.if_failed)
         elif chain.then and records[-1]["failure"] is None:
@@ -413,7 +317,7 @@ class Runner:
                     records.append(await self._probe(ctx, step, labels, confirm=False))
                     steps.append(step)
         for step, record in zip(steps, records, strict=True):
-            await self._confirm_later(ctx, step, record)
+            await self.confirmations.later(ctx, step, record)
         return records
 
     async def _probe(
@@ -425,8 +329,12 @@ class Runner:
             record = await step.call(self.probes, ctx, self.settings)
         plain = self._recorded(step, labels, record)
         if plain["failure"] is not None and confirm:
-            await self._confirm_later(ctx, step, plain)
+            await self.confirmations.later(ctx, step, plain)
         return plain
+
+    def _reprobe(self, ctx: ProbeContext, step: Step, labels: Labels) -> Awaitable[Any]:
+        """A confirmation's re-probe (`Confirmations`): never itself confirmed."""
+        return self._probe(ctx, step, labels, confirm=False)
 
     def _recorded(self, step: Step, labels: Labels, record: Any) -> dict[str, Any]:
         """A probe's record with its labels, written and counted; returned as a plain dict."""
@@ -439,95 +347,8 @@ class Runner:
         self._sink.write(plain)
         self.summary.add(plain)
         if plain["failure"] is None and plain["type"] == TCP and plain["role"] == ROLE_TARGET:
-            self._silent_streak[plain["group"]] = 0  # the group answers: confirm again
+            self.confirmations.group_answered(plain["group"])  # confirm its failures again
         return plain
-
-    async def _confirm_later(self, ctx: ProbeContext, step: Step, record: dict[str, Any]) -> None:
-        """Start the confirmations of `record`'s step if it needs them (see the module rules)."""
-        if self._wants_confirmation(record):
-            await self._begin_confirmation(ctx, step)
-
-    def _wants_confirmation(self, record: dict[str, Any]) -> bool:
-        """Whether `record`'s step is to be confirmed now (counted in its group's silent streak)."""
-        if (
-            self.options.confirm <= 0
-            or not needs_confirmation(record)
-            or not self.summary.health.healthy
-        ):
-            return False
-        if record["type"] == TCP:
-            group = record["group"]
-            streak = self._silent_streak.get(group, 0)
-            if streak >= SILENT_QUORUM:
-                return False  # the group looks wholly silent: enough of it is being confirmed
-            self._silent_streak[group] = streak + 1
-        return True
-
-    async def _begin_confirmation(self, ctx: ProbeContext, step: Step) -> None:
-        """Start `step`'s confirmations once the backlog has room (back-pressure on the job)."""
-        assert self._confirm_slots is not None
-        await self._confirm_slots.acquire()  # back-pressure: a bounded backlog
-        task = asyncio.ensure_future(self._confirm(ctx, step))
-        self._confirming.add(task)
-        task.add_done_callback(self._confirmed)
-
-    def _confirmed(self, task: asyncio.Task[None]) -> None:
-        self._confirming.discard(task)
-        assert self._confirm_slots is not None
-        self._confirm_slots.release()
-
-    async def _confirm(self, ctx: ProbeContext, step: Step) -> None:
-        """Re-probe `step` `confirm` times, each `confirm_spacing` s after the previous one."""
-        for k in range(1, self.options.confirm + 1):
-            await _sleep_at_least(self.options.confirm_spacing)
-            await self._probe(ctx, step, ((CONFIRMATION, k),), confirm=False)
-
-
-async def _sleep_at_least(seconds: float) -> None:
-    """Sleep `seconds` by the monotonic clock: uvloop's timers run on a millisecond clock cached
-    per loop iteration, so a plain `asyncio.sleep` there can end a fraction of a millisecond
-    early, and a pause or spacing is a promise about the wire."""
-    until = time.monotonic() + seconds
-    await asyncio.sleep(seconds)
-    while (left := until - time.monotonic()) > 0:
-        await asyncio.sleep(left + 0.0005)
-
-
-async def _together(awaitables: list[Awaitable[Any]]) -> list[Any]:
-    """`asyncio.gather`, without its task and future for the common job of one step (a sweep)."""
-    if len(awaitables) == 1:
-        return [await awaitables[0]]
-    return await asyncio.gather(*awaitables)
-
-
-def _records(result: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A task's records: a step's one, a chain's list."""
-    return result if isinstance(result, list) else [result]
-
-
-@contextlib.contextmanager
-def _sparse_gc() -> Iterator[None]:
-    """The cyclic collector runs less often during the run (`_GC_GEN0` new containers, not 700).
-
-    A sweep makes ~8 container objects per connect (record, context, callbacks, tally) and no
-    cycles: at the default threshold the collector ran ~170 times per 8,190 connects and took
-    ~35-45 ms of ~0.9 CPU s, finding nothing. What start-up made (modules, typer's commands, the
-    plan) is frozen out of the collections during the run. Cycles are still collected (an
-    exception's traceback in a long run), only in larger batches; afterwards the threshold is
-    restored and the frozen objects are collectable again (a library caller's garbage too).
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(_GC_GEN0, *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
-# ~2,500 connects' worth of containers between passes: a few MB at most.
-_GC_GEN0 = 20_000
 
 
 def run_targets(
@@ -566,7 +387,7 @@ def run_targets(
     else:
         sink = sink_factory(options.out_dir, stem)
     began = time.monotonic()
-    with _sparse_gc():
+    with sparse_gc():
         interrupted = loop.run(runner.run(sink, cast(dict[str, Any], header), stop))
     summary_record = new_record(
         SUMMARY,
@@ -581,6 +402,8 @@ def run_targets(
 
 
 __all__ = [
+    "CONFIRM_BACKLOG",  # re-exported from netprobe.run.confirm
+    "SILENT_QUORUM",  # re-exported from netprobe.run.confirm
     "DEFAULT_CONTROL_RESOLVERS",  # re-exported from netprobe.run.header
     "RunOptions",
     "RunResult",
