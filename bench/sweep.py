@@ -215,6 +215,7 @@ def main() -> None:
         print(f"netprobe: {' '.join(netprobe_cmd(args, tl, Path(tmp) / 'out', 0))}")
         nm: list[float] = []
         np_: list[float] = []
+        np_cpus: list[float] = []
         runs: list[float] = []
         base_walls: list[float] = []
         base_cpus: list[float] = []
@@ -227,6 +228,7 @@ def main() -> None:
             out = Path(tmp) / f"o{i}"
             wall, cpu, stdout = sweep.timed(netprobe_cmd(args, tl, out, 0))
             np_.append(wall)
+            np_cpus.append(cpu)
             figures = netprobe_figures(stdout, out)
             runs.append(float(figures.get("run_duration_s") or wall))
             print(f"  open    netprobe {wall:6.2f} s  cpu {cpu:5.2f} s  {figures}")
@@ -244,6 +246,17 @@ def main() -> None:
             f"netprobe {statistics.median(np_):.2f} s ({np_rate:,.0f}/s): "
             f"netprobe at {np_rate / nmap_rate:.2f}x nmap's rate (target >= 0.5x)"
         )
+        # Each round's own ratio (nmap and netprobe back to back): the spread under this load.
+        ratios = sorted(
+            nm_wall / np_wall * (n_all - 4) / n_all
+            for nm_wall, np_wall in zip(nm, np_, strict=True)
+        )
+        per_1000 = statistics.median(np_cpus) / (n_all - 4) * 1000
+        print(
+            f"OPEN    per round {ratios[0]:.2f}-{ratios[-1]:.2f}x; netprobe cpu median "
+            f"{statistics.median(np_cpus):.2f} s ({min(np_cpus):.2f}-{max(np_cpus):.2f}): "
+            f"{per_1000:.3f} CPU s per 1,000 probes"
+        )
         run_rate = (n_all - 4) / statistics.median(runs)
         print(
             f"OPEN    the run alone (summary duration, start-up excluded): median "
@@ -251,9 +264,16 @@ def main() -> None:
         )
         if base_walls:
             base_rate = (n_all - 4) / statistics.median(base_walls)
+            base_ratios = sorted(
+                nm_wall / b_wall * (n_all - 4) / n_all
+                for nm_wall, b_wall in zip(nm, base_walls, strict=True)
+            )
             print(
                 f"OPEN    base median {statistics.median(base_walls):.2f} s, cpu "
-                f"{statistics.median(base_cpus):.2f} s: {base_rate / nmap_rate:.2f}x nmap's rate"
+                f"{statistics.median(base_cpus):.2f} s "
+                f"({statistics.median(base_cpus) / (n_all - 4) * 1000:.3f} per 1,000 probes): "
+                f"{base_rate / nmap_rate:.2f}x nmap's rate (per round "
+                f"{base_ratios[0]:.2f}-{base_ratios[-1]:.2f}x)"
             )
         if args.open_only:
             print(f"load average after: {os.getloadavg()}")
