@@ -339,7 +339,7 @@ class Runner(BatchedPool):
     def _recorded(self, step: Step, labels: Labels, record: Any) -> dict[str, Any]:
         """A probe's record with its labels, written and counted; returned as a plain dict."""
         assert self._sink is not None
-        plain = cast(dict[str, Any], record)  # the sink and the tally take plain dicts
+        plain: dict[str, Any] = record  # the sink and the tally take plain dicts
         for key, value in step.record_fields():
             plain[key] = value
         for key, value in labels:
