@@ -189,7 +189,18 @@ try:
 except ImportError:  # pragma: no cover - the pure-Python path is tested by patching _fast_loads
     orjson = None  # type: ignore[assignment]
 _fast_loads = orjson.loads if orjson is not None else None
-_LONG_NUMBER = re.compile(rb"\d{19}").search
+# A run of LONG_DIGITS ASCII digits anywhere in a line (in a number or not) sends it to the
+# stdlib. Found by mapping every digit to "0" (other bytes stay, none becomes "0") and searching
+# for the run of zeros: ~0.8 us a line, where the regex `\d{19}` took ~6 us (a sixth of a
+# timeline's CPU time).
+LONG_DIGITS = 19
+_ZEROED_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_DIGIT_RUN = b"0" * LONG_DIGITS
+
+
+def has_long_digit_run(line: bytes) -> bool:
+    """Whether `line` holds LONG_DIGITS ASCII digits in a row (as `re.search(rb"\\d{19}")`)."""
+    return _DIGIT_RUN in line.translate(_ZEROED_DIGITS)
 
 
 def decode_json(line: bytes) -> Any:
@@ -199,7 +210,7 @@ def decode_json(line: bytes) -> Any:
     and the Python layers of json.loads would cost a third of the reading time for nothing.
     """
     fast = _fast_loads
-    if fast is not None and _LONG_NUMBER(line) is None:
+    if fast is not None and not has_long_digit_run(line):
         try:
             return fast(line)
         except ValueError:  # orjson.JSONDecodeError: let the stdlib decide (and word the error)
