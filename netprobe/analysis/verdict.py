@@ -198,6 +198,25 @@ def _other_layers(
         )
 
 
+def _judge_tcp_only(tcp: list[dict], ctx: RunContext, group: str) -> TargetJudgement | None:
+    """`judge_target` without detail of a target with tcp records only (most endpoints), at a
+    healthy vantage: the same layers, but without the general tail below. Its only layer with
+    data decides: blocked (and its method) or down or, being the deepest, ok or inconclusive;
+    there are no words to write. None for a tcp layer without signs (the general path)."""
+    layer = aggregate_layer(
+        TCP_LAYER, tcp_signs(tcp, _NONE, ctx, group, False), combine_reachability, ctx, False
+    )
+    status = layer.status
+    if status == NOT_APPLICABLE:
+        return None
+    layers = {
+        DNS_LAYER: LayerResult(DNS_LAYER),
+        TCP_LAYER: layer,
+        TLS_LAYER: LayerResult(TLS_LAYER),
+    }
+    return TargetJudgement(status, layer.method if status == BLOCKED else None, layers, [], [])
+
+
 @dataclass(slots=True)
 class TargetJudgement:
     status: str
@@ -212,6 +231,10 @@ def judge_target(
 ) -> TargetJudgement:
     """One target's verdict. Without `detail` no evidence is written (the verdict is the same)."""
     split = split_by_type(records)  # a layer is named after its record type; absent: no key
+    if not detail and len(split) == 1 and TCP_LAYER in split and ctx.healthy:
+        lean = _judge_tcp_only(split[TCP_LAYER], ctx, group)
+        if lean is not None:
+            return lean
     get = split.get
     dns, tcp, tls = get(DNS_LAYER, _NONE), get(TCP_LAYER, _NONE), get(TLS_LAYER, _NONE)
     # A layer without records is not applicable: the sign functions are not even called (most
