@@ -22,15 +22,19 @@ RANGES = {"dc": {"label": "DC", "kind": "endpoint", "expected": None, "ranges": 
 
 @st.composite
 def endpoint_records(draw) -> list[dict]:
-    ip = draw(st.sampled_from(ADDRESSES))
+    # Usually one address; sometimes a name with tcp records for several (clients try each).
+    ips = draw(st.lists(st.sampled_from(ADDRESSES), min_size=1, max_size=3))
     port = draw(st.sampled_from([443, 80]))
+    ip = ips[0]
     target_id = f"endpoint:{ip}:{port}" if ":" not in ip else f"endpoint:[{ip}]:{port}"
+    if len(ips) > 1:
+        target_id = draw(st.sampled_from(["domain:tcp.example", "domain:other.example"]))
     records = []
     for attempt in range(draw(st.integers(1, 4))):
-        for _ in range(draw(st.integers(1, 2))):  # a repeated address within an attempt
+        for _ in range(draw(st.integers(1, 3))):  # several addresses, or one repeated
             failure = draw(st.sampled_from(FAILURES))
             record = rf.tcp(
-                ip,
+                draw(st.sampled_from(ips)),
                 port,
                 failure=failure,
                 attempt=attempt,
