@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netprobe.evidence import format as fmt
 from netprobe.evidence.reader import iter_records
@@ -119,3 +122,30 @@ def test_timeline_is_the_same_with_and_without_orjson(history, monkeypatch):
     fast = report()
     stdlib_only(monkeypatch)
     assert fast == report()
+
+
+_REGEX_RUN = re.compile(rb"\d{19}").search
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=30),
+            st.text(alphabet="0123456789", min_size=15, max_size=24).map(str.encode),
+            st.sampled_from([b"0", b"9", b"\xd9", b"\xb0", b"\x00", b"/", b":", "٣".encode()]),
+        ),
+        max_size=12,
+    )
+)
+def test_long_digit_run_is_the_regex(parts):
+    # The fast check that sends a line to the stdlib must find exactly what `\d{19}` finds
+    # (ASCII digits only; bytes next to "0"-"9" in the code table are not digits).
+    line = b"".join(parts)
+    assert fmt.has_long_digit_run(line) == (_REGEX_RUN(line) is not None)
+
+
+def test_long_digit_run_edges():
+    assert fmt.has_long_digit_run(b'{"n":' + b"1" * 19 + b"}")
+    assert not fmt.has_long_digit_run(b'{"n":' + b"1" * 18 + b"}")
+    assert not fmt.has_long_digit_run(b"1" * 18 + b"." + b"1" * 18)

@@ -3,8 +3,10 @@ same bytes read the same way (an edited file, other trusted keys or --no-verify 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -77,6 +79,35 @@ def test_summary_round_trips_through_its_stored_form():
     assert decode_summary(encode_summary(run)) == run
     with pytest.raises(ValueError):
         decode_summary(b"not zlib")
+
+
+def test_entries_read_the_same_with_and_without_orjson(monkeypatch):
+    # Entries are written with orjson when it is there, else with the stdlib's json; either
+    # reads the other's entries back to the same summary (odd values included).
+    run = RunSummary(
+        started_at=1735693620.123456,
+        probe_asn="AS45899",
+        vantage='hà-nội \u2028 "q"',
+        run_id="r1",
+        healthy=False,
+        scores={("domain:例え.jp", "tls"): 1.0, ("endpoint:1.2.3.4:443", "tcp"): 1e-05},
+        methods={"domain:例え.jp": "sni"},
+        unscored=("endpoint:[2001:db8::1]:443",),
+        groups={"domain:例え.jp": "web"},
+        group_labels={"web": "Ünïcode \x00 label"},
+    )
+    assert cache_module._orjson is not None  # a default dependency
+    with_orjson = encode_summary(run)
+    monkeypatch.setattr(cache_module, "_orjson", None)
+    stdlib = encode_summary(run)
+    assert decode_summary(with_orjson) == run == decode_summary(stdlib)
+    monkeypatch.undo()
+    assert decode_summary(stdlib) == run
+    nan = dataclasses.replace(run, scores={("t", "tcp"): float("nan")})
+    monkeypatch.setattr(cache_module, "_orjson", None)
+    written = encode_summary(nan)  # the stdlib writes NaN; orjson would refuse to read it
+    monkeypatch.undo()
+    assert math.isnan(decode_summary(written).scores[("t", "tcp")])
 
 
 def test_second_timeline_reuses_every_summary_and_prints_the_same_report(history):

@@ -335,3 +335,40 @@ def test_a_removed_record_is_named_as_such(signed: bytes) -> None:
         e for e in run([b"".join([*lines[:at], *lines[at + 1 :]])]) if isinstance(e, Invalid)
     )
     assert "1 line(s) were removed before it" in invalid.reason
+
+
+def test_long_digit_runs_decode_as_the_stdlib_whatever_the_chunking(
+    tmp_path: Path, signer: Signer
+) -> None:
+    # The verifier finds lines with 19+ digits in a row once per chunk (format.long_digit_lines);
+    # such a line must still go to the stdlib (orjson would make a float of a 70-bit int), also
+    # when it starts in one chunk and ends in the next.
+    writer = ResultWriter(tmp_path, "run", signer=signer, checkpoint_every=3)
+    writer.write_header(records.new_record(records.HEADER, vantage="test"))
+    for i in range(8):
+        record = tcp_record(i)
+        if i % 3 == 0:
+            record["big"] = 2**70 + i
+            record["digits"] = "7" * (18 + i)
+        writer.write(record)
+    data = writer.close(records.new_record(records.SUMMARY, measurements=8)).read_bytes()
+    expected = [repr(json.loads(line)) for line in data.splitlines()[1:] if b'"tcp"' in line]
+    assert "1180591620717411303424" in expected[0]  # an int, not 1.1805916207174113e+21
+    rng = random.Random(19)
+    for chunks in [[data], data.splitlines(keepends=True)] + [
+        splits(data, rng, rng.choice([2, 7, 30, 200])) for _ in range(30)
+    ]:
+        found = [repr(e.record) for e in run(chunks) if isinstance(e, Record)]
+        assert found[:-1] == expected, [len(c) for c in chunks]  # the last one: the summary
+
+
+def test_long_digit_lines_are_the_lines_with_a_long_digit_run() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        lines = [
+            bytes(rng.choice(b"0123456789a:\xd9\x10") for _ in range(rng.randint(0, 60)))
+            for _ in range(rng.randint(1, 6))
+        ]
+        data = b"\n".join(lines)
+        wanted = {i for i, line in enumerate(lines) if fmt.has_long_digit_run(line)}
+        assert fmt.long_digit_lines(data) == wanted, data

@@ -181,16 +181,21 @@ def analyse(
         group = str(target_records[0].get("group") or "")
         role = str(target_records[0].get("role") or ROLE_TARGET)
         judged = judgements.pop(target_id)  # freed as its verdict is made: a big run's peak
+        layers: dict[str, str] = {}
+        scores: dict[str, float | None] = {}
+        for name, layer in judged.layers.items():  # one loop for both: a run has many targets
+            layers[name] = layer.status
+            scores[name] = layer.score
         verdict = verdicts[target_id] = Verdict(
-            target_id=target_id,
-            group=group,
-            role=role,
-            status=judged.status,
-            method=judged.method,
-            evidence=judged.evidence,
-            notes=judged.notes if detail else [],
-            layers={name: layer.status for name, layer in judged.layers.items()},
-            scores={name: layer.score for name, layer in judged.layers.items()},
+            target_id,
+            group,
+            role,
+            judged.status,
+            judged.method,
+            judged.evidence,
+            judged.notes if detail else [],
+            layers,
+            scores,
         )
         if slim is not None:
             slim.verdict(verdict)

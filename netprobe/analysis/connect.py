@@ -88,11 +88,7 @@ def tcp_signs(
 
     Without `detail` the signs carry no words (`Sign.detail` empty) and no durations: the
     decisions are the same."""
-    outcomes: dict[tuple[str, int, int], dict] = {}
-    for record in tcp_records:
-        key = _address_key(record)
-        if key not in outcomes:
-            outcomes[key] = record
+    outcomes = _first_per_address(tcp_records)
     if tls_records:
         derived: dict[tuple[str, int, int], dict] = {}
         for record in tls_records:
@@ -118,15 +114,57 @@ def tcp_signs(
     return signs
 
 
-def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext, detail: bool = True) -> Sign:
+def tcp_only_kinds(tcp_records: list[dict], ctx: RunContext) -> list[str]:
+    """For a target with tcp records only: per attempt, the kind of
+    `combine_reachability(tcp_signs(...)[attempt])`, without making the signs (the lean verdict).
+
+    The same records count (the first of each ip, port and attempt) and the same rules
+    (`_connect_kind`, `reachability_kind`); the order of the kinds within an attempt does not
+    matter, as they are only ever ok, blocked or unknown."""
+    by_attempt: dict[int, list[str]] = {}
+    for key, record in _first_per_address(tcp_records).items():
+        kind = _connect_kind(key[0], record, ctx)
+        same = by_attempt.get(key[2])
+        if same is None:
+            by_attempt[key[2]] = [kind]
+        else:
+            same.append(kind)
+    return [
+        kinds[0] if len(kinds) == 1 else reachability_kind(kinds) for kinds in by_attempt.values()
+    ]
+
+
+def _first_per_address(records: list[dict]) -> dict[tuple[str, int, int], dict]:
+    """The first record of each (ip, port, attempt), in file order: the one that counts."""
+    outcomes: dict[tuple[str, int, int], dict] = {}
+    for record in records:
+        key = _address_key(record)
+        if key not in outcomes:
+            outcomes[key] = record
+    return outcomes
+
+
+def _connect_kind(ip: str, record: dict, ctx: RunContext) -> str:
+    """The TCP rule (module docstring) for one address and attempt: ok, blocked or unknown."""
     if not connect_failed(record):
+        return OK
+    if (
+        ctx.control_endpoints_ok
+        and family(ip) in ctx.families_ok
+        and ctx.offline_at(record) is None
+    ):
+        return BLOCKED
+    return UNKNOWN
+
+
+def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext, detail: bool = True) -> Sign:
+    kind = _connect_kind(ip, record, ctx)
+    if kind == OK:
         if not detail:
             return Sign(OK, port=port)
         return Sign(OK, f"{endpoint_label(ip, port)} connects", seconds=duration(record), port=port)
     failure = str(record.get("failure"))
-    fam = family(ip)
-    offline = ctx.offline_at(record)
-    if ctx.control_endpoints_ok and fam in ctx.families_ok and offline is None:
+    if kind == BLOCKED:
         if not detail:
             return Sign(BLOCKED, "", IP_METHOD, failure, port)
         where = endpoint_label(ip, port)
@@ -139,6 +177,8 @@ def _tcp_sign(ip: str, port: int, record: dict, ctx: RunContext, detail: bool = 
             port,
         )
     where = endpoint_label(ip, port)
+    fam = family(ip)
+    offline = ctx.offline_at(record)
     if not ctx.control_endpoints_ok:
         why = "no control endpoint connects"
     elif fam not in ctx.families_ok:
@@ -321,14 +361,21 @@ def combine_reachability(signs: list[Sign]) -> Sign:
     """TCP/TLS within one attempt: any working address wins, then the commonest blocking method."""
     if len(signs) == 1:
         return signs[0]  # one address (the usual case): the rules below would pick it too
-    if any(sign.kind == OK for sign in signs):
-        return first_sign(signs, OK)
-    blocked = [sign for sign in signs if sign.kind == BLOCKED]
-    if blocked:
+    kind = reachability_kind([sign.kind for sign in signs])
+    if kind == BLOCKED:
+        blocked = [sign for sign in signs if sign.kind == BLOCKED]
         method = majority_method([sign.method for sign in blocked])
         return next(sign for sign in blocked if sign.method == method)
-    return (
-        first_sign(signs, UNKNOWN)
-        if any(s.kind == UNKNOWN for s in signs)
-        else first_sign(signs, signs[0].kind)
-    )
+    return first_sign(signs, kind)
+
+
+def reachability_kind(kinds: list[str]) -> str:
+    """The kind of one attempt from its addresses' kinds: any working address wins, then a
+    block, then unknown; else the first one's."""
+    if OK in kinds:
+        return OK
+    if BLOCKED in kinds:
+        return BLOCKED
+    if UNKNOWN in kinds:
+        return UNKNOWN
+    return kinds[0]

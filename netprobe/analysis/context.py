@@ -66,6 +66,17 @@ class RunContext:
     fingerprints: tuple[Fingerprint, ...] = ()
     # issue 13: the median rate of the control domains' downloads (bytes/s), None without any
     throughput_control_rate: float | None = None
+    # hostname -> every control answer for it (any query type), for membership tests only:
+    # `genuine_reason` asks for each address of each record (made once, from control_lookups).
+    _control_answers: dict[str, frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        answers: dict[str, set[str]] = {}
+        for (name, _qtype), lookup in self.control_lookups.items():
+            answers.setdefault(name, set()).update(lookup.ips)
+        self._control_answers = {name: frozenset(ips) for name, ips in answers.items()}
 
     @property
     def healthy(self) -> bool:
@@ -103,7 +114,7 @@ class RunContext:
 
     def genuine_reason(self, hostname: str, ip: str, group: str) -> str | None:
         """Why an address is a real answer for the name, or None if nothing vouches for it."""
-        if ip in self.control_ips(hostname):
+        if ip in self._control_answers.get(hostname, ()):  # an answer of control_ips(hostname)
             return "same as the control resolver"
         if in_networks(ip, self.expected_for(group)):
             return "inside the expected ranges"

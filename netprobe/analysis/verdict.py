@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from netprobe.analysis.common import AttemptSigns, Sign, majority_method, phrase, split_by_type
 from netprobe.analysis.confirm import outvoted_notes
-from netprobe.analysis.connect import combine_reachability, tcp_signs, tls_signs
+from netprobe.analysis.connect import combine_reachability, tcp_only_kinds, tcp_signs, tls_signs
 from netprobe.analysis.context import RunContext
 from netprobe.analysis.dns import combine_dns, dns_signs, silent_signs
 from netprobe.analysis.health import unhealthy_reason
@@ -82,6 +82,22 @@ def majority(count: int, total: int) -> bool:
     return total > 0 and 3 * count >= 2 * total
 
 
+def layer_outcome(kinds: list[str]) -> tuple[str, float | None]:
+    """The repeats rule (module docstring): a layer's status and score from the kinds of its
+    attempts' signs (at least one)."""
+    total = len(kinds)
+    blocked, down, ok = kinds.count(BLOCKED), kinds.count(DOWN), kinds.count(OK)
+    if majority(blocked, total):
+        status = BLOCKED
+    elif majority(down, total):
+        status = DOWN
+    elif ok:
+        status = OK
+    else:
+        status = INCONCLUSIVE
+    return status, (round(blocked / total, 4) if blocked + down + ok else None)
+
+
 def aggregate_layer(
     name: str, signs: AttemptSigns, combine, ctx: RunContext, detail: bool = True
 ) -> LayerResult:
@@ -95,27 +111,20 @@ def aggregate_layer(
         per_attempt = [combine(signs[attempt]) for attempt in sorted(signs)]
     total = len(per_attempt)
     kinds = [sign.kind for sign in per_attempt]
-    blocked, down, ok = kinds.count(BLOCKED), kinds.count(DOWN), kinds.count(OK)
-    if majority(blocked, total):
-        result.status = BLOCKED
-        result.deciding = [s for s in per_attempt if s.kind == BLOCKED]
+    status, score = layer_outcome(kinds)
+    result.status, result.score = status, score
+    if status == INCONCLUSIVE:
+        result.deciding = per_attempt
+    else:  # blocked, down or ok: the attempts that showed it
+        result.deciding = [s for s in per_attempt if s.kind == status]
+    if status == BLOCKED:
         result.method = SINGLE_METHOD_LAYER.get(name) or majority_method(
             [s.method for s in result.deciding]
         )
-    elif majority(down, total):
-        result.status = DOWN
-        result.deciding = [s for s in per_attempt if s.kind == DOWN]
-    elif ok:
-        result.status = OK
-        result.deciding = [s for s in per_attempt if s.kind == OK]
-    else:
-        result.status = INCONCLUSIVE
-        result.deciding = per_attempt
-    judged = blocked + down + ok
-    result.score = round(blocked / total, 4) if judged else None
     if not detail:
         return result
 
+    ok = kinds.count(OK)
     failing = [s for s in per_attempt if s.kind in (BLOCKED, DOWN, UNKNOWN)]
     if result.status == OK and failing:
         words = Counter(phrase(s.failure) if s.failure else s.kind for s in failing)
@@ -198,6 +207,26 @@ def _other_layers(
         )
 
 
+def _judge_tcp_only(tcp: list[dict], ctx: RunContext) -> TargetJudgement | None:
+    """`judge_target` without detail of a target with tcp records only (most endpoints), at a
+    healthy vantage: the same statuses, methods and scores, from the kinds of its signs alone
+    (`connect.tcp_only_kinds`: no `Sign`s, no words; the layer keeps no deciding signs, which
+    only the words read). Its only layer with data decides: blocked (and its method) or down or,
+    being the deepest, ok or inconclusive. None without any attempt (the general path)."""
+    kinds = tcp_only_kinds(tcp, ctx)
+    if not kinds:
+        return None
+    status, score = layer_outcome(kinds)
+    method = SINGLE_METHOD_LAYER[TCP_LAYER] if status == BLOCKED else None
+    layer = LayerResult(TCP_LAYER, status, method, score)
+    layers = {
+        DNS_LAYER: LayerResult(DNS_LAYER),
+        TCP_LAYER: layer,
+        TLS_LAYER: LayerResult(TLS_LAYER),
+    }
+    return TargetJudgement(status, method, layers, [], [])
+
+
 @dataclass(slots=True)
 class TargetJudgement:
     status: str
@@ -212,6 +241,10 @@ def judge_target(
 ) -> TargetJudgement:
     """One target's verdict. Without `detail` no evidence is written (the verdict is the same)."""
     split = split_by_type(records)  # a layer is named after its record type; absent: no key
+    if not detail and len(split) == 1 and TCP_LAYER in split and ctx.healthy:
+        lean = _judge_tcp_only(split[TCP_LAYER], ctx)
+        if lean is not None:
+            return lean
     get = split.get
     dns, tcp, tls = get(DNS_LAYER, _NONE), get(TCP_LAYER, _NONE), get(TLS_LAYER, _NONE)
     # A layer without records is not applicable: the sign functions are not even called (most

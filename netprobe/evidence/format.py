@@ -189,7 +189,32 @@ try:
 except ImportError:  # pragma: no cover - the pure-Python path is tested by patching _fast_loads
     orjson = None  # type: ignore[assignment]
 _fast_loads = orjson.loads if orjson is not None else None
-_LONG_NUMBER = re.compile(rb"\d{19}").search
+# A run of LONG_DIGITS ASCII digits anywhere in a line (in a number or not) sends it to the
+# stdlib. Found by mapping every digit to "0" (other bytes stay, none becomes "0") and searching
+# for the run of zeros: ~0.8 us a line, where the regex `\d{19}` took ~6 us (a sixth of a
+# timeline's CPU time).
+LONG_DIGITS = 19
+_ZEROED_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_DIGIT_RUN = b"0" * LONG_DIGITS
+
+
+def has_long_digit_run(line: bytes) -> bool:
+    """Whether `line` holds LONG_DIGITS ASCII digits in a row (as `re.search(rb"\\d{19}")`)."""
+    return _DIGIT_RUN in line.translate(_ZEROED_DIGITS)
+
+
+def long_digit_lines(data: bytes) -> set[int]:
+    """The indexes (0-based, split at LF) of the lines of `data` that hold LONG_DIGITS digits in
+    a row: what `has_long_digit_run` says of each line, found with one pass over a whole chunk
+    (the verifier's loop then needs no test per line)."""
+    zeroed = data.translate(_ZEROED_DIGITS)
+    found: set[int] = set()
+    start = zeroed.find(_DIGIT_RUN)
+    while start != -1:
+        found.add(zeroed.count(b"\n", 0, start))  # rare: a header's run id of digits, say
+        end = zeroed.find(b"\n", start)
+        start = -1 if end == -1 else zeroed.find(_DIGIT_RUN, end)
+    return found
 
 
 def decode_json(line: bytes) -> Any:
@@ -198,12 +223,24 @@ def decode_json(line: bytes) -> Any:
     The stdlib path calls the decoder's C scanner directly: our lines are one compact object,
     and the Python layers of json.loads would cost a third of the reading time for nothing.
     """
+    if has_long_digit_run(line):
+        return decode_stdlib(line)
+    return decode_short_digits(line)
+
+
+def decode_short_digits(line: bytes) -> Any:
+    """`decode_json` of a line known to hold no run of LONG_DIGITS digits (`long_digit_lines`)."""
     fast = _fast_loads
-    if fast is not None and _LONG_NUMBER(line) is None:
+    if fast is not None:
         try:
             return fast(line)
         except ValueError:  # orjson.JSONDecodeError: let the stdlib decide (and word the error)
             pass
+    return decode_stdlib(line)
+
+
+def decode_stdlib(line: bytes) -> Any:
+    """`decode_json` by the stdlib alone (what orjson refuses or may read differently)."""
     text = line.decode()
     try:
         obj, end = SCAN(text, 0)

@@ -11,6 +11,7 @@ Rules:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -130,7 +131,10 @@ class _Reader:
             raise ValueError(f"{len(self.data) - self.pos} unexpected trailing bytes in {what}")
 
 
+@functools.lru_cache(maxsize=64)
 def parse_public_key_blob(blob: bytes) -> Ed25519PublicKey:
+    # Cached (keys are immutable): a timeline checks thousands of signatures by one or a few
+    # keys, and loading a key into OpenSSL costs more than the rest of parsing a signature.
     reader = _Reader(blob)
     key_type = reader.text("public key type")
     if key_type != KEY_TYPE:

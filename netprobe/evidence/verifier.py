@@ -137,8 +137,13 @@ class Verifier:
             pieces[0] = head + pieces[0]
             self._tail, self._tail_size = [], 0
         self._chunk = (memoryview(data), base, head)
+        # Lines with a long run of digits, for the whole chunk at once (`format.decode_json`);
+        # the first line is tested whole when the previous chunk started it.
+        long_lines = fmt.long_digit_lines(data)
+        if head and fmt.has_long_digit_run(pieces[0]):
+            long_lines.add(0)
         try:
-            self._lines(pieces, events)
+            self._lines(pieces, events, long_lines)
         except _Invalid as exc:
             self._fail(events, exc.line, str(exc))
             return events
@@ -179,13 +184,15 @@ class Verifier:
         events.append(Done(result))
         return events
 
-    def _lines(self, pieces: list[bytes], events: list) -> None:
+    def _lines(self, pieces: list[bytes], events: list, long_lines: set[int]) -> None:
         """The hot loop of a timeline: each complete line once, with everything in locals.
 
         Measurement lines take the short path; every other line goes through `_structural`,
-        which applies the rules in full.
+        which applies the rules in full. `long_lines`: the indexes of `pieces` that hold a long
+        run of digits (`format.long_digit_lines`): the others skip that test.
         """
-        append, decode = events.append, fmt.decode_json
+        append, decode = events.append, fmt.decode_short_digits
+        decode_long, first = fmt.decode_json, self._line_no + 1
         emit, keep = self.emit_records, self._keep
         number, offset, since = self._line_no, self._offset, self._records_since
         pending, final = self._pending, self._final
@@ -197,7 +204,7 @@ class Verifier:
             if final:
                 raise _Invalid(number, f"line {number}: data after the final signed checkpoint")
             try:  # format.decode_line, inlined
-                record = decode(piece)
+                record = decode(piece) if number - first not in long_lines else decode_long(piece)
             except (ValueError, RecursionError):  # UnicodeDecodeError included
                 record = kind = None
             else:
