@@ -37,6 +37,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from difflib import get_close_matches
+from math import isnan
 
 from netprobe.model.vocabulary import (
     BLOCKED,
@@ -70,25 +71,28 @@ from netprobe.timeline.series import (
 HEALTHY_CONTROLS_NEEDED = 0.8
 
 
-class _Series:
-    """Compact (time, score) pairs of one (network, target, layer); 16 bytes a sample."""
+class _Rows:
+    """The healthy runs of one network that scored the same keys in the same order (a target
+    list): their start times and score tuples. `add` is then two appends per run; the series
+    are cut from these columns once, in `build` (`_series_of`)."""
 
     __slots__ = ("times", "scores")
 
     def __init__(self) -> None:
-        self.times = array("d")
-        self.scores = array("d")
+        self.times: list[float] = []
+        self.scores: list[tuple[float, ...]] = []
 
 
 class _Network:
     __slots__ = (
-        "run_times", "run_healthy", "series", "methods", "groups", "labels", "latest", "hourly",
+        "run_times", "run_healthy", "rows", "methods", "groups", "labels", "latest", "hourly",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.run_times = array("d")
         self.run_healthy = array("b")
-        self.series: dict[tuple[str, str], _Series] = {}
+        # The score keys of healthy runs (their order too) -> those runs' times and scores.
+        self.rows: dict[tuple[tuple[str, str], ...], _Rows] = {}
         # (target, layer) -> hourly samples computed elsewhere (add_aggregated); None: from series.
         self.hourly: dict[tuple[str, str], list[Sample]] | None = None
         # target -> Counter of (hour, method) is too big; keep (time, method) only for blocked runs.
@@ -128,7 +132,9 @@ class TimelineBuilder:
             self.runs_outside_range += 1
             return
         self.runs_seen += 1
-        network = self._networks.setdefault(run.network, _Network())
+        network = self._networks.get(run.network)
+        if network is None:
+            network = self._networks[run.network] = _Network()
         network.run_times.append(run.started_at)
         network.run_healthy.append(1 if run.healthy else 0)
         if run.started_at >= network.latest:
@@ -138,20 +144,19 @@ class TimelineBuilder:
         else:  # an older run only fills in what the newer ones did not say
             network.groups = {**run.groups, **network.groups}
             network.labels = {**run.group_labels, **network.labels}
-        # Set updates from the dicts themselves (C loops): a year of runs is ~900,000 scores.
-        self._score_keys.update(run.scores)
         self._ids.update(run.methods)
         self._ids.update(run.unscored)
         if not run.healthy:
+            self._score_keys.update(run.scores)
             return
-        started, all_series = run.started_at, network.series
-        for key, score in run.scores.items():
-            series = all_series.get(key)
-            if series is None:
-                series = all_series[key] = _Series()
-            series.times.append(started)
-            # Clamped to [0, 1] as min(1.0, max(0.0, score)) does (NaN too: 0.0), but inline.
-            series.scores.append(score if 0.0 <= score <= 1.0 else (1.0 if score > 1.0 else 0.0))
+        started, scores = run.started_at, run.scores
+        layout = tuple(scores)  # the same target list from run to run: one dict lookup
+        rows = network.rows.get(layout)
+        if rows is None:
+            rows = network.rows[layout] = _Rows()
+            self._score_keys.update(layout)
+        rows.times.append(started)
+        rows.scores.append(tuple(scores.values()))
         for target_id, method in run.methods.items():
             network.methods.setdefault(target_id, []).append((started, method))
 
@@ -231,6 +236,29 @@ def _parameters(opts: TimelineOptions) -> dict:
     }
 
 
+def _series_of(network: _Network) -> dict[tuple[str, str], tuple[array, array]]:
+    """(target, layer) -> the times and scores (clamped to [0, 1]) of its healthy runs.
+
+    Copied into arrays, as `add` kept them before: the series' floats then lie side by side in
+    memory, where the runs' tuples scatter them (twice the time of the hourly loops)."""
+    series: dict[tuple[str, str], tuple[array, array]] = {}
+    for layout, rows in network.rows.items():
+        run_times = array("d", rows.times)
+        for key, column in zip(layout, zip(*rows.scores, strict=True), strict=True):
+            times, scores = series.setdefault(key, (array("d"), array("d")))
+            times += run_times
+            scores += array("d", _clamped(column))
+    return series
+
+
+def _clamped(scores: tuple[float, ...]) -> tuple[float, ...] | list[float]:
+    # As min(1.0, max(0.0, score)) (NaN too: 0.0, and -0.0 stays -0.0); the C-level test first,
+    # as scores out of range are rare.
+    if not any(map(isnan, scores)) and min(scores) >= 0.0 and max(scores) <= 1.0:
+        return scores
+    return [score if 0.0 <= score <= 1.0 else (1.0 if score > 1.0 else 0.0) for score in scores]
+
+
 def _sorted_network(network: _Network) -> None:
     order = sorted(range(len(network.run_times)), key=network.run_times.__getitem__)
     network.run_times = array("d", (network.run_times[i] for i in order))
@@ -276,12 +304,13 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     worst: dict[str, array] = {}
     worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
     prepared, cells = network.hourly, opts.cells
-    for series_key in sorted(prepared if prepared is not None else network.series):
+    series = _series_of(network) if prepared is None else {}
+    for series_key in sorted(prepared if prepared is not None else series):
         if prepared is not None:
             samples = prepared[series_key]
         else:
-            series = network.series[series_key]
-            samples = hourly_samples(series.times, series.scores)
+            times, scores = series.pop(series_key)
+            samples = hourly_samples(times, scores)
         detections[series_key] = detect(samples, params)
         target_id = series_key[0]
         if opts.target is not None and target_id != opts.target:
