@@ -37,7 +37,6 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from math import isnan
 
 from netprobe.model.vocabulary import (
     BLOCKED,
@@ -48,6 +47,7 @@ from netprobe.model.vocabulary import (
     THROTTLED,
     UNKNOWN,
 )
+from netprobe.timeline.columns import Rows, SeriesCutter
 from netprobe.timeline.fleet import network_summary
 from netprobe.timeline.nogc import paused_gc
 from netprobe.timeline.onset import (
@@ -58,29 +58,19 @@ from netprobe.timeline.onset import (
     confidence,
     confidence_label,
     detect,
+    detect_columns,
 )
 from netprobe.timeline.runs import RunSummary, iso
 from netprobe.timeline.series import (
     find_gaps,
     gap_threshold_hours,
-    hourly_samples,
+    hour_runs,
+    raise_worst,
     strip,
     strip_cells,
 )
 
 HEALTHY_CONTROLS_NEEDED = 0.8
-
-
-class _Rows:
-    """The healthy runs of one network that scored the same keys in the same order (a target
-    list): their start times and score tuples. `add` is then two appends per run; the series
-    are cut from these columns once, in `build` (`_series_of`)."""
-
-    __slots__ = ("times", "scores")
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.scores: list[tuple[float, ...]] = []
 
 
 class _Network:
@@ -92,7 +82,7 @@ class _Network:
         self.run_times = array("d")
         self.run_healthy = array("b")
         # The score keys of healthy runs (their order too) -> those runs' times and scores.
-        self.rows: dict[tuple[tuple[str, str], ...], _Rows] = {}
+        self.rows: dict[tuple[tuple[str, str], ...], Rows] = {}
         # (target, layer) -> hourly samples computed elsewhere (add_aggregated); None: from series.
         self.hourly: dict[tuple[str, str], list[Sample]] | None = None
         # target -> Counter of (hour, method) is too big; keep (time, method) only for blocked runs.
@@ -153,7 +143,7 @@ class TimelineBuilder:
         layout = tuple(scores)  # the same target list from run to run: one dict lookup
         rows = network.rows.get(layout)
         if rows is None:
-            rows = network.rows[layout] = _Rows()
+            rows = network.rows[layout] = Rows()
             self._score_keys.update(layout)
         rows.times.append(started)
         rows.scores.append(tuple(scores.values()))
@@ -236,29 +226,6 @@ def _parameters(opts: TimelineOptions) -> dict:
     }
 
 
-def _series_of(network: _Network) -> dict[tuple[str, str], tuple[array, array]]:
-    """(target, layer) -> the times and scores (clamped to [0, 1]) of its healthy runs.
-
-    Copied into arrays, as `add` kept them before: the series' floats then lie side by side in
-    memory, where the runs' tuples scatter them (twice the time of the hourly loops)."""
-    series: dict[tuple[str, str], tuple[array, array]] = {}
-    for layout, rows in network.rows.items():
-        run_times = array("d", rows.times)
-        for key, column in zip(layout, zip(*rows.scores, strict=True), strict=True):
-            times, scores = series.setdefault(key, (array("d"), array("d")))
-            times += run_times
-            scores += array("d", _clamped(column))
-    return series
-
-
-def _clamped(scores: tuple[float, ...]) -> tuple[float, ...] | list[float]:
-    # As min(1.0, max(0.0, score)) (NaN too: 0.0, and -0.0 stays -0.0); the C-level test first,
-    # as scores out of range are rare.
-    if not any(map(isnan, scores)) and min(scores) >= 0.0 and max(scores) <= 1.0:
-        return scores
-    return [score if 0.0 <= score <= 1.0 else (1.0 if score > 1.0 else 0.0) for score in scores]
-
-
 def _sorted_network(network: _Network) -> None:
     order = sorted(range(len(network.run_times)), key=network.run_times.__getitem__)
     network.run_times = array("d", (network.run_times[i] for i in order))
@@ -303,31 +270,30 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
     worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
-    prepared, cells = network.hourly, opts.cells
-    series = _series_of(network) if prepared is None else {}
-    for series_key in sorted(prepared if prepared is not None else series):
+    prepared = network.hourly
+    cutter = SeriesCutter(network.rows, first_hour) if prepared is None else None
+    for series_key in sorted(prepared) if prepared is not None else cutter.keys():  # type: ignore[union-attr]
         if prepared is not None:
             samples = prepared[series_key]
+            detections[series_key] = detect(samples, params)
+            times, ys = [s.time for s in samples], [s.y for s in samples]
+            hour_index = [int(time // 3600) - first_hour for time in times]
+            hours_of = hour_runs(hour_index)
         else:
-            times, scores = series.pop(series_key)
-            samples = hourly_samples(times, scores)
-        detections[series_key] = detect(samples, params)
+            times, ys, first_runs, last_runs, hour_index, hours_of = cutter.columns(series_key)  # type: ignore[union-attr]
+            detections[series_key] = detect_columns(times, ys, first_runs, last_runs, params)
         target_id = series_key[0]
         if opts.target is not None and target_id != opts.target:
             continue
-        bounds = seen.setdefault(target_id, [samples[0].time, samples[-1].time, 0])
-        bounds[0], bounds[1] = min(bounds[0], samples[0].time), max(bounds[1], samples[-1].time)
-        bounds[2] = max(bounds[2], len(samples))
+        bounds = seen.setdefault(target_id, [times[0], times[-1], 0])
+        bounds[0], bounds[1] = min(bounds[0], times[0]), max(bounds[1], times[-1])
+        bounds[2] = max(bounds[2], len(times))
         hours = worst.setdefault(target_id, array("d", [-1.0]) * span_hours)
+        layer_at = None
         if opts.cells:
             layer_at = worst_layer.setdefault(target_id, array("b", [-1]) * span_hours)
         layer_index = LAYERS.index(series_key[1]) if series_key[1] in LAYERS else -1
-        for time, y, _first, _last in samples:  # unpacked: the loop runs once per sample
-            index = int(time // 3600) - first_hour
-            if 0 <= index < span_hours and y > hours[index]:
-                hours[index] = y
-                if cells:
-                    layer_at[index] = layer_index
+        raise_worst(hours, layer_at, hour_index, hours_of, ys, layer_index)
     # Real flips (not the initial state) of every series, for corroboration.
     flips = [
         (series_key, change)
