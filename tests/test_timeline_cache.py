@@ -242,3 +242,36 @@ def test_a_warm_run_within_the_day_marks_nothing_and_an_older_mark_is_renewed(hi
     stale, renewed = age_marks_and_read_again(history, options, 2 * 86400)
     assert len(renewed) == len(stale) == 2 * HOURS
     assert all(new[1] > old[1] + 86400 for new, old in zip(renewed, stale, strict=True))
+
+
+def test_a_warm_read_starts_no_pool_and_hard_links_keep_their_own_source(history, monkeypatch):
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    victim = sorted(history.glob("*.jsonl"))[3]
+    link = history / "sub" / victim.name
+    link.parent.mkdir()
+    os.link(victim, link)
+    options = ReadOptions(allowed_signers=str(history / "allowed_signers"))
+    first, cache = read_all(history, options, jobs=2)
+    assert (cache.hits, cache.misses) == (0, HOURS + 1)
+
+    def no_pool(*_args):
+        raise AssertionError("a pool was started for a warm read")
+
+    monkeypatch.setattr(files_module, "get_context", no_pool)
+    again, cache = read_all(history, options, jobs=2)
+    assert (cache.hits, cache.misses) == (HOURS + 1, 0)
+    assert sorted(r.source for r in again) == sorted(
+        str(p) for p in [*history.glob("*.jsonl"), link]
+    )
+    assert sorted(again, key=lambda r: r.source) == sorted(first, key=lambda r: r.source)
+
+
+def test_a_damaged_entry_found_by_stamp_is_read_again(history, monkeypatch):
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    options = ReadOptions(allowed_signers=str(history / "allowed_signers"))
+    first, _ = read_all(history, options)
+    with sqlite3.connect(cache_file()) as db:
+        db.execute("UPDATE summaries SET summary = substr(summary, 1, 40)")
+    again, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (0, HOURS)
+    assert sorted(again, key=lambda r: r.source) == sorted(first, key=lambda r: r.source)
