@@ -86,7 +86,8 @@ def test_anything_but_a_whole_entry_is_a_value_error():
         blob[:20],
         b"NPT4" + b"\xff" * 40,
     ]
-    damaged.append(blob[:30] + bytes([blob[30] ^ 0xFF]) + blob[31:])  # a flipped byte in a part
+    for at in (10, 30, len(blob) - 3):  # a flipped bit in the header, a part, a score
+        damaged.append(blob[:at] + bytes([blob[at] ^ 0x10]) + blob[at + 1 :])
     for bad in damaged:
         entry._PARTS.clear()
         with pytest.raises(ValueError):

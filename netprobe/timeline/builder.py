@@ -11,7 +11,8 @@ Rules:
 - Changes come from `onset.detect`. A change is corroborated when another series of the same
   network flips the same way within `window_hours` of it and >= 80 % of the network's runs in that
   window had healthy controls.
-- The core (`TimelineBuilder`) is pure and keeps only compact arrays, never records; file reading
+- The core (`TimelineBuilder`) is pure and keeps only compact columns (per target list one score
+  tuple per run, `netprobe.timeline.columns`), never records; file reading
   lives in `netprobe.timeline.files`, one run's summary in `netprobe.timeline.runs`, the
   per-series arithmetic (hourly medians, gaps, strips) in `netprobe.timeline.series`.
 - `--target` (`TimelineOptions.target`) names a target id. When no run in range measured it (a
@@ -270,9 +271,9 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
     worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
-    prepared = network.hourly
-    cutter = SeriesCutter(network.rows, first_hour) if prepared is None else None
-    for series_key in sorted(prepared) if prepared is not None else cutter.keys():  # type: ignore[union-attr]
+    prepared = network.hourly  # a store's samples; else the series are cut from the rows
+    cutter = SeriesCutter(network.rows, first_hour)
+    for series_key in sorted(prepared) if prepared is not None else cutter.keys():
         if prepared is not None:
             samples = prepared[series_key]
             detections[series_key] = detect(samples, params)
@@ -280,7 +281,7 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
             hour_index = [int(time // 3600) - first_hour for time in times]
             hours_of = hour_runs(hour_index)
         else:
-            times, ys, first_runs, last_runs, hour_index, hours_of = cutter.columns(series_key)  # type: ignore[union-attr]
+            times, ys, first_runs, last_runs, hour_index, hours_of = cutter.columns(series_key)
             detections[series_key] = detect_columns(times, ys, first_runs, last_runs, params)
         target_id = series_key[0]
         if opts.target is not None and target_id != opts.target:

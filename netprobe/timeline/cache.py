@@ -20,12 +20,12 @@ Rules:
   after the bytes were hashed (the "racy git" rule). A stamp maps only to the content key of a
   file that was hashed with that stamp; every entry is still the summary of bytes that verified.
   Someone who can set the system clock back can forge a ctime; they could also edit this cache.
-- Only `RunSummary`s are stored (run id, vantage, time, health, per-layer scores and methods),
-  never records or anything the result files do not already hold. Unusable files are not cached:
+- Only `RunSummary`s are stored (run id, vantage, time, health, per-layer scores and methods;
+  the layout is `netprobe.timeline.entry`'s), never records or anything the result files do not already hold. Unusable files are not cached:
   they are read again and reported again.
 - The cache is an optimisation and never an error: if it cannot be opened, read or written, the
   timeline runs without it (`SummaryCache.problem` says why, once). Workers only read it; the
-  main process is the only writer.
+  main process reads (stamps, `get_stamped_many`) and is the only writer.
 - Location: `$NETPROBE_CACHE_DIR/timeline.sqlite3`, else `$XDG_CACHE_HOME/netprobe/...`, else
   `~/.cache/netprobe/...`. Entries unused for `KEEP_DAYS` are dropped when a writer closes.
 """

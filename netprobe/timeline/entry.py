@@ -14,7 +14,8 @@ Rules:
   cache treats that as a miss. The layout is versioned by `cache.FORMAT` (part of every key), so
   an entry of an older layout is never looked up, let alone misread.
 
-Layout: `MAGIC`, then `<dBIII` (started_at, healthy, byte lengths of the ids, shared and methods
+Layout: `MAGIC`, the CRC-32 of all that follows it (`<I`: a flipped bit is a ValueError, as
+zlib's checksum made it for the JSON entries before), then `<dBIII` (started_at, healthy, byte lengths of the ids, shared and methods
 parts), the ids part (JSON `[probe_asn, vantage, run_id]`), the shared part (zlib JSON `{"keys":
 [[target, layer], ...], "unscored": [...], "groups": {...}, "group_labels": {...}}`), the methods
 part (zlib JSON `{target: method}`, empty when none), then one double per key.
@@ -29,8 +30,10 @@ import zlib
 from netprobe.timeline.runs import RunSummary
 
 MAGIC = b"NPT4"
+_CHECK = struct.Struct("<I")
 _HEAD = struct.Struct("<dBIII")
-_START = len(MAGIC) + _HEAD.size
+_BODY = len(MAGIC) + _CHECK.size  # where the checked bytes start
+_START = _BODY + _HEAD.size
 # Decoded shared and methods parts by their bytes; cleared when it grows past _PARTS_MAX (a
 # history has a handful of target lists, and methods change with blocks, not with every run).
 _PARTS: dict[bytes, object] = {}
@@ -55,7 +58,8 @@ def encode_summary(run: RunSummary) -> bytes:
     methods = _packed(run.methods) if run.methods else b""
     head = _HEAD.pack(run.started_at, bool(run.healthy), len(ids), len(shared), len(methods))
     scores = struct.pack(f"<{len(run.scores)}d", *run.scores.values())
-    return b"".join((MAGIC, head, ids, shared, methods, scores))
+    body = b"".join((head, ids, shared, methods, scores))
+    return MAGIC + _CHECK.pack(zlib.crc32(body)) + body
 
 
 def _shared(part: bytes) -> tuple:
@@ -89,13 +93,16 @@ def _remember(part: bytes, decoded: object) -> None:
 
 
 def decode_summary(blob: bytes, source: str = "") -> RunSummary:
-    """`source`: the file it is given as read from (not stored). Raises ValueError (zlib.error, JSON errors, missing fields, wrong sizes) for a damaged entry."""
+    """The summary of an entry; `source`: the file it is given as read from (not stored).
+
+    Raises ValueError (checksum, zlib.error, JSON errors, missing fields, wrong sizes) for a
+    damaged entry."""
     try:
         if blob[: len(MAGIC)] != MAGIC:
             raise ValueError("not an entry of this layout")
-        started_at, healthy, ids_size, shared_size, methods_size = _HEAD.unpack_from(
-            blob, len(MAGIC)
-        )
+        if _CHECK.unpack_from(blob, len(MAGIC))[0] != zlib.crc32(memoryview(blob)[_BODY:]):
+            raise ValueError("checksum mismatch")
+        started_at, healthy, ids_size, shared_size, methods_size = _HEAD.unpack_from(blob, _BODY)
         shared_at = _START + ids_size
         methods_at = shared_at + shared_size
         scores_at = methods_at + methods_size

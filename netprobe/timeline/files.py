@@ -10,8 +10,9 @@ Rules:
   the other files carry on). Files outside --since/--until are dropped after reading their header only.
 - With `jobs > 1` files are read by a process pool (parsing and analysis are CPU-bound).
 - With a summary cache (`netprobe.timeline.cache`), a file whose content was summarised before
-  is not verified or analysed again; workers look it up (by stat stamp first, so an unchanged
-  file is not even read; the trust rule is in the cache's docstring), the main process writes.
+  is not verified or analysed again. By stat stamp first, so an unchanged file is not even read
+  (the trust rule is in the cache's docstring): the main process stats the files and looks the
+  stamps up itself; workers look up the rest by content key; the main process writes.
 - Trust (issue 11): verified files are checked against the trust store (or the
   --allowed-signers file) with `evidence.trust.signers_for`; a file whose signer is not among
   them is `Skipped` ("UNTRUSTED signer SHA256:...") unless `accept_untrusted`.
