@@ -3,10 +3,8 @@ same bytes read the same way (an edited file, other trusted keys or --no-verify 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
-import math
 import os
 import shutil
 import sqlite3
@@ -79,35 +77,6 @@ def test_summary_round_trips_through_its_stored_form():
     assert decode_summary(encode_summary(run)) == run
     with pytest.raises(ValueError):
         decode_summary(b"not zlib")
-
-
-def test_entries_read_the_same_with_and_without_orjson(monkeypatch):
-    # Entries are written with orjson when it is there, else with the stdlib's json; either
-    # reads the other's entries back to the same summary (odd values included).
-    run = RunSummary(
-        started_at=1735693620.123456,
-        probe_asn="AS45899",
-        vantage='hà-nội \u2028 "q"',
-        run_id="r1",
-        healthy=False,
-        scores={("domain:例え.jp", "tls"): 1.0, ("endpoint:1.2.3.4:443", "tcp"): 1e-05},
-        methods={"domain:例え.jp": "sni"},
-        unscored=("endpoint:[2001:db8::1]:443",),
-        groups={"domain:例え.jp": "web"},
-        group_labels={"web": "Ünïcode \x00 label"},
-    )
-    assert cache_module._orjson is not None  # a default dependency
-    with_orjson = encode_summary(run)
-    monkeypatch.setattr(cache_module, "_orjson", None)
-    stdlib = encode_summary(run)
-    assert decode_summary(with_orjson) == run == decode_summary(stdlib)
-    monkeypatch.undo()
-    assert decode_summary(stdlib) == run
-    nan = dataclasses.replace(run, scores={("t", "tcp"): float("nan")})
-    monkeypatch.setattr(cache_module, "_orjson", None)
-    written = encode_summary(nan)  # the stdlib writes NaN; orjson would refuse to read it
-    monkeypatch.undo()
-    assert math.isnan(decode_summary(written).scores[("t", "tcp")])
 
 
 def test_second_timeline_reuses_every_summary_and_prints_the_same_report(history):
@@ -273,3 +242,36 @@ def test_a_warm_run_within_the_day_marks_nothing_and_an_older_mark_is_renewed(hi
     stale, renewed = age_marks_and_read_again(history, options, 2 * 86400)
     assert len(renewed) == len(stale) == 2 * HOURS
     assert all(new[1] > old[1] + 86400 for new, old in zip(renewed, stale, strict=True))
+
+
+def test_a_warm_read_starts_no_pool_and_hard_links_keep_their_own_source(history, monkeypatch):
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    victim = sorted(history.glob("*.jsonl"))[3]
+    link = history / "sub" / victim.name
+    link.parent.mkdir()
+    os.link(victim, link)
+    options = ReadOptions(allowed_signers=str(history / "allowed_signers"))
+    first, cache = read_all(history, options, jobs=2)
+    assert (cache.hits, cache.misses) == (0, HOURS + 1)
+
+    def no_pool(*_args):
+        raise AssertionError("a pool was started for a warm read")
+
+    monkeypatch.setattr(files_module, "get_context", no_pool)
+    again, cache = read_all(history, options, jobs=2)
+    assert (cache.hits, cache.misses) == (HOURS + 1, 0)
+    assert sorted(r.source for r in again) == sorted(
+        str(p) for p in [*history.glob("*.jsonl"), link]
+    )
+    assert sorted(again, key=lambda r: r.source) == sorted(first, key=lambda r: r.source)
+
+
+def test_a_damaged_entry_found_by_stamp_is_read_again(history, monkeypatch):
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    options = ReadOptions(allowed_signers=str(history / "allowed_signers"))
+    first, _ = read_all(history, options)
+    with sqlite3.connect(cache_file()) as db:
+        db.execute("UPDATE summaries SET summary = substr(summary, 1, 40)")
+    again, cache = read_all(history, options)
+    assert (cache.hits, cache.misses) == (0, HOURS)
+    assert sorted(again, key=lambda r: r.source) == sorted(first, key=lambda r: r.source)

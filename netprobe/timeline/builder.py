@@ -11,7 +11,8 @@ Rules:
 - Changes come from `onset.detect`. A change is corroborated when another series of the same
   network flips the same way within `window_hours` of it and >= 80 % of the network's runs in that
   window had healthy controls.
-- The core (`TimelineBuilder`) is pure and keeps only compact arrays, never records; file reading
+- The core (`TimelineBuilder`) is pure and keeps only compact columns (per target list one score
+  tuple per run, `netprobe.timeline.columns`), never records; file reading
   lives in `netprobe.timeline.files`, one run's summary in `netprobe.timeline.runs`, the
   per-series arithmetic (hourly medians, gaps, strips) in `netprobe.timeline.series`.
 - `--target` (`TimelineOptions.target`) names a target id. When no run in range measured it (a
@@ -47,6 +48,7 @@ from netprobe.model.vocabulary import (
     THROTTLED,
     UNKNOWN,
 )
+from netprobe.timeline.columns import Rows, SeriesCutter
 from netprobe.timeline.fleet import network_summary
 from netprobe.timeline.nogc import paused_gc
 from netprobe.timeline.onset import (
@@ -57,12 +59,14 @@ from netprobe.timeline.onset import (
     confidence,
     confidence_label,
     detect,
+    detect_columns,
 )
 from netprobe.timeline.runs import RunSummary, iso
 from netprobe.timeline.series import (
     find_gaps,
     gap_threshold_hours,
-    hourly_samples,
+    hour_runs,
+    raise_worst,
     strip,
     strip_cells,
 )
@@ -70,25 +74,16 @@ from netprobe.timeline.series import (
 HEALTHY_CONTROLS_NEEDED = 0.8
 
 
-class _Series:
-    """Compact (time, score) pairs of one (network, target, layer); 16 bytes a sample."""
-
-    __slots__ = ("times", "scores")
-
-    def __init__(self) -> None:
-        self.times = array("d")
-        self.scores = array("d")
-
-
 class _Network:
     __slots__ = (
-        "run_times", "run_healthy", "series", "methods", "groups", "labels", "latest", "hourly",
+        "run_times", "run_healthy", "rows", "methods", "groups", "labels", "latest", "hourly",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.run_times = array("d")
         self.run_healthy = array("b")
-        self.series: dict[tuple[str, str], _Series] = {}
+        # The score keys of healthy runs (their order too) -> those runs' times and scores.
+        self.rows: dict[tuple[tuple[str, str], ...], Rows] = {}
         # (target, layer) -> hourly samples computed elsewhere (add_aggregated); None: from series.
         self.hourly: dict[tuple[str, str], list[Sample]] | None = None
         # target -> Counter of (hour, method) is too big; keep (time, method) only for blocked runs.
@@ -128,7 +123,9 @@ class TimelineBuilder:
             self.runs_outside_range += 1
             return
         self.runs_seen += 1
-        network = self._networks.setdefault(run.network, _Network())
+        network = self._networks.get(run.network)
+        if network is None:
+            network = self._networks[run.network] = _Network()
         network.run_times.append(run.started_at)
         network.run_healthy.append(1 if run.healthy else 0)
         if run.started_at >= network.latest:
@@ -138,20 +135,19 @@ class TimelineBuilder:
         else:  # an older run only fills in what the newer ones did not say
             network.groups = {**run.groups, **network.groups}
             network.labels = {**run.group_labels, **network.labels}
-        # Set updates from the dicts themselves (C loops): a year of runs is ~900,000 scores.
-        self._score_keys.update(run.scores)
         self._ids.update(run.methods)
         self._ids.update(run.unscored)
         if not run.healthy:
+            self._score_keys.update(run.scores)
             return
-        started, all_series = run.started_at, network.series
-        for key, score in run.scores.items():
-            series = all_series.get(key)
-            if series is None:
-                series = all_series[key] = _Series()
-            series.times.append(started)
-            # Clamped to [0, 1] as min(1.0, max(0.0, score)) does (NaN too: 0.0), but inline.
-            series.scores.append(score if 0.0 <= score <= 1.0 else (1.0 if score > 1.0 else 0.0))
+        started, scores = run.started_at, run.scores
+        layout = tuple(scores)  # the same target list from run to run: one dict lookup
+        rows = network.rows.get(layout)
+        if rows is None:
+            rows = network.rows[layout] = Rows()
+            self._score_keys.update(layout)
+        rows.times.append(started)
+        rows.scores.append(tuple(scores.values()))
         for target_id, method in run.methods.items():
             network.methods.setdefault(target_id, []).append((started, method))
 
@@ -275,30 +271,30 @@ def _build_network(key: tuple[str, str], network: _Network, opts: TimelineOption
     seen: dict[str, list[float]] = {}  # target -> [first time, last time, max samples]
     worst: dict[str, array] = {}
     worst_layer: dict[str, array] = {}  # the layer of each hour's worst score (cells only)
-    prepared, cells = network.hourly, opts.cells
-    for series_key in sorted(prepared if prepared is not None else network.series):
+    prepared = network.hourly  # a store's samples; else the series are cut from the rows
+    cutter = SeriesCutter(network.rows, first_hour)
+    for series_key in sorted(prepared) if prepared is not None else cutter.keys():
         if prepared is not None:
             samples = prepared[series_key]
+            detections[series_key] = detect(samples, params)
+            times, ys = [s.time for s in samples], [s.y for s in samples]
+            hour_index = [int(time // 3600) - first_hour for time in times]
+            hours_of = hour_runs(hour_index)
         else:
-            series = network.series[series_key]
-            samples = hourly_samples(series.times, series.scores)
-        detections[series_key] = detect(samples, params)
+            times, ys, first_runs, last_runs, hour_index, hours_of = cutter.columns(series_key)
+            detections[series_key] = detect_columns(times, ys, first_runs, last_runs, params)
         target_id = series_key[0]
         if opts.target is not None and target_id != opts.target:
             continue
-        bounds = seen.setdefault(target_id, [samples[0].time, samples[-1].time, 0])
-        bounds[0], bounds[1] = min(bounds[0], samples[0].time), max(bounds[1], samples[-1].time)
-        bounds[2] = max(bounds[2], len(samples))
+        bounds = seen.setdefault(target_id, [times[0], times[-1], 0])
+        bounds[0], bounds[1] = min(bounds[0], times[0]), max(bounds[1], times[-1])
+        bounds[2] = max(bounds[2], len(times))
         hours = worst.setdefault(target_id, array("d", [-1.0]) * span_hours)
+        layer_at = None
         if opts.cells:
             layer_at = worst_layer.setdefault(target_id, array("b", [-1]) * span_hours)
         layer_index = LAYERS.index(series_key[1]) if series_key[1] in LAYERS else -1
-        for time, y, _first, _last in samples:  # unpacked: the loop runs once per sample
-            index = int(time // 3600) - first_hour
-            if 0 <= index < span_hours and y > hours[index]:
-                hours[index] = y
-                if cells:
-                    layer_at[index] = layer_index
+        raise_worst(hours, layer_at, hour_index, hours_of, ys, layer_index)
     # Real flips (not the initial state) of every series, for corroboration.
     flips = [
         (series_key, change)

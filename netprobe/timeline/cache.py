@@ -20,12 +20,12 @@ Rules:
   after the bytes were hashed (the "racy git" rule). A stamp maps only to the content key of a
   file that was hashed with that stamp; every entry is still the summary of bytes that verified.
   Someone who can set the system clock back can forge a ctime; they could also edit this cache.
-- Only `RunSummary`s are stored (run id, vantage, time, health, per-layer scores and methods),
-  never records or anything the result files do not already hold. Unusable files are not cached:
+- Only `RunSummary`s are stored (run id, vantage, time, health, per-layer scores and methods;
+  the layout is `netprobe.timeline.entry`'s), never records or anything the result files do not already hold. Unusable files are not cached:
   they are read again and reported again.
 - The cache is an optimisation and never an error: if it cannot be opened, read or written, the
   timeline runs without it (`SummaryCache.problem` says why, once). Workers only read it; the
-  main process is the only writer.
+  main process reads (stamps, `get_stamped_many`) and is the only writer.
 - Location: `$NETPROBE_CACHE_DIR/timeline.sqlite3`, else `$XDG_CACHE_HOME/netprobe/...`, else
   `~/.cache/netprobe/...`. Entries unused for `KEEP_DAYS` are dropped when a writer closes.
 """
@@ -35,30 +35,24 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import json
 import os
 import sqlite3
 import stat
 import time
-import zlib
 from pathlib import Path
 
+# The stored form of a summary (timeline.entry), used through this module.
+from netprobe.timeline.entry import decode_summary as decode_summary
+from netprobe.timeline.entry import encode_summary as encode_summary
 from netprobe.timeline.runs import RunSummary
-
-# orjson (a default dependency, see evidence/format.py) writes and reads an entry ~10x faster
-# than the stdlib's json (a cold timeline encodes 8,730 of them in its workers); the stdlib is the
-# fallback, and both give the same summary back from either's entries (tests/test_timeline_cache).
-try:
-    import orjson
-except ImportError:  # pragma: no cover - the stdlib path is tested by patching _orjson
-    orjson = None  # type: ignore[assignment]
-_orjson = orjson
 
 CACHE_ENV = "NETPROBE_CACHE_DIR"
 CACHE_FILE = "timeline.sqlite3"
 KEEP_DAYS = 180
+# Stamps per `get_stamped_many` query: below SQLite's smallest bound-parameter limit (999).
+_STAMPS_PER_QUERY = 500
 TOUCH_SECONDS = 86400  # "used" is kept to the day: a hit used within it is not marked again
-FORMAT = 3  # bump when the stored summary layout changes
+FORMAT = 4  # bump when the stored summary layout changes (timeline.entry)
 # The module of `summarise_file`: the code of everything it imports decides a summary.
 SUMMARY_ENTRY_POINT = "netprobe.timeline.files"
 _PACKAGE = "netprobe"
@@ -183,61 +177,6 @@ def file_stamp(path: Path, context: bytes) -> str | None:
     return digest.hexdigest()
 
 
-def encode_summary(run: RunSummary) -> bytes:
-    data = {
-        "started_at": run.started_at,
-        "probe_asn": run.probe_asn,
-        "vantage": run.vantage,
-        "run_id": run.run_id,
-        "healthy": run.healthy,
-        "scores": [[target, layer, score] for (target, layer), score in run.scores.items()],
-        "methods": run.methods,
-        "unscored": list(run.unscored),
-        "groups": run.groups,
-        "group_labels": run.group_labels,
-    }
-    # Level 1: a third of level 6's time, and the entries are small anyway.
-    return zlib.compress(_dumps(data), 1)
-
-
-def _dumps(data: dict) -> bytes:
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(data)
-        except TypeError:  # a key that is not a string, an int beyond 64 bits: the stdlib's
-            pass
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def _loads(text: bytes) -> dict:
-    if _orjson is not None:
-        try:
-            return _orjson.loads(text)
-        except ValueError:  # NaN or Infinity (the stdlib writes them; orjson refuses them)
-            pass
-    return json.loads(text)
-
-
-def decode_summary(blob: bytes) -> RunSummary:
-    """Raises ValueError (zlib.error, JSON errors, missing fields) for a damaged entry."""
-    try:
-        data = _loads(zlib.decompress(blob))
-        return RunSummary(
-            started_at=float(data["started_at"]),
-            probe_asn=str(data["probe_asn"]),
-            vantage=str(data["vantage"]),
-            run_id=str(data["run_id"]),
-            healthy=bool(data["healthy"]),
-            scores={(str(t), str(layer)): float(s) for t, layer, s in data["scores"]},
-            methods={str(k): str(v) for k, v in data["methods"].items()},
-            unscored=tuple(str(t) for t in data.get("unscored", ())),
-            groups={str(k): str(v) for k, v in data.get("groups", {}).items()},
-            group_labels={str(k): str(v) for k, v in data.get("group_labels", {}).items()},
-        )
-    except (zlib.error, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"damaged cache entry: {exc}") from None
-
-
 class SummaryCache:
     """One SQLite file of key -> compressed summary. Any failure disables it; `problem` says why."""
 
@@ -321,6 +260,35 @@ class SummaryCache:
             return None  # e.g. a cache written before stamps: the content key still works
         except ValueError:
             return None
+
+    def get_stamped_many(self, sources: dict[str, str]) -> dict[str, tuple[str, RunSummary, bool]]:
+        """`get_stamped` of many stamps in a few queries: stamp -> (key, summary, recent).
+
+        `sources`: stamp -> the path its summary is given as `source`. Stamps not found, and
+        entries that do not decode, are left out (misses)."""
+        stamps = list(sources)
+        found: dict[str, tuple[str, RunSummary, bool]] = {}
+        if self._db is None:
+            return found
+        recent_since = int(time.time()) - TOUCH_SECONDS
+        try:
+            for start in range(0, len(stamps), _STAMPS_PER_QUERY):
+                chunk = stamps[start : start + _STAMPS_PER_QUERY]
+                rows = self._db.execute(
+                    "SELECT t.stamp, s.key, s.summary, min(s.used, t.used) FROM stamps t "
+                    "JOIN summaries s ON s.key = t.key "
+                    f"WHERE t.stamp IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for stamp, key, blob, used in rows:
+                    try:
+                        summary = decode_summary(blob, source=sources[stamp])
+                        found[stamp] = (key, summary, used >= recent_since)
+                    except ValueError:
+                        pass  # a damaged entry is a miss; the writer replaces it
+        except sqlite3.Error:
+            return {}  # e.g. a cache written before stamps: the content key still works
+        return found
 
     def put_stamp(self, stamp: str, key: str) -> None:
         """Record that the file with this stat stamp has content key `key` (batched)."""

@@ -10,8 +10,9 @@ Rules:
   the other files carry on). Files outside --since/--until are dropped after reading their header only.
 - With `jobs > 1` files are read by a process pool (parsing and analysis are CPU-bound).
 - With a summary cache (`netprobe.timeline.cache`), a file whose content was summarised before
-  is not verified or analysed again; workers look it up (by stat stamp first, so an unchanged
-  file is not even read; the trust rule is in the cache's docstring), the main process writes.
+  is not verified or analysed again. By stat stamp first, so an unchanged file is not even read
+  (the trust rule is in the cache's docstring): the main process stats the files and looks the
+  stamps up itself; workers look up the rest by content key; the main process writes.
 - Trust (issue 11): verified files are checked against the trust store (or the
   --allowed-signers file) with `evidence.trust.signers_for`; a file whose signer is not among
   them is `Skipped` ("UNTRUSTED signer SHA256:...") unless `accept_untrusted`.
@@ -268,9 +269,13 @@ def read_runs(
     if use_cache:
         assert cache is not None
         cache.flush()  # workers read what earlier runs wrote
-        work = [_Job(path, options, str(cache.path), cache.context) for path in files]
+        rest: list[Path] = []
+        yield from _collect(_stamped_results(files, options, cache, rest), cache)
+        work = [_Job(path, options, str(cache.path), cache.context) for path in rest]
     else:
         work = [_Job(path, options) for path in files]
+    if not work:
+        return
     if jobs <= 1 or len(work) < 16:
         results: Iterable = map(_summarise_job, work)
         try:
@@ -282,6 +287,41 @@ def read_runs(
     with get_context("fork").Pool(jobs) as pool:
         results = pool.imap_unordered(_summarise_job, work, chunksize=32)
         yield from _collect(results, cache if use_cache else None)
+
+
+def _stamped_results(
+    files: list[Path], options: ReadOptions, cache: SummaryCache, rest: list[Path]
+) -> Iterator[_Result]:
+    """The results of the files found by stat stamp, looked up here; `rest` gets the others.
+
+    A warm timeline is all stamp hits: stat calls and one decode each in this process cost less
+    than a pool's start, its per-file round trips and pickling the summaries back. What is not
+    found (new, changed or unstamped files, not regular files) is left in `rest`, in file order,
+    for `_summarise_job` as before. Files go in slices, so summaries still stream.
+    """
+    for start in range(0, len(files), _STAMP_SLICE):
+        chunk = files[start : start + _STAMP_SLICE]
+        stamps: dict[str, list[Path]] = {}
+        for path in chunk:
+            try:
+                stamp = file_stamp(path, cache.context)
+            except OSError:
+                stamp = None  # `_summarise_job` names the error
+            if stamp is not None:
+                stamps.setdefault(stamp, []).append(path)  # hard links share a stamp
+        found = cache.get_stamped_many({stamp: str(paths[0]) for stamp, paths in stamps.items()})
+        for stamp, (key, summary, recent) in found.items():
+            hit = RECENT_HIT if recent else HIT
+            for index, path in enumerate(stamps[stamp]):
+                # Decoded with the first path as its source; another link gets its own.
+                same = summary if index == 0 else dataclasses.replace(summary, source=str(path))
+                yield key, stamp, hit, None, same if _in_range(same.started_at, options) else None
+        done = {path for stamp in found for path in stamps[stamp]}
+        rest += [path for path in chunk if path not in done]
+
+
+# Files stamped and looked up at a time by `_stamped_results` (one query each).
+_STAMP_SLICE = 500
 
 
 def _collect(results: Iterable, cache: SummaryCache | None) -> Iterator[RunSummary | Skipped]:

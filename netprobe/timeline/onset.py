@@ -18,8 +18,11 @@ Rules:
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import gt, neg, sub
 from typing import NamedTuple
 
 from netprobe.model.vocabulary import BLOCKED, OK, UNKNOWN
@@ -162,12 +165,127 @@ def detect(samples: Sequence[Sample], params: CusumParams = CusumParams()) -> De
 def _excess(
     samples: Sequence[Sample], to_state: str, alarm: int, end: int, level: float, p: CusumParams
 ) -> float:
+    horizon = min(end, alarm + 1 + math.ceil(p.edd))
+    return _excess_of([sample.y for sample in samples[alarm + 1 : horizon]], to_state, level, p)
+
+
+def _excess_of(after: Sequence[float], to_state: str, level: float, p: CusumParams) -> float:
     # Keep accumulating for up to `edd` samples after the alarm (without resetting) to measure how
     # clearly the new state holds: a clean step gives ~2 h, a borderline one close to 0.
-    horizon = min(end, alarm + 1 + math.ceil(p.edd))
-    for sample in samples[alarm + 1 : horizon]:
-        level = max(0.0, level + _increment(to_state, sample.y, p))
+    for y in after[: math.ceil(p.edd)]:  # the first `edd` of them
+        level = max(0.0, level + _increment(to_state, y, p))
     return round(max(0.0, level - p.h) / p.h, 3)
+
+
+def detect_columns(
+    times: Sequence[float],
+    ys: Sequence[float],
+    first_runs: Sequence[float],
+    last_runs: Sequence[float],
+    params: CusumParams = CusumParams(),
+) -> Detection:
+    """`detect` of the samples `zip(times, ys, first_runs, last_runs)`, the same result to the bit.
+
+    Faster where the series rests: in state OK, while s+ is 0, a sample whose drift
+    `(y - mu0) - v/2` is <= 0 leaves it at 0 (the fade of a gap too), so such samples are
+    jumped over (likewise s- in state BLOCKED); the drifts are computed in C (`map`) with the
+    very float operations of `detect`. UNKNOWN (the start), NaN scores: sample by sample."""
+    if any(map(math.isnan, ys)):
+        return detect(list(map(Sample, times, ys, first_runs, last_runs)), params)
+    count = len(ys)
+    h, gap_limit, half_life = params.h, params.gap_hours, params.half_life_hours
+    mu0, mu1, half_v = params.mu0, params.mu1, params.v / 2
+    rise = list(map(sub, map(sub, ys, repeat(mu0)), repeat(half_v)))  # s+'s drift
+    fall = list(map(sub, map(neg, map(sub, ys, repeat(mu1))), repeat(half_v)))  # s-'s drift
+    state, s_plus, s_minus, zero_plus, zero_minus = UNKNOWN, 0.0, 0.0, -1, -1
+    raw: list[tuple[str, str, int, int, float]] = []
+    index = 0
+    while index < count and state == UNKNOWN:  # both accumulators, as `detect` does
+        if index:
+            gap_hours = (times[index] - times[index - 1]) / 3600.0
+            if gap_hours > gap_limit:
+                fade = 0.5 ** (gap_hours / half_life)
+                s_plus *= fade
+                s_minus *= fade
+        s_plus += rise[index]
+        if s_plus < 0.0:
+            s_plus = 0.0
+        s_minus += fall[index]
+        if s_minus < 0.0:
+            s_minus = 0.0
+        if s_plus > h and s_plus >= s_minus:
+            raw.append((state, BLOCKED, zero_plus + 1, index, s_plus))
+            state = BLOCKED
+        elif s_minus > h:
+            raw.append((state, OK, zero_minus + 1, index, s_minus))
+            state = OK
+        else:
+            if s_plus == 0.0:
+                zero_plus = index
+            if s_minus == 0.0:
+                zero_minus = index
+        index += 1
+    # After an alarm only one accumulator runs (the other stays 0): `level`, its last zero.
+    level, zero = 0.0, index - 1
+    moves = {OK: _moving(rise), BLOCKED: _moving(fall)}  # samples that can lift a 0 level
+    while index < count:
+        drift = rise if state == OK else fall
+        if level == 0.0:
+            moving = moves[state]
+            found = bisect_left(moving, index)
+            if found == len(moving):
+                break  # no sample left can raise it: no more alarms
+            if moving[found] > index:
+                index = moving[found]
+                zero = index - 1
+        if index:
+            gap_hours = (times[index] - times[index - 1]) / 3600.0
+            if gap_hours > gap_limit:
+                level *= 0.5 ** (gap_hours / half_life)
+        level += drift[index]
+        if level < 0.0:
+            level = 0.0
+        if level > h:
+            target = BLOCKED if state == OK else OK
+            raw.append((state, target, zero + 1, index, level))
+            state, level, zero = target, 0.0, index
+        elif level == 0.0:
+            zero = index
+        index += 1
+    return _detection(state, raw, ys, first_runs, last_runs, params)
+
+
+def _moving(drift: list[float]) -> list[int]:
+    # Indexes whose drift is not <= 0 (positive; NaN cannot occur here).
+    return list(compress(range(len(drift)), map(gt, drift, repeat(0.0))))
+
+
+def _detection(
+    state: str,
+    raw: list[tuple[str, str, int, int, float]],
+    ys: Sequence[float],
+    first_runs: Sequence[float],
+    last_runs: Sequence[float],
+    params: CusumParams,
+) -> Detection:
+    changes = []
+    for position, (from_state, to_state, start, alarm_index, level) in enumerate(raw):
+        end = raw[position + 1][3] if position + 1 < len(raw) else len(ys)
+        horizon = min(end, alarm_index + 1 + math.ceil(params.edd))
+        changes.append(
+            Change(
+                from_state=from_state,
+                to_state=to_state,
+                last_before=last_runs[start - 1] if start > 0 else None,
+                first_after=first_runs[start],
+                alarm_at=last_runs[alarm_index],
+                start_index=start,
+                alarm_index=alarm_index,
+                excess=_excess_of(ys[alarm_index + 1 : horizon], to_state, level, params),
+                samples_after=end - start,
+            )
+        )
+    return Detection(state=state, changes=tuple(changes), samples=len(ys))
 
 
 def confidence(corroborated: bool, excess: float, samples_after: int, edd: float) -> float:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import statistics
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
-from itertools import repeat
+from collections.abc import Iterable, Sequence
+from itertools import compress, islice, repeat
+from math import isnan
+from operator import eq, lt
 
 from netprobe.timeline.onset import Sample
 from netprobe.timeline.runs import iso
@@ -181,3 +183,69 @@ def strip_cells(
             cell["method"] = max(set(named), key=named.count) if named else None
         cells.append(cell)
     return cells
+
+
+def hour_plan(times: Sequence[float]) -> tuple[list[int] | None, list[float], list[float]] | None:
+    """What `hourly_samples` does with these run times when each run has an hour of its own.
+
+    (the order that sorts the runs, None when they are sorted; each sample's time; the run times
+    in order): the samples of any series with exactly these run times are then
+    `zip(sample times, its scores in that order, run times, run times)`, as `hourly_samples` makes
+    them. None when two runs share an hour or a time (their scores then decide the order)."""
+    if any(map(isnan, times)):
+        return None
+    if all(map(lt, times, islice(times, 1, None))):
+        order, run_times = None, list(times)
+    else:
+        order = sorted(range(len(times)), key=times.__getitem__)
+        run_times = list(map(times.__getitem__, order))
+        if any(map(eq, run_times, islice(run_times, 1, None))):
+            return None
+    hours = [t // 3600 for t in run_times]
+    if len(set(hours)) != len(hours):
+        return None
+    return order, [int(hour) * 3600.0 for hour in hours], run_times
+
+
+def hour_runs(hour_index: Sequence[int]) -> list[tuple[int, int, int]] | None:
+    """Strictly increasing hour indexes as runs of consecutive hours: (first sample, end sample,
+    first hour) each; None when they are not strictly increasing."""
+    runs: list[tuple[int, int, int]] = []
+    start = 0
+    for position in range(1, len(hour_index) + 1):
+        if position == len(hour_index) or hour_index[position] != hour_index[position - 1] + 1:
+            if position < len(hour_index) and hour_index[position] <= hour_index[position - 1]:
+                return None
+            runs.append((start, position, hour_index[start]))
+            start = position
+    return runs
+
+
+def raise_worst(
+    worst: array,
+    worst_layer: array | None,
+    hour_index: Sequence[int],
+    hours: list[tuple[int, int, int]] | None,
+    ys: Sequence[float],
+    layer_index: int,
+) -> None:
+    """worst[i] = y where y > worst[i], i = each sample's hour index; worst_layer[i] = layer_index
+    there, sample by sample. Indexes outside `worst` are left out. `hours`: `hour_runs` of the
+    hour indexes (None: not known to increase)."""
+    if hours is not None and all(
+        0 <= first and first + end - start <= len(worst) for start, end, first in hours
+    ):
+        # Whole slices of consecutive hours: max(old, y) is y exactly when y > old.
+        for start, end, first in hours:
+            olds = worst[first : first + end - start]
+            news = ys[start:end]
+            if worst_layer is not None:
+                for index in compress(range(first, first + end - start), map(lt, olds, news)):
+                    worst_layer[index] = layer_index
+            worst[first : first + end - start] = array("d", map(max, olds, news))
+        return
+    for index, y in zip(hour_index, ys, strict=True):
+        if 0 <= index < len(worst) and y > worst[index]:
+            worst[index] = y
+            if worst_layer is not None:
+                worst_layer[index] = layer_index
