@@ -286,9 +286,8 @@ def _chunk_job(
         _insert(client, group, _ROW_TABLES)
     except StoreError as exc:
         return [], [], exc
-    runs = [schema.RUNS]
     light = [
-        replace(item, bodies={t: item.bodies[t] for t in runs if t in item.bodies})
+        replace(item, bodies={schema.RUNS: item.bodies.get(schema.RUNS, b"")})
         if flags.get(id(item))
         else replace(item, bodies={})
         for item in items
