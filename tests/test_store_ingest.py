@@ -165,3 +165,24 @@ def test_a_batch_cut_short_is_done_again_and_counts_once(clickhouse, history):
     )  # fmt: skip
     assert store.exit_code == 0 and files.exit_code == 0, store.output + files.output
     assert json.loads(store.stdout) == json.loads(files.stdout)
+
+
+def test_stored_hashes_asks_in_pieces_and_finds_every_stored_file(clickhouse, history):
+    """More hashes than one query carries (a large batch): each stored one is found once."""
+    import hashlib
+
+    from netprobe.store.client import ClickHouse
+    from netprobe.store.ingest import _HASHES_PER_QUERY, stored_hashes
+
+    folder, paths = history
+    url = fresh_url(clickhouse)
+    result = ingest(
+        str(folder), "--clickhouse", url, "--allowed-signers", str(folder / "allowed_signers")
+    )
+    assert result.exit_code == 0, result.output
+    stored = {hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
+    others = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(2 * _HASHES_PER_QUERY + 5)]
+    asked = others[: _HASHES_PER_QUERY - 2] + sorted(stored) + others[_HASHES_PER_QUERY - 2 :]
+    with ClickHouse(url) as client:
+        assert stored_hashes(client, asked) == stored
+        assert stored_hashes(client, others) == set()

@@ -99,6 +99,7 @@ class ClickHouse:
     ) -> None:
         self.base, self.database = parse_url(url)
         creds = credentials if credentials is not None else load_credentials()
+        self._url, self._credentials, self._timeout = url, creds, timeout
         headers = {}
         if creds.user:
             headers["X-ClickHouse-User"] = creds.user
@@ -114,6 +115,11 @@ class ClickHouse:
 
     def close(self) -> None:
         self._http.close()
+
+    def copy(self) -> ClickHouse:
+        """The same server, database and credentials on connections of its own (for a forked
+        worker: an HTTP connection is never shared across processes)."""
+        return ClickHouse(self._url, self._credentials, self._timeout)
 
     def _post(self, query: str, body: bytes | list[bytes] | None = None) -> httpx.Response:
         """`body` as a list of pieces goes out chunked, piece by piece (`_chunks`)."""

@@ -163,8 +163,9 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+# What `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` gives, without making an
+# encoder on every call (a fifth of a verdict row's time). The encoder holds no state.
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def run_rows(
@@ -339,6 +340,7 @@ INSERT_FORMATS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     VERDICTS: ("TabSeparated", VERDICT_COLUMNS),
 }
 _LAYER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PLAIN_LAYERS = frozenset(layer for layer in LAYERS if _LAYER_NAME.match(layer))  # checked once
 
 
 def verdict_tsv(prefix: str, verdict: Any) -> str:
@@ -349,7 +351,7 @@ def verdict_tsv(prefix: str, verdict: Any) -> str:
     """
     scores = {layer: score for layer, score in (verdict.scores or {}).items() if score is not None}
     for layer in scores:
-        if _LAYER_NAME.match(layer) is None:
+        if layer not in _PLAIN_LAYERS and _LAYER_NAME.match(layer) is None:
             raise ValueError(f"unexpected layer name {layer!r}")
     values = {layer: repr(float(score)) for layer, score in scores.items()}
     fields = [
