@@ -11,6 +11,7 @@ Rules:
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -72,20 +73,39 @@ def available() -> str | None:
     )
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) may be
+# taken again by any outgoing connection (the ingest pool opens many) before the server binds it.
+_PORTS = range(20000, 32768)
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        port = random.choice(_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: another one
+            return port
+
+
+class _PortTaken(Exception):
+    """The server exited because its port was bound by someone else first."""
 
 
 class ClickHouseServer:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.http_port = _free_port()
-        self.tcp_port = _free_port()
         self.process: subprocess.Popen | None = None
+        self.started_once = False
+        self._errors_from = 0
         for sub in ("data", "tmp", "log", "user_files", "format_schemas"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._configure()
+
+    def _configure(self) -> None:
+        self.http_port = _free_port()
+        self.tcp_port = _free_port()
         values = {"root": self.root, "http_port": self.http_port, "tcp_port": self.tcp_port}
         (self.root / "config.xml").write_text(CONFIG.format(**values))
         (self.root / "users.xml").write_text(USERS)
@@ -95,6 +115,21 @@ class ClickHouseServer:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 60.0) -> None:
+        # A first start whose port was taken in the meantime tries other ports; a restart keeps
+        # its ports (clients hold the URL).
+        for _ in range(5):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                if self.started_once:
+                    raise RuntimeError(
+                        f"clickhouse-server: port taken, see {self.root / 'log'}"
+                    ) from None
+                self._configure()
+        raise RuntimeError(f"clickhouse-server: no free port found, see {self.root / 'log'}")
+
+    def _start(self, timeout: float) -> None:
+        self._errors_from = len(self._errors(0))  # only this start's errors count
         binary = available()
         if binary is None:
             raise RuntimeError(f"{BINARY} is not installed (apt-get install clickhouse-server)")
@@ -110,15 +145,26 @@ class ClickHouseServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.process = None
+                if "Address already in use" in self._errors():
+                    raise _PortTaken
                 raise RuntimeError(f"clickhouse-server exited: see {self.root / 'log'}")
             try:
                 if httpx.get(self.url + "/ping", timeout=1.0).status_code == 200:
+                    self.started_once = True
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"clickhouse-server did not answer within {timeout} s")
+
+    def _errors(self, start: int | None = None) -> str:
+        try:
+            text = (self.root / "log" / "server.err.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return text[self._errors_from if start is None else start :]
 
     def query(self, sql: str) -> str:
         """Run one statement as the admin user (tests only); the response text."""
