@@ -186,6 +186,37 @@ class ClickHouseServer:
         self.process = None
 
 
+# The store tests' signed history: six hourly runs, a block from the third hour, two ranges.
+HISTORY_HOURS = 6
+
+
+def load_gen_history():
+    """bench/gen_history.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "gen_history.py"
+    spec = importlib.util.spec_from_file_location("gen_history", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def history_fixture(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """Body of the store tests' module-scoped `history` fixture: the folder and its files."""
+    folder = tmp_path_factory.mktemp("history")
+    paths = load_gen_history().write_history(
+        folder,
+        hours=HISTORY_HOURS,
+        onset_hour=3,
+        outage_hour=None,
+        gap_hour=None,
+        ranges=2,
+        signed=HISTORY_HOURS,
+    )
+    return folder, paths
+
+
 def server_fixture(tmp_path_factory) -> Iterator[ClickHouseServer]:
     """Body of the tests' module-scoped `clickhouse` fixture: one server per test module."""
     if available() is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,14 +9,18 @@ import pytest
 from typer.testing import CliRunner
 
 from netprobe.cli import app
-from tests.clickhouse_server import count, fresh_url, server_fixture
+from tests.clickhouse_server import (
+    HISTORY_HOURS,
+    count,
+    fresh_url,
+    history_fixture,
+    load_gen_history,
+    server_fixture,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("gen_history", ROOT / "bench" / "gen_history.py")
-gen_history = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gen_history)
+gen_history = load_gen_history()
 runner = CliRunner()
-HOURS = 6
+HOURS = HISTORY_HOURS
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +30,7 @@ def clickhouse(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> tuple[Path, list[Path]]:
-    folder = tmp_path_factory.mktemp("history")
-    paths = gen_history.write_history(
-        folder, hours=HOURS, onset_hour=3, outage_hour=None, gap_hour=None, ranges=2, signed=HOURS
-    )
-    return folder, paths
+    return history_fixture(tmp_path_factory)
 
 
 def ingest(*args: str):

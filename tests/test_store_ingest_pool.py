@@ -8,19 +8,20 @@ a few files make many chunks.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.clickhouse_server import count, fresh_url, server_fixture
+from tests.clickhouse_server import (
+    HISTORY_HOURS,
+    count,
+    fresh_url,
+    history_fixture,
+    server_fixture,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("gen_history", ROOT / "bench" / "gen_history.py")
-gen_history = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gen_history)
-HOURS = 6
+HOURS = HISTORY_HOURS
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,7 @@ def clickhouse(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> tuple[Path, list[Path]]:
-    folder = tmp_path_factory.mktemp("history")
-    paths = gen_history.write_history(
-        folder, hours=HOURS, onset_hour=3, outage_hour=None, gap_hour=None, ranges=2, signed=HOURS
-    )
-    return folder, paths
+    return history_fixture(tmp_path_factory)
 
 
 def _dump(clickhouse, url: str) -> dict[str, str]:
