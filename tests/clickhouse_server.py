@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.bench_modules import load_gen_history
+
 BINARY = "clickhouse-server"
 
 CONFIG = """<?xml version="1.0"?>
@@ -188,18 +190,6 @@ class ClickHouseServer:
 
 # The store tests' signed history: six hourly runs, a block from the third hour, two ranges.
 HISTORY_HOURS = 6
-
-
-def load_gen_history():
-    """bench/gen_history.py as a module (it is a script, not part of the package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parent.parent / "bench" / "gen_history.py"
-    spec = importlib.util.spec_from_file_location("gen_history", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def history_fixture(tmp_path_factory) -> tuple[Path, list[Path]]:

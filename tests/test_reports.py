@@ -9,6 +9,7 @@ from netprobe import reports
 from netprobe.analysis.load import RunRefused
 from netprobe.diff import diff_runs
 from netprobe.evidence.reader import ResultFileError
+from tests.bench_modules import load_gen_history
 from tests.test_analysis_golden import GOLDEN
 
 OLD, NEW = GOLDEN / "ip-blackhole" / "old.jsonl", GOLDEN / "ip-blackhole" / "new.jsonl"
@@ -45,18 +46,6 @@ def test_unreadable_and_refused_sides_come_back_as_exceptions(tmp_path, monkeypa
     assert isinstance(new_side, ResultFileError) and "missing.jsonl" in str(new_side)
 
 
-def _gen_history():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "bench" / "gen_history.py"
-    spec = importlib.util.spec_from_file_location("gen_history_reports", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _runs() -> list[tuple[dict, list[dict]]]:
     """Golden runs and generated ones with range samples (ok, blocked, offline)."""
     import json
@@ -67,7 +56,7 @@ def _runs() -> list[tuple[dict, list[dict]]]:
     for path in sorted(GOLDEN.glob("*/*.jsonl")):
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         runs.append((lines[0], lines[1:]))
-    gen = _gen_history()
+    gen = load_gen_history()
     rng = random.Random(3)
     for hour, (blocked, offline) in enumerate([(False, False), (True, False), (False, True)]):
         started = gen.START + timedelta(hours=hour)
@@ -122,7 +111,7 @@ def test_notice_counts_the_records_used_when_none_are_kept(tmp_path):
     from netprobe.evidence.keys import generate_key, read_allowed_signers
     from netprobe.evidence.writer import ResultWriter
 
-    gen = _gen_history()
+    gen = load_gen_history()
     signer = generate_key(tmp_path / "key", "t")
     records = gen.run_records(random.Random(1), blocked=False, offline=False, ranges=5)
     stem = "20250101T000000Z_t"
